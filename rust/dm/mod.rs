@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device-mapper abstraction for Rust targets.
+//!
+//! The one place of the project with `unsafe` code: the targets build on the
+//! safe types here. Out-of-tree Rust objects cannot share a crate, so every
+//! module compiles this folder into its own crate with
+//! `#[path = "../dm/mod.rs"] mod dm;`, and links its own copy of the C
+//! helpers (`helpers.c`).
+//!
+//! A bio's way: dm core calls the C vtable built by [`Registration`] → the
+//! trampoline wraps the raw pointers ([`Target`], [`DmBio`]) and borrows the
+//! target instance → [`Operations::map`] remaps it and gives it back
+//! ([`MapResult::Remapped`]), or keeps it ([`MapResult::Submitted`]) →
+//! completion → [`Operations::end_io`] → dm core.
+//!
+//! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h)
+
+#![allow(dead_code)]
+
+mod args;
+mod bindings;
+mod bio;
+mod device;
+pub mod emit;
+mod limits;
+pub mod parse;
+mod target;
+
+pub use args::Args;
+pub use bio::{BlkStatus, DmBio, Op};
+pub use device::Device;
+pub use emit::StatusWriter;
+pub use limits::QueueLimits;
+pub use target::{
+    features, Ctr, DeviceCallout, EndIoResult, MapResult, Operations, Registration, StatusType,
+    Target, STATUS_NOFLUSH,
+};
+
+/// Logs an error with dm's prefix: `device-mapper: <DM_MSG_PREFIX>: ...`.
+///
+/// The crate root of each target defines `DM_MSG_PREFIX`, as C targets do.
+#[macro_export]
+macro_rules! dm_err {
+    ($($arg:tt)*) => {
+        ::kernel::pr_err!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+    };
+}
+
+/// Logs a warning with dm's prefix.
+#[macro_export]
+macro_rules! dm_warn {
+    ($($arg:tt)*) => {
+        ::kernel::pr_warn!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+    };
+}
+
+/// Logs information with dm's prefix.
+#[macro_export]
+macro_rules! dm_info {
+    ($($arg:tt)*) => {
+        ::kernel::pr_info!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+    };
+}
