@@ -11,3 +11,6 @@ VNG_VERSION=1.42
 VNG=${VNG:-$RDM_CACHE/venv/bin/vng}
 KSRC_TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 KSRC=${KSRC:-$RDM_CACHE/linux-source-6.12}
+CARGO=${CARGO:-/usr/bin/cargo}
+CLIPPY_DRIVER=${CLIPPY_DRIVER:-/usr/bin/clippy-driver}
+RUSTFMT=${RUSTFMT:-/usr/bin/rustfmt}

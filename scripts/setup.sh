@@ -14,12 +14,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 packages=(
-	linux-source-6.12 rustc-web rust-web-src
+	linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web cargo-web
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils python3-venv
 	qemu-system-x86 busybox-static
 	dmsetup cryptsetup-bin fio thin-provisioning-tools e2fsprogs squashfs-tools
-	util-linux
+	util-linux openssl
 )
 
 missing=()

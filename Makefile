@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# The user's verbs. The module build itself is described in ./Kbuild.
+#
+#   make            build the modules against KDIR (default: the cached test
+#                   kernel, built first if missing)
+#   make run        the demo: boot a guest, create a device with our target,
+#                   do I/O, show table and status
+#   make check      host unit tests + style checks + every selftest in a guest
+#   make shell      an interactive guest with the modules built
+#   make kernel     build (or reuse) the cached test kernel
+#   make clean      remove build products
+#
+# Building against another Rust-enabled 6.12 tree:
+#   make KDIR=/path/to/tree [LLVM=...] [RUSTC=...] [BINDGEN=...]
+
+SHELL := /bin/bash
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+ENV := . $(TOP)/scripts/env.sh
+
+LLVM ?= -19
+RUSTC ?= /usr/bin/rustc
+BINDGEN ?= $(shell $(ENV) && echo $$BINDGEN)
+CLIPPY_DRIVER ?= /usr/bin/clippy-driver
+KDIR ?=
+
+kmake = $(MAKE) -C "$$kdir" M=$(TOP) LLVM=$(LLVM) RUSTC=$(RUSTC) BINDGEN=$(BINDGEN) \
+	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+find-kdir = kdir="$(KDIR)"; if [ -z "$$kdir" ]; then \
+	$(TOP)/scripts/setup.sh && kdir=$$($(TOP)/scripts/build-kernel.sh) || exit 1; fi
+
+.PHONY: all modules run check shell kernel setup clean
+all: modules
+
+modules:
+	@$(find-kdir); $(kmake) modules
+
+kernel: setup
+	@$(TOP)/scripts/build-kernel.sh >/dev/null
+
+setup:
+	@$(TOP)/scripts/setup.sh
+
+run:
+	@$(TOP)/scripts/run-demo.sh
+
+check:
+	@$(TOP)/scripts/check.sh
+
+shell:
+	@$(find-kdir); $(kmake) modules >/dev/null && \
+	$$($(ENV) && echo $$VNG) --run "$$kdir" --disable-kvm --user root --cpus 2 --memory 2G --cwd $(TOP)
+
+clean:
+	@kdir="$(KDIR)"; [ -n "$$kdir" ] || kdir=$$($(TOP)/scripts/build-kernel.sh --print-dir); \
+	if [ -d "$$kdir" ]; then $(kmake) clean; fi
+	rm -f $(TOP)/rust/dm/bindings_generated.rs
+	rm -rf $(TOP)/tools/hosttests/target $(TOP)/out

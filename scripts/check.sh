@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: set-up, kernel (cached), modules built warning-free under
+# clippy, rustfmt, host unit tests, then every selftest in a fresh guest.
+# Ends with `N passed, N failed`; exits non-zero on any failure.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/env.sh"
+out="$top/out/check"
+mkdir -p "$out"
+passed=0 failed=0
+
+result() { # NAME OK(0|1) [DETAIL-FILE]
+	if [ "$2" = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - $1"
+	else
+		failed=$((failed + 1))
+		echo "not ok - $1"
+		[ -n "${3:-}" ] && sed 's/^/#   /' "$3" | tail -n 40
+	fi
+}
+
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit $?
+}
+
+"$top/scripts/setup.sh" || { echo "setup failed"; failed=1; finish; }
+kdir=$("$top/scripts/build-kernel.sh") || { echo "kernel build failed"; failed=1; finish; }
+
+# --- modules: a clean build under clippy, no warning of any kind ---
+make -s -C "$top" KDIR="$kdir" clean >/dev/null 2>&1
+make -C "$top" KDIR="$kdir" modules CLIPPY=1 W=1 >"$out/build.log" 2>&1
+rc=$?
+grep -E -i 'warning|error' "$out/build.log" >"$out/build-warnings.log"
+[ $rc -eq 0 ] && [ ! -s "$out/build-warnings.log" ]
+result "modules build with clippy, no warnings" $? "$out/build.log"
+
+# --- rustfmt, with the kernel's settings ---
+find "$top/rust" -name '*.rs' ! -name '*_generated.rs' -print0 |
+	xargs -0 "$RUSTFMT" --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
+		>"$out/rustfmt.log" 2>&1
+result "rustfmt clean" $? "$out/rustfmt.log"
+
+# --- SPDX headers ---
+grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' Kbuild Makefile 'tools/*' 'scripts/*' | sed "s|^|$top/|") \
+	>"$out/spdx.log" 2>&1
+[ ! -s "$out/spdx.log" ]
+result "SPDX header in every source file" $? "$out/spdx.log"
+
+# --- host unit tests ---
+(cd "$top/tools/hosttests" && "$CARGO" test --quiet) >"$out/hosttests.log" 2>&1
+rc=$?
+p=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$out/hosttests.log")
+f=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$out/hosttests.log")
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p)) failed=$((failed + f))
+echo "host unit tests: $p passed, $f failed"
+[ "$f" -eq 0 ] || sed 's/^/#   /' "$out/hosttests.log" | tail -n 40
+
+# --- selftests in the guest ---
+"$top/tools/vm-run" --kernel "$kdir" --log "$out/guest-console.log" -- \
+	"$top/selftests/run.sh" | tee "$out/selftests.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -a '^selftests:' "$out/selftests.log" | tail -n1)
+p=$(echo "$line" | sed -n 's/^selftests: \([0-9]*\) passed.*/\1/p')
+f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+[ -n "$p" ] || { p=0; f=1; }
+# The guest finished its tests but the run failed (kernel report, crash).
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && { f=1; echo "not ok - guest run (vm-run exit $rc)"; }
+passed=$((passed + p)) failed=$((failed + f))
+finish
