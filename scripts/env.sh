@@ -2,7 +2,9 @@
 # Shared settings for the scripts; sourced, not run. Every value can be
 # overridden from the environment.
 
-RDM_CACHE=${RDM_CACHE:-/var/cache/rust-dm}
+# Outside the repo, and visible inside the virtme-ng guest (which hides
+# /var/cache and /var/tmp behind tmpfs mounts).
+RDM_CACHE=${RDM_CACHE:-/var/lib/rust-dm}
 LLVM=${LLVM:--19}
 RUSTC=${RUSTC:-/usr/bin/rustc}
 BINDGEN_VERSION=0.69.5

@@ -7,6 +7,9 @@
 # selftests/run.sh adds up.
 
 set -u
+# No udev runs in the guest: let libdevmapper (dmsetup, veritysetup) create
+# and remove the /dev/mapper nodes itself.
+export DM_DISABLE_UDEV=1
 SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 TESTS_PASSED=0
@@ -39,6 +42,8 @@ run_test() {
 		"$@"
 	) >"$out" 2>&1
 	rc=$?
+	# Whatever the outcome, leave no test device behind for the next test.
+	dm_remove_all_test_devices
 	if [ $rc -eq 0 ]; then
 		TESTS_PASSED=$((TESTS_PASSED + 1))
 		echo "ok $TEST_NR $name"

@@ -2,7 +2,7 @@
 /*
  * Out-of-line wrappers of static inlines for the Rust device-mapper
  * abstraction; see helpers.h. Included once by each module's
- * rust/<target>/*_helpers.c.
+ * rust/<target>/<target>_helpers.c.
  */
 #include "helpers.h"
 

@@ -2,7 +2,7 @@
 /*
  * C helpers of the Rust device-mapper abstraction: out-of-line wrappers of
  * static inline functions and macros, which Rust cannot call directly.
- * Each module compiles its own copy (rust/<target>/*_helpers.c), so the
+ * Each module compiles its own copy (rust/<target>/<target>_helpers.c), so the
  * names only need to be unique within one module.
  */
 #ifndef RDM_HELPERS_H
