@@ -9,7 +9,6 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 out="$top/out/check"
-mkdir -p "$out"
 passed=0 failed=0
 
 result() { # NAME OK(0|1) [DETAIL-FILE]
@@ -34,6 +33,7 @@ kdir=$("$top/scripts/build-kernel.sh") || { echo "kernel build failed"; failed=1
 
 # --- modules: a clean build under clippy, no warning of any kind ---
 make -s -C "$top" KDIR="$kdir" clean >/dev/null 2>&1
+mkdir -p "$out"
 make -C "$top" KDIR="$kdir" modules CLIPPY=1 W=1 >"$out/build.log" 2>&1
 rc=$?
 grep -E -i 'warning|error' "$out/build.log" >"$out/build-warnings.log"
@@ -47,7 +47,7 @@ find "$top/rust" -name '*.rs' ! -name '*_generated.rs' -print0 |
 result "rustfmt clean" $? "$out/rustfmt.log"
 
 # --- SPDX headers ---
-grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' Kbuild Makefile 'tools/*' 'scripts/*' | sed "s|^|$top/|") \
+grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' '*.config' Kbuild Makefile 'tools/*' 'scripts/*' '.ci/*' | grep -vE '(Cargo.lock|kernel-report-patterns)$' | sed "s|^|$top/|") \
 	>"$out/spdx.log" 2>&1
 [ ! -s "$out/spdx.log" ]
 result "SPDX header in every source file" $? "$out/spdx.log"

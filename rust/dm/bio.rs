@@ -218,7 +218,10 @@ impl<T: Operations> DmBio<T> {
 
 impl<T: Operations> Drop for DmBio<T> {
     fn drop(&mut self) {
-        kernel::pr_warn!("device-mapper: {}: bio dropped without completion\n", T::NAME);
+        kernel::pr_warn!(
+            "device-mapper: {}: bio dropped without completion\n",
+            T::NAME
+        );
         let bio = self.bio.as_ptr();
         // SAFETY: We own the live bio (invariants) and nobody else will end it.
         unsafe {

@@ -43,7 +43,7 @@ pub use target::{
 #[macro_export]
 macro_rules! dm_err {
     ($($arg:tt)*) => {
-        ::kernel::pr_err!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+        ::kernel::pr_err!("device-mapper: {}: {}\n", $crate::DM_MSG_PREFIX, format_args!($($arg)*))
     };
 }
 
@@ -51,7 +51,7 @@ macro_rules! dm_err {
 #[macro_export]
 macro_rules! dm_warn {
     ($($arg:tt)*) => {
-        ::kernel::pr_warn!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+        ::kernel::pr_warn!("device-mapper: {}: {}\n", $crate::DM_MSG_PREFIX, format_args!($($arg)*))
     };
 }
 
@@ -59,6 +59,6 @@ macro_rules! dm_warn {
 #[macro_export]
 macro_rules! dm_info {
     ($($arg:tt)*) => {
-        ::kernel::pr_info!("device-mapper: {}: {}\n", crate::DM_MSG_PREFIX, format_args!($($arg)*))
+        ::kernel::pr_info!("device-mapper: {}: {}\n", $crate::DM_MSG_PREFIX, format_args!($($arg)*))
     };
 }

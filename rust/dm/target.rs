@@ -5,9 +5,7 @@
 //!
 //! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h)
 
-use super::{
-    bindings, Args, BlkStatus, Device, DmBio, QueueLimits, StatusWriter,
-};
+use super::{bindings, Args, BlkStatus, Device, DmBio, QueueLimits, StatusWriter};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     error::{from_result, to_result},
@@ -142,13 +140,24 @@ pub trait Operations: Sized + Send + Sync + 'static {
     }
 
     /// Writes the status or the table line. `flags` may hold [`STATUS_NOFLUSH`].
-    fn status(&self, _target: &Target, _kind: StatusType, _flags: u32, _out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        _target: &Target,
+        _kind: StatusType,
+        _flags: u32,
+        _out: &mut StatusWriter<'_>,
+    ) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Handles `dmsetup message`. Text written to `out` is returned to the
     /// caller.
-    fn message(&self, _target: &Target, _args: &mut Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
+    fn message(
+        &self,
+        _target: &Target,
+        _args: &mut Args<'_>,
+        _out: &mut StatusWriter<'_>,
+    ) -> Result {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -437,24 +446,56 @@ impl<T: Operations> Registration<T> {
             ctr: Some(Vtable::<T>::ctr),
             dtr: Some(Vtable::<T>::dtr),
             map: Some(Vtable::<T>::map),
-            end_io: if T::HAS_END_IO { Some(Vtable::<T>::end_io) } else { None },
-            presuspend: if T::HAS_PRESUSPEND { Some(Vtable::<T>::presuspend) } else { None },
+            end_io: if T::HAS_END_IO {
+                Some(Vtable::<T>::end_io)
+            } else {
+                None
+            },
+            presuspend: if T::HAS_PRESUSPEND {
+                Some(Vtable::<T>::presuspend)
+            } else {
+                None
+            },
             presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
                 Some(Vtable::<T>::presuspend_undo)
             } else {
                 None
             },
-            postsuspend: if T::HAS_POSTSUSPEND { Some(Vtable::<T>::postsuspend) } else { None },
-            preresume: if T::HAS_PRERESUME { Some(Vtable::<T>::preresume) } else { None },
-            resume: if T::HAS_RESUME { Some(Vtable::<T>::resume) } else { None },
-            status: if T::HAS_STATUS { Some(Vtable::<T>::status) } else { None },
-            message: if T::HAS_MESSAGE { Some(Vtable::<T>::message) } else { None },
+            postsuspend: if T::HAS_POSTSUSPEND {
+                Some(Vtable::<T>::postsuspend)
+            } else {
+                None
+            },
+            preresume: if T::HAS_PRERESUME {
+                Some(Vtable::<T>::preresume)
+            } else {
+                None
+            },
+            resume: if T::HAS_RESUME {
+                Some(Vtable::<T>::resume)
+            } else {
+                None
+            },
+            status: if T::HAS_STATUS {
+                Some(Vtable::<T>::status)
+            } else {
+                None
+            },
+            message: if T::HAS_MESSAGE {
+                Some(Vtable::<T>::message)
+            } else {
+                None
+            },
             iterate_devices: if T::HAS_ITERATE_DEVICES {
                 Some(Vtable::<T>::iterate_devices)
             } else {
                 None
             },
-            io_hints: if T::HAS_IO_HINTS { Some(Vtable::<T>::io_hints) } else { None },
+            io_hints: if T::HAS_IO_HINTS {
+                Some(Vtable::<T>::io_hints)
+            } else {
+                None
+            },
             ..Default::default()
         };
         let tt = KBox::pin(Opaque::new(tt), GFP_KERNEL)?;
@@ -462,7 +503,10 @@ impl<T: Operations> Registration<T> {
         // address, kept until `drop` unregisters it.
         to_result(unsafe { bindings::dm_register_target(tt.get()) })?;
         // INVARIANT: registered just above.
-        Ok(Self { tt, _p: PhantomData })
+        Ok(Self {
+            tt,
+            _p: PhantomData,
+        })
     }
 }
 
@@ -491,7 +535,11 @@ impl<T: Operations> Vtable<T> {
     /// # Safety
     ///
     /// Called by dm core: `argv` holds `argc` valid strings.
-    unsafe extern "C" fn ctr(ti: *mut bindings::dm_target, argc: c_uint, argv: *mut *mut c_char) -> c_int {
+    unsafe extern "C" fn ctr(
+        ti: *mut bindings::dm_target,
+        argc: c_uint,
+        argv: *mut *mut c_char,
+    ) -> c_int {
         // SAFETY: dm core passes a live target being constructed.
         let target = unsafe { Target::from_raw(ti) };
         let argv: &[*mut c_char] = if argc == 0 || argv.is_null() {
@@ -691,7 +739,10 @@ impl<T: Operations> Vtable<T> {
     ///
     /// Called by dm core with the limits being assembled, exclusively ours
     /// during the call.
-    unsafe extern "C" fn io_hints(ti: *mut bindings::dm_target, limits: *mut bindings::queue_limits) {
+    unsafe extern "C" fn io_hints(
+        ti: *mut bindings::dm_target,
+        limits: *mut bindings::queue_limits,
+    ) {
         // SAFETY: As above.
         let limits = unsafe { QueueLimits::from_raw(limits) };
         // SAFETY: `ti` is live and constructed.

@@ -15,7 +15,6 @@ use core::fmt::Write;
 use dm::{DmBio, MapResult, Operations, StatusType, StatusWriter, Target};
 use kernel::{c_str, prelude::*};
 
-
 module! {
     type: LinearModule,
     name: "dm_linear_rs",
@@ -48,9 +47,8 @@ impl Operations for Linear {
     const NAME: &'static CStr = c_str!("linear_rs");
     // The version of the C `linear` target this one matches.
     const VERSION: [u32; 3] = [1, 4, 0];
-    const FEATURES: u64 = dm::features::PASSES_INTEGRITY
-        | dm::features::NOWAIT
-        | dm::features::PASSES_CRYPTO;
+    const FEATURES: u64 =
+        dm::features::PASSES_INTEGRITY | dm::features::NOWAIT | dm::features::PASSES_CRYPTO;
 
     type PerBio = ();
 
@@ -74,7 +72,11 @@ impl Operations for Linear {
         bio.set_dev(&self.dev);
         // An empty flush has no sector to remap: pass it through untouched.
         if bio.sectors() != 0 {
-            bio.set_sector(mapping::map_sector(self.start, target.begin(), bio.sector()));
+            bio.set_sector(mapping::map_sector(
+                self.start,
+                target.begin(),
+                bio.sector(),
+            ));
         }
         MapResult::Remapped(bio)
     }

@@ -27,8 +27,14 @@ fn u64_rejects_what_sscanf_would_misread() {
 
 #[test]
 fn u64_rejects_overflow() {
-    assert_eq!(parse_u64(b"18446744073709551616"), Err(ParseError::Overflow));
-    assert_eq!(parse_u64(b"99999999999999999999999"), Err(ParseError::Overflow));
+    assert_eq!(
+        parse_u64(b"18446744073709551616"),
+        Err(ParseError::Overflow)
+    );
+    assert_eq!(
+        parse_u64(b"99999999999999999999999"),
+        Err(ParseError::Overflow)
+    );
 }
 
 #[test]
@@ -48,7 +54,10 @@ fn hex_decoding() {
     assert_eq!(&out[..3], &[0x00, 0xff, 0xa5]);
     assert_eq!(parse_hex(b"abc", &mut out), Err(ParseError::Invalid));
     assert_eq!(parse_hex(b"zz", &mut out), Err(ParseError::Invalid));
-    assert_eq!(parse_hex(b"0011223344", &mut out), Err(ParseError::Overflow));
+    assert_eq!(
+        parse_hex(b"0011223344", &mut out),
+        Err(ParseError::Overflow)
+    );
     assert_eq!(parse_hex(b"", &mut out), Err(ParseError::Empty));
 }
 
