@@ -9,6 +9,11 @@
  * two sets of bindings agree on one definition of each C type.
  */
 #include <linux/device-mapper.h>
+#include <linux/dm-bufio.h>
+#include <linux/reboot.h>
+#include <linux/security.h>
+#include <linux/verification.h>
+#include <crypto/hash.h>
 #include "helpers.h"
 
 /* Macros bindgen cannot evaluate, as typed constants (see rust/bindgen_parameters). */
@@ -22,3 +27,9 @@ const blk_status_t RDM_CONST_BLK_STS_RESOURCE = BLK_STS_RESOURCE;
 const blk_status_t RDM_CONST_BLK_STS_PROTECTION = BLK_STS_PROTECTION;
 const blk_mode_t RDM_CONST_BLK_OPEN_READ = BLK_OPEN_READ;
 const blk_mode_t RDM_CONST_BLK_OPEN_WRITE = BLK_OPEN_WRITE;
+const size_t RDM_CONST_HASH_MAX_DESCSIZE = HASH_MAX_DESCSIZE;
+const size_t RDM_CONST_HASH_MAX_DIGESTSIZE = HASH_MAX_DIGESTSIZE;
+const unsigned int RDM_CONST_WQ_MEM_RECLAIM = WQ_MEM_RECLAIM;
+const unsigned int RDM_CONST_WQ_HIGHPRI = WQ_HIGHPRI;
+const blk_opf_t RDM_CONST_REQ_RAHEAD = REQ_RAHEAD;
+const unsigned long RDM_CONST_MAX_ERRNO = MAX_ERRNO;

@@ -95,6 +95,10 @@ impl<T: Operations> DmBio<T> {
         }
     }
 
+    pub(crate) fn as_raw(&self) -> *mut bindings::bio {
+        self.bio.as_ptr()
+    }
+
     /// Gives up ownership without completing the bio.
     pub(crate) fn into_raw(self) -> *mut bindings::bio {
         ManuallyDrop::new(self).bio.as_ptr()
@@ -147,6 +151,13 @@ impl<T: Operations> DmBio<T> {
             bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
             other => Op::Other(other),
         }
+    }
+
+    /// Whether the bio writes to the device (`op_is_write()`: writes,
+    /// discards, write-zeroes, ...).
+    #[inline]
+    pub fn is_write(&self) -> bool {
+        self.raw().bi_opf & 1 != 0
     }
 
     /// Whether the bio asks for a cache flush before its payload

@@ -5,6 +5,10 @@
  * rust/<target>/<target>_helpers.c.
  */
 #include "helpers.h"
+#include <linux/highmem.h>
+#include <linux/key.h>
+#include <linux/slab.h>
+#include <keys/user-type.h>
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev)
 {
@@ -21,3 +25,133 @@ unsigned int rdm_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+
+void *rdm_bio_iter_map(struct bio *bio, struct bvec_iter *iter, unsigned int *len)
+{
+	struct bio_vec bv = bio_iter_iovec(bio, *iter);
+
+	*len = bv.bv_len;
+	return bvec_kmap_local(&bv);
+}
+
+void rdm_unmap_local(void *addr)
+{
+	kunmap_local(addr);
+}
+
+void rdm_bio_advance_iter(struct bio *bio, struct bvec_iter *iter, unsigned int bytes)
+{
+	bio_advance_iter(bio, iter, bytes);
+}
+
+struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flags,
+					     int max_active)
+{
+	return alloc_workqueue("%s", flags, max_active, name);
+}
+
+void rdm_init_work(struct work_struct *work, work_func_t fn)
+{
+	INIT_WORK(work, fn);
+}
+
+bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work)
+{
+	return queue_work(wq, work);
+}
+
+void rdm_flush_workqueue(struct workqueue_struct *wq)
+{
+	flush_workqueue(wq);
+}
+
+void rdm_crypto_free_shash(struct crypto_shash *tfm)
+{
+	crypto_free_shash(tfm);
+}
+
+unsigned int rdm_crypto_shash_digestsize(struct crypto_shash *tfm)
+{
+	return crypto_shash_digestsize(tfm);
+}
+
+unsigned int rdm_crypto_shash_descsize(struct crypto_shash *tfm)
+{
+	return crypto_shash_descsize(tfm);
+}
+
+unsigned int rdm_crypto_shash_statesize(struct crypto_shash *tfm)
+{
+	return crypto_shash_statesize(tfm);
+}
+
+const char *rdm_crypto_shash_alg_name(struct crypto_shash *tfm)
+{
+	return crypto_shash_alg_name(tfm);
+}
+
+const char *rdm_crypto_shash_driver_name(struct crypto_shash *tfm)
+{
+	return crypto_shash_driver_name(tfm);
+}
+
+int rdm_crypto_shash_init(struct shash_desc *desc)
+{
+	return crypto_shash_init(desc);
+}
+
+/*
+ * A copy of the payload of the "user" key @desc (kmalloc'ed, free with
+ * rdm_kfree()), or an ERR_PTR. The key API's payload access is macros and
+ * RCU-protected accessors, hence this helper.
+ */
+void *rdm_read_user_key(const char *desc, size_t *len)
+{
+	const struct user_key_payload *ukp;
+	struct key *key;
+	void *copy;
+
+	key = request_key(&key_type_user, desc, NULL);
+	if (IS_ERR(key))
+		return ERR_CAST(key);
+
+	down_read(&key->sem);
+	ukp = user_key_payload_locked(key);
+	if (!ukp) {
+		copy = ERR_PTR(-EKEYREVOKED);
+	} else {
+		copy = kmemdup(ukp->data, ukp->datalen, GFP_KERNEL);
+		if (!copy)
+			copy = ERR_PTR(-ENOMEM);
+		else
+			*len = ukp->datalen;
+	}
+	up_read(&key->sem);
+	key_put(key);
+	return copy;
+}
+
+/* The block device of the mapped device @ti belongs to. */
+struct block_device *rdm_dm_target_bdev(struct dm_target *ti)
+{
+	return dm_disk(dm_table_get_md(ti->table))->part0;
+}
+
+/* A KOBJ_CHANGE uevent on the mapped device with one variable, "NAME=value". */
+void rdm_dm_target_uevent(struct dm_target *ti, char *env)
+{
+	char *envp[] = { env, NULL };
+
+	kobject_uevent_env(&disk_to_dev(dm_disk(dm_table_get_md(ti->table)))->kobj,
+			   KOBJ_CHANGE, envp);
+}
+
+void __noreturn rdm_panic(const char *msg)
+{
+	panic("%s", msg);
+}
+
+void rdm_kfree(const void *p)
+{
+	kfree(p);
+}

@@ -11,9 +11,40 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-bufio.h>
+#include <linux/workqueue.h>
+#include <crypto/hash.h>
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t rdm_bdev_nr_sectors(struct block_device *bdev);
 unsigned int rdm_bdev_logical_block_size(struct block_device *bdev);
+
+/* bio data, one segment at a time */
+void *rdm_bio_iter_map(struct bio *bio, struct bvec_iter *iter, unsigned int *len);
+void rdm_unmap_local(void *addr);
+void rdm_bio_advance_iter(struct bio *bio, struct bvec_iter *iter, unsigned int bytes);
+
+/* workqueues */
+struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flags,
+					     int max_active);
+void rdm_init_work(struct work_struct *work, work_func_t fn);
+bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work);
+void rdm_flush_workqueue(struct workqueue_struct *wq);
+
+/* crypto shash */
+void rdm_crypto_free_shash(struct crypto_shash *tfm);
+unsigned int rdm_crypto_shash_digestsize(struct crypto_shash *tfm);
+unsigned int rdm_crypto_shash_descsize(struct crypto_shash *tfm);
+unsigned int rdm_crypto_shash_statesize(struct crypto_shash *tfm);
+const char *rdm_crypto_shash_alg_name(struct crypto_shash *tfm);
+const char *rdm_crypto_shash_driver_name(struct crypto_shash *tfm);
+int rdm_crypto_shash_init(struct shash_desc *desc);
+
+/* keys, LSM, system */
+void *rdm_read_user_key(const char *desc, size_t *len);
+struct block_device *rdm_dm_target_bdev(struct dm_target *ti);
+void rdm_dm_target_uevent(struct dm_target *ti, char *env);
+void __noreturn rdm_panic(const char *msg);
+void rdm_kfree(const void *p);
 
 #endif /* RDM_HELPERS_H */

@@ -21,21 +21,29 @@
 mod args;
 mod bindings;
 mod bio;
+pub mod bufio;
+pub mod completion;
 mod device;
 pub mod emit;
+mod error;
+pub mod hash;
 mod limits;
 pub mod parse;
+pub mod security;
 mod target;
+mod workqueue;
 
 pub use args::Args;
 pub use bio::{BlkStatus, DmBio, Op};
 pub use device::Device;
 pub use emit::StatusWriter;
+pub use error::reason;
 pub use limits::QueueLimits;
 pub use target::{
     features, Ctr, DeviceCallout, EndIoResult, MapResult, Operations, Registration, StatusType,
     Target, STATUS_NOFLUSH,
 };
+pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};
 
 /// Logs an error with dm's prefix: `device-mapper: <DM_MSG_PREFIX>: ...`.
 ///

@@ -391,6 +391,17 @@ impl DeviceCallout<'_> {
     }
 }
 
+/// The target instance of a constructed target `ti` of type `T`.
+///
+/// # Safety
+///
+/// `ti` must be a live target of type `T` whose constructor succeeded and
+/// whose destructor has not run; the result must not outlive that.
+pub(crate) unsafe fn instance<'a, T: Operations>(ti: *mut bindings::dm_target) -> Pin<&'a T> {
+    // SAFETY: Guaranteed by the caller.
+    unsafe { Vtable::<T>::this(ti) }
+}
+
 /// Pointer to `T`'s per-bio data of `bio`.
 pub(crate) fn per_bio_data<T: Operations>(bio: *mut bindings::bio) -> *mut T::PerBio {
     if core::mem::size_of::<T::PerBio>() == 0 {

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dm-bufio: a cache of block-sized buffers of an underlying device.
+//!
+//! C header: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h)
+
+use super::{bindings, error::from_err_ptr, workqueue::Workqueue, Device};
+use core::{marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU8};
+use kernel::{c_str, error::code::ENOMEM, prelude::*, types::Opaque};
+
+/// A dm-bufio client over one device.
+///
+/// Every buffer carries one byte of client state, [`Buffer::state`], zeroed
+/// when dm-bufio (re)reads the buffer from disk — e.g. "this hash block has
+/// been verified".
+///
+/// # Invariants
+///
+/// - `client` is a live dm-bufio client owned by this value.
+/// - Its block device is held open by a [`Device`] that the owner of the
+///   client keeps until after the client is dropped (the client is created
+///   from a `&Device` of the same target, and targets declare the client
+///   before their devices, so it is dropped first).
+/// - Prefetch work queued by [`BufioClient::prefetch_async`] only runs on
+///   `prefetch_wq`, which `drop` drains before destroying the client.
+pub struct BufioClient {
+    client: NonNull<bindings::dm_bufio_client>,
+    prefetch_wq: Workqueue,
+}
+
+// SAFETY: dm-bufio clients are internally locked and usable from any thread.
+unsafe impl Send for BufioClient {}
+// SAFETY: As above.
+unsafe impl Sync for BufioClient {}
+
+/// Called by dm-bufio for every buffer it (re)initialises.
+unsafe extern "C" fn buffer_alloc_callback(b: *mut bindings::dm_buffer) {
+    // SAFETY: `b` is a live buffer of a client created with one byte of aux
+    // data, which we may initialise.
+    unsafe { bindings::dm_bufio_get_aux_data(b).cast::<u8>().write(0) };
+}
+
+impl BufioClient {
+    /// Creates a client for `dev` with buffers of `block_size` bytes, keeping
+    /// at least `reserved` buffers in reserve.
+    pub fn new(dev: &Device, block_size: u32, reserved: u32) -> Result<Self> {
+        let prefetch_wq = Workqueue::new(
+            c_str!("dm_bufio_prefetch_rs"),
+            super::workqueue::WQ_MEM_RECLAIM,
+            0,
+        )?;
+        // SAFETY: `dev.bdev()` is open while `dev` lives (see invariants);
+        // the aux size matches `buffer_alloc_callback`.
+        let c = unsafe {
+            bindings::dm_bufio_client_create(
+                dev.bdev(),
+                block_size,
+                reserved,
+                core::mem::size_of::<AtomicU8>() as u32,
+                Some(buffer_alloc_callback),
+                None,
+                0,
+            )
+        };
+        let client = NonNull::new(from_err_ptr(c)?).ok_or(ENOMEM)?;
+        // INVARIANT: created above and owned; see the type's documentation.
+        Ok(Self {
+            client,
+            prefetch_wq,
+        })
+    }
+
+    /// Size of the device in blocks.
+    pub fn device_size(&self) -> u64 {
+        // SAFETY: `client` is live (invariant).
+        unsafe { bindings::dm_bufio_get_device_size(self.client.as_ptr()) }
+    }
+
+    /// Reads block `block`, waiting for the I/O if it is not cached. May sleep.
+    pub fn read(&self, block: u64) -> Result<Buffer<'_>> {
+        let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
+        // SAFETY: `client` is live; `b` is a valid out-pointer.
+        let data = unsafe { bindings::dm_bufio_read(self.client.as_ptr(), block, &mut b) };
+        let data = from_err_ptr(data)?;
+        // SAFETY: On success dm-bufio returned a held buffer and its data.
+        unsafe { Buffer::new(self, b, data) }
+    }
+
+    /// Block `block` if it is cached and uptodate, without sleeping.
+    pub fn get_cached(&self, block: u64) -> Option<Buffer<'_>> {
+        let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
+        // SAFETY: `client` is live; `b` is a valid out-pointer.
+        let data = unsafe { bindings::dm_bufio_get(self.client.as_ptr(), block, &mut b) };
+        let data = from_err_ptr(data).ok()?;
+        if data.is_null() {
+            return None;
+        }
+        // SAFETY: dm-bufio returned a held buffer and its data.
+        unsafe { Buffer::new(self, b, data) }.ok()
+    }
+
+    /// Starts reading `n` blocks from `block` into the cache in the
+    /// background, from a worker: never sleeps, and silently does nothing
+    /// when memory is short (prefetching is only a hint).
+    pub fn prefetch_async(&self, block: u64, n: u32) {
+        let Ok(work) = KBox::new(
+            PrefetchWork {
+                work: Opaque::uninit(),
+                client: self.client.as_ptr(),
+                block,
+                n,
+            },
+            GFP_NOWAIT | __GFP_NOWARN,
+        ) else {
+            return;
+        };
+        let work = KBox::into_raw(work);
+        // SAFETY: `work` is a valid, exclusively owned allocation; the work
+        // function takes ownership back. The client outlives the work since
+        // `drop` drains `prefetch_wq` first (invariant).
+        unsafe {
+            let w = Opaque::raw_get(core::ptr::addr_of!((*work).work));
+            bindings::rdm_init_work(w, Some(prefetch_work_fn));
+            bindings::rdm_queue_work(self.prefetch_wq.as_raw(), w);
+        }
+    }
+
+    /// Drops every cached buffer (`dm_bufio_client_reset()`).
+    pub fn reset(&self) {
+        self.prefetch_wq.flush();
+        // SAFETY: `client` is live (invariant).
+        unsafe { bindings::dm_bufio_client_reset(self.client.as_ptr()) };
+    }
+}
+
+impl Drop for BufioClient {
+    fn drop(&mut self) {
+        // No prefetch may run on the client once it is gone.
+        self.prefetch_wq.flush();
+        // SAFETY: `client` is live and owned (invariant); no buffer is held,
+        // since every `Buffer` borrows `self`.
+        unsafe { bindings::dm_bufio_client_destroy(self.client.as_ptr()) };
+    }
+}
+
+#[repr(C)]
+struct PrefetchWork {
+    work: Opaque<bindings::work_struct>,
+    client: *mut bindings::dm_bufio_client,
+    block: u64,
+    n: u32,
+}
+
+unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
+    // SAFETY: `w` is the first field of a `PrefetchWork` leaked by
+    // `prefetch_async`, which we own again now.
+    let work = unsafe { KBox::from_raw(w.cast::<PrefetchWork>()) };
+    // SAFETY: The client is live until its workqueue is drained.
+    unsafe { bindings::dm_bufio_prefetch(work.client, work.block, work.n) };
+}
+
+/// A held dm-bufio buffer; released on drop.
+///
+/// # Invariants
+///
+/// `b` is held (not released) and `data` points at its `len` bytes.
+pub struct Buffer<'a> {
+    b: NonNull<bindings::dm_buffer>,
+    data: NonNull<u8>,
+    len: usize,
+    _client: PhantomData<&'a BufioClient>,
+}
+
+impl<'a> Buffer<'a> {
+    /// # Safety
+    ///
+    /// `b` must be a buffer of `client` just returned held by dm-bufio, with
+    /// `data` its data.
+    unsafe fn new(
+        client: &'a BufioClient,
+        b: *mut bindings::dm_buffer,
+        data: *mut core::ffi::c_void,
+    ) -> Result<Self> {
+        // SAFETY: `client` is live.
+        let len = unsafe { bindings::dm_bufio_get_block_size(client.client.as_ptr()) } as usize;
+        match (NonNull::new(b), NonNull::new(data.cast::<u8>())) {
+            // INVARIANT: held buffer and its data, per the caller.
+            (Some(b), Some(data)) => Ok(Self {
+                b,
+                data,
+                len,
+                _client: PhantomData,
+            }),
+            _ => Err(ENOMEM),
+        }
+    }
+
+    /// The block's contents.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: The buffer is held, so its `len` bytes stay valid and are
+        // not written by dm-bufio (clients here never mark buffers dirty).
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len) }
+    }
+
+    /// The client's byte of state for this buffer, shared by all holders.
+    pub fn state(&self) -> &AtomicU8 {
+        // SAFETY: The aux area is one byte, initialised by
+        // `buffer_alloc_callback`, living as long as the held buffer, and
+        // only accessed atomically.
+        unsafe { AtomicU8::from_ptr(bindings::dm_bufio_get_aux_data(self.b.as_ptr()).cast()) }
+    }
+}
+
+impl Drop for Buffer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Held (invariant), released exactly once.
+        unsafe { bindings::dm_bufio_release(self.b.as_ptr()) };
+    }
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Taking over a bio's completion: post-processing of read data in process
+//! context before dm core sees the bio complete (what dm-verity does to
+//! verify data).
+
+use super::{bindings, BlkStatus, DmBio, Operations, Target, Workqueue};
+use core::{marker::PhantomData, pin::Pin};
+use kernel::{error::code::EIO, prelude::*, types::Opaque};
+
+/// Per-bio state of a target that takes over completions: its
+/// `Operations::PerBio`.
+///
+/// # Invariants
+///
+/// While a bio is intercepted (between [`DmBio::submit_intercepted`] and the
+/// end of the completion work), `bio`, `ti`, `orig_end_io`, `orig_private`
+/// and `iter` describe it, and `work` is initialised.
+#[repr(C)]
+pub struct CompletionHook {
+    work: Opaque<bindings::work_struct>,
+    bio: *mut bindings::bio,
+    ti: *mut bindings::dm_target,
+    orig_end_io: bindings::bio_end_io_t,
+    orig_private: *mut core::ffi::c_void,
+    iter: bindings::bvec_iter,
+}
+
+impl Default for CompletionHook {
+    fn default() -> Self {
+        Self {
+            work: Opaque::uninit(),
+            bio: core::ptr::null_mut(),
+            ti: core::ptr::null_mut(),
+            orig_end_io: None,
+            orig_private: core::ptr::null_mut(),
+            iter: bindings::bvec_iter::default(),
+        }
+    }
+}
+
+// SAFETY: The hook moves between the submitting CPU, the completion
+// interrupt and a worker, strictly one after the other.
+unsafe impl Send for CompletionHook {}
+
+/// A target that verifies or transforms the data of its bios after the
+/// underlying device completed them.
+pub trait CompletionHandler: Operations<PerBio = CompletionHook> {
+    /// The workqueue the completion work runs on.
+    fn completion_queue(&self) -> &Workqueue;
+
+    /// Runs in process context (may sleep) once the underlying device has
+    /// completed `bio`; returns the status the bio completes with.
+    fn bio_completed(&self, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus;
+}
+
+impl<T: CompletionHandler> DmBio<T> {
+    /// Submits the remapped bio to its device, and has
+    /// [`CompletionHandler::bio_completed`] run before it completes. Return
+    /// [`super::MapResult::Submitted`] after this.
+    pub fn submit_intercepted(mut self, target: &Target) {
+        let bio = self.as_raw();
+        let hook: *mut CompletionHook = {
+            // SAFETY: Only the pinned address is taken; nothing is moved.
+            unsafe { Pin::get_unchecked_mut(self.data()) }
+        };
+        // SAFETY: We own the live bio (`DmBio` invariants) and its hook; the
+        // bio is not yet submitted, so nothing else looks at these fields.
+        unsafe {
+            (*hook).bio = bio;
+            (*hook).ti = target.as_raw();
+            (*hook).orig_end_io = (*bio).bi_end_io;
+            (*hook).orig_private = (*bio).bi_private;
+            (*hook).iter = (*bio).bi_iter;
+            (*bio).bi_end_io = Some(intercepted_end_io::<T>);
+            (*bio).bi_private = hook.cast();
+        }
+        self.submit();
+    }
+}
+
+/// `bi_end_io` of an intercepted bio: may run in interrupt context, so it
+/// only queues the completion work.
+unsafe extern "C" fn intercepted_end_io<T: CompletionHandler>(bio: *mut bindings::bio) {
+    // SAFETY: `bi_private` was set to the hook by `submit_intercepted`.
+    let hook = unsafe { (*bio).bi_private.cast::<CompletionHook>() };
+    // SAFETY: The hook is valid while the bio is intercepted; the target is
+    // constructed and cannot be destroyed while one of its bios is in flight.
+    unsafe {
+        let work = Opaque::raw_get(core::ptr::addr_of!((*hook).work));
+        bindings::rdm_init_work(work, Some(completion_work::<T>));
+        let this = super::target::instance::<T>((*hook).ti);
+        bindings::rdm_queue_work(this.completion_queue().as_raw(), work);
+    }
+}
+
+unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::work_struct) {
+    // `work` is the first field of the `repr(C)` hook.
+    let hook = work.cast::<CompletionHook>();
+    // SAFETY: The hook describes the intercepted bio (invariants), whose
+    // target is alive until the bio completes, which happens below.
+    unsafe {
+        let bio = (*hook).bio;
+        let ti = (*hook).ti;
+        let mut completed = CompletedBio {
+            bio,
+            iter: (*hook).iter,
+            _p: PhantomData,
+        };
+        let status = super::target::instance::<T>(ti).bio_completed(Target::from_raw(ti), &mut completed);
+        (*bio).bi_end_io = (*hook).orig_end_io;
+        (*bio).bi_private = (*hook).orig_private;
+        (*bio).bi_status = status.raw();
+        bindings::bio_endio(bio);
+    }
+}
+
+/// A bio whose I/O on the underlying device has completed, seen by
+/// [`CompletionHandler::bio_completed`]. Its data can be read and changed
+/// one block at a time, from the start of the bio as submitted.
+///
+/// # Invariants
+///
+/// `bio` is an intercepted, completed bio not yet ended; `iter` walks its
+/// data as it was at submission.
+pub struct CompletedBio<'a> {
+    bio: *mut bindings::bio,
+    iter: bindings::bvec_iter,
+    _p: PhantomData<&'a mut bindings::bio>,
+}
+
+impl CompletedBio<'_> {
+    /// The status the underlying device completed the bio with.
+    pub fn status(&self) -> BlkStatus {
+        // SAFETY: `bio` is live (invariant).
+        BlkStatus::from_raw(unsafe { (*self.bio).bi_status })
+    }
+
+    /// Whether this is a readahead (failures are expected and not errors).
+    pub fn is_readahead(&self) -> bool {
+        // SAFETY: `bio` is live (invariant).
+        unsafe { (*self.bio).bi_opf & bindings::REQ_RAHEAD != 0 }
+    }
+
+    /// Sector of the underlying device the data not yet walked starts at.
+    pub fn sector(&self) -> u64 {
+        self.iter.bi_sector
+    }
+
+    /// Bytes of data not yet walked.
+    pub fn remaining(&self) -> u32 {
+        self.iter.bi_size
+    }
+
+    /// Runs `f` on the next `block_size` bytes of data, then moves past them.
+    /// Fails with `EIO` if they are not contiguous in memory (a block that
+    /// spans pages; targets prevent it with their DMA alignment).
+    pub fn next_block<R>(&mut self, block_size: u32, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+        if self.iter.bi_size < block_size {
+            return Err(EIO);
+        }
+        let mut len: u32 = 0;
+        // SAFETY: `bio` is live and `iter` within its data (invariant).
+        let p = unsafe { bindings::rdm_bio_iter_map(self.bio, &mut self.iter, &mut len) };
+        let r = if len >= block_size && !p.is_null() {
+            // SAFETY: The segment is mapped for `len >= block_size` bytes and
+            // nothing else accesses the bio's data until it completes.
+            Ok(f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), block_size as usize) }))
+        } else {
+            Err(EIO)
+        };
+        // SAFETY: Unmaps what `rdm_bio_iter_map` mapped, in order.
+        unsafe { bindings::rdm_unmap_local(p) };
+        // SAFETY: `block_size <= bi_size` was checked.
+        unsafe { bindings::rdm_bio_advance_iter(self.bio, &mut self.iter, block_size) };
+        r
+    }
+
+    /// Skips the next `bytes` of data.
+    pub fn skip(&mut self, bytes: u32) {
+        let bytes = bytes.min(self.iter.bi_size);
+        // SAFETY: `bytes <= bi_size`.
+        unsafe { bindings::rdm_bio_advance_iter(self.bio, &mut self.iter, bytes) };
+    }
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Integrity facts for security modules, signatures and keys, and the
+//! system's last resorts (restart, panic) for targets that must not serve
+//! bad data.
+
+use super::{bindings, error::from_err_ptr, Target};
+use kernel::{
+    error::{code::*, to_result},
+    prelude::*,
+};
+
+/// The digest algorithm and root digest of a dm-verity device
+/// (`struct dm_verity_digest`), as IPE and other LSMs see it.
+pub struct VerityRootHash<'a> {
+    /// Algorithm name, e.g. `sha256`.
+    pub alg: &'a CStr,
+    /// The root digest.
+    pub digest: &'a [u8],
+}
+
+impl Target {
+    /// Tells the security modules the root hash of the mapped device
+    /// (`security_bdev_setintegrity(LSM_INT_DMVERITY_ROOTHASH)`); `None`
+    /// withdraws it.
+    pub fn set_verity_root_hash(&self, root: Option<&VerityRootHash<'_>>) -> Result {
+        let d;
+        let (ptr, size) = match root {
+            Some(r) => {
+                d = bindings::dm_verity_digest {
+                    alg: r.alg.as_char_ptr(),
+                    digest: r.digest.as_ptr(),
+                    digest_len: r.digest.len(),
+                };
+                (
+                    (&d as *const bindings::dm_verity_digest).cast(),
+                    core::mem::size_of::<bindings::dm_verity_digest>(),
+                )
+            }
+            None => (core::ptr::null(), 0),
+        };
+        // SAFETY: The target is live; the block device of its mapped device
+        // exists while the table does; `ptr` is valid for `size` bytes for
+        // the call (the LSM copies what it keeps).
+        to_result(unsafe {
+            bindings::security_bdev_setintegrity(
+                bindings::rdm_dm_target_bdev(self.as_raw()),
+                bindings::lsm_integrity_type_LSM_INT_DMVERITY_ROOTHASH,
+                ptr,
+                size,
+            )
+        })
+    }
+
+    /// Tells the security modules whether the root hash was signed:
+    /// `Some(signature)` that was verified, or `None` for an unsigned device
+    /// (`LSM_INT_DMVERITY_SIG_VALID`).
+    pub fn set_verity_signature(&self, sig: Option<&[u8]>) -> Result {
+        let (ptr, size) = match sig {
+            Some(s) => (s.as_ptr().cast(), s.len()),
+            None => (core::ptr::null(), 0),
+        };
+        // SAFETY: As in `set_verity_root_hash`.
+        to_result(unsafe {
+            bindings::security_bdev_setintegrity(
+                bindings::rdm_dm_target_bdev(self.as_raw()),
+                bindings::lsm_integrity_type_LSM_INT_DMVERITY_SIG_VALID,
+                ptr,
+                size,
+            )
+        })
+    }
+
+    /// Sends a change uevent for the mapped device with one `NAME=value`
+    /// environment variable.
+    pub fn send_change_uevent(&self, env: &CStr) {
+        // SAFETY: The target and its mapped device are live; `env` is a valid
+        // string the callee only reads (the C signature lacks `const`).
+        unsafe { bindings::rdm_dm_target_uevent(self.as_raw(), env.as_char_ptr().cast_mut()) };
+    }
+}
+
+/// The payload of the `user` key `desc` in the caller's keyrings.
+pub fn read_user_key(desc: &CStr) -> Result<KVec<u8>> {
+    let mut len: usize = 0;
+    // SAFETY: `desc` is a valid string, `len` a valid out-pointer.
+    let p = from_err_ptr(unsafe { bindings::rdm_read_user_key(desc.as_char_ptr(), &mut len) })?;
+    if p.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: On success the helper returns a kmalloc'ed copy of `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) };
+    let mut v = KVec::new();
+    let r = v.extend_from_slice(bytes, GFP_KERNEL);
+    // SAFETY: The copy is ours to free, and `bytes` is not used after this.
+    unsafe { bindings::rdm_kfree(p) };
+    r?;
+    Ok(v)
+}
+
+/// Verifies the PKCS#7 `signature` of `data` against the kernel's built-in
+/// trusted keys (`verify_pkcs7_signature()` with the builtin keyring).
+pub fn verify_pkcs7_signature(data: &[u8], signature: &[u8]) -> Result {
+    // SAFETY: Both buffers are valid for their lengths; NULL keyring means
+    // the builtin trusted keys; no content callback.
+    to_result(unsafe {
+        bindings::verify_pkcs7_signature(
+            data.as_ptr().cast(),
+            data.len(),
+            signature.as_ptr().cast(),
+            signature.len(),
+            core::ptr::null_mut(),
+            bindings::key_being_used_for_VERIFYING_UNSPECIFIED_SIGNATURE,
+            None,
+            core::ptr::null_mut(),
+        )
+    })
+}
+
+/// Restarts the machine (`kernel_restart()`), for targets configured to do so
+/// rather than serve corrupt data.
+pub fn restart(reason: &CStr) {
+    // SAFETY: `reason` is a valid string the callee only reads.
+    unsafe { bindings::kernel_restart(reason.as_char_ptr().cast_mut()) };
+}
+
+/// Panics the kernel with `reason`, for targets configured to do so.
+pub fn panic(reason: &CStr) -> ! {
+    // SAFETY: `reason` is a valid string.
+    unsafe { bindings::rdm_panic(reason.as_char_ptr()) }
+}

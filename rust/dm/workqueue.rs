@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A target's own workqueue.
+
+use super::{bindings, error::from_err_ptr};
+use core::ptr::NonNull;
+use kernel::{error::code::ENOMEM, prelude::*};
+
+/// `WQ_MEM_RECLAIM`: guaranteed forward progress under memory pressure, as
+/// needed on the I/O path.
+pub const WQ_MEM_RECLAIM: u32 = bindings::WQ_MEM_RECLAIM;
+/// `WQ_HIGHPRI`: run work on the high-priority worker pool.
+pub const WQ_HIGHPRI: u32 = bindings::WQ_HIGHPRI;
+
+/// A workqueue allocated with `alloc_workqueue()`; destroyed, after running
+/// all pending work, on drop.
+///
+/// # Invariants
+///
+/// `wq` is a live workqueue owned by this value.
+pub struct Workqueue {
+    wq: NonNull<bindings::workqueue_struct>,
+}
+
+// SAFETY: Workqueues may be used and destroyed from any thread.
+unsafe impl Send for Workqueue {}
+// SAFETY: Queueing and flushing are thread-safe.
+unsafe impl Sync for Workqueue {}
+
+impl Workqueue {
+    /// Allocates a workqueue named `name` (copied) with `WQ_*` `flags`.
+    pub fn new(name: &CStr, flags: u32, max_active: i32) -> Result<Self> {
+        // SAFETY: `name` is a valid string; the callee copies it.
+        let wq = unsafe { bindings::rdm_alloc_workqueue(name.as_char_ptr(), flags, max_active) };
+        let wq = NonNull::new(from_err_ptr(wq)?).ok_or(ENOMEM)?;
+        // INVARIANT: just allocated, owned here.
+        Ok(Self { wq })
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+        self.wq.as_ptr()
+    }
+
+    /// Waits until all work queued so far has run.
+    pub fn flush(&self) {
+        // SAFETY: `wq` is live (invariant).
+        unsafe { bindings::rdm_flush_workqueue(self.wq.as_ptr()) };
+    }
+}
+
+impl Drop for Workqueue {
+    fn drop(&mut self) {
+        // SAFETY: `wq` is live and owned (invariant); this drains it first.
+        unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };
+    }
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The verity table line: its grammar and the checks that need no device.
+//!
+//! Pure code, also compiled into the host unit tests. Reasons are the C
+//! target's `ti->error` strings (or clearer ones where C has none).
+//!
+//! ```text
+//! <version> <data dev> <hash dev> <data block size> <hash block size>
+//! <#data blocks> <hash start block> <algorithm> <root digest> <salt|->
+//! [<#opt args> <opt args>...]
+//! ```
+
+use crate::dm::parse;
+use core::ffi::CStr;
+
+/// Number of mandatory arguments.
+pub const MANDATORY_ARGS: usize = 10;
+
+/// At most this many optional arguments: 5 flags, 8 for FEC (which is
+/// rejected, but only after it is recognised) and 2 for the signature.
+pub const MAX_OPT_ARGS: u32 = 5 + 8 + 2;
+
+/// What to do about a corrupted block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CorruptionMode {
+    /// Fail the read with EIO (the default).
+    #[default]
+    Eio,
+    /// Log and return the data anyway (`ignore_corruption`).
+    Logging,
+    /// Restart the machine (`restart_on_corruption`).
+    Restart,
+    /// Panic (`panic_on_corruption`).
+    Panic,
+}
+
+/// What to do about an I/O error of the data device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorMode {
+    /// Pass the error on (the default).
+    #[default]
+    Eio,
+    /// Restart the machine (`restart_on_error`).
+    Restart,
+    /// Panic (`panic_on_error`).
+    Panic,
+}
+
+/// The optional arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// Reaction to corruption.
+    pub mode: CorruptionMode,
+    /// Reaction to I/O errors.
+    pub error_mode: ErrorMode,
+    /// `ignore_zero_blocks`.
+    pub ignore_zero_blocks: bool,
+    /// `check_at_most_once`.
+    pub check_at_most_once: bool,
+    /// `try_verify_in_tasklet`.
+    pub try_verify_in_tasklet: bool,
+    /// `root_hash_sig_key_desc <key description>`.
+    pub sig_key_desc: Option<&'a [u8]>,
+}
+
+/// Reason strings of the signature option (`DM_VERITY_VERIFY_ERR()` in C).
+pub const SIG_KEY_MISSING: &CStr = c"DM Verity Sig Verification Signature key not specified";
+/// See [`SIG_KEY_MISSING`].
+pub const SIG_KEY_DUPLICATE: &CStr =
+    c"DM Verity Sig Verification root_hash_sig_key_desc already specified";
+/// See [`SIG_KEY_MISSING`].
+pub const SIG_KEY_INVALID: &CStr = c"DM Verity Sig Verification Invalid key specified";
+
+fn eq_ignore_case(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+const FEC_OPTS: [&str; 4] = ["use_fec_from_device", "fec_roots", "fec_blocks", "fec_start"];
+
+/// Checks the option group's count (`<#opt args>`) against what follows, as
+/// C's `dm_read_arg_group()`; `opt` is everything after the mandatory args.
+pub fn check_opt_count(opt: &[&[u8]]) -> Result<usize, &'static CStr> {
+    let Some((count, rest)) = opt.split_first() else {
+        return Ok(0);
+    };
+    match parse::parse_u32(count) {
+        Ok(n) if n <= MAX_OPT_ARGS && n as usize == rest.len() => Ok(n as usize),
+        _ => Err(c"Invalid number of feature args"),
+    }
+}
+
+/// Parses the optional arguments (`opt` as in [`check_opt_count`]).
+///
+/// Unlike C, a duplicated flag or a count smaller than the arguments given is
+/// an error rather than silently accepted.
+pub fn parse_options<'a>(opt: &[&'a [u8]]) -> Result<Options<'a>, &'static CStr> {
+    let n = check_opt_count(opt)?;
+    let mut o = Options::default();
+    let mut args = opt.iter().skip(1).take(n).copied();
+    while let Some(a) = args.next() {
+        let mode = if eq_ignore_case(a, "ignore_corruption") {
+            Some(CorruptionMode::Logging)
+        } else if eq_ignore_case(a, "restart_on_corruption") {
+            Some(CorruptionMode::Restart)
+        } else if eq_ignore_case(a, "panic_on_corruption") {
+            Some(CorruptionMode::Panic)
+        } else {
+            None
+        };
+        if let Some(m) = mode {
+            if o.mode != CorruptionMode::Eio {
+                return Err(c"Conflicting error handling parameters");
+            }
+            o.mode = m;
+            continue;
+        }
+        let error_mode = if eq_ignore_case(a, "restart_on_error") {
+            Some(ErrorMode::Restart)
+        } else if eq_ignore_case(a, "panic_on_error") {
+            Some(ErrorMode::Panic)
+        } else {
+            None
+        };
+        if let Some(m) = error_mode {
+            if o.error_mode != ErrorMode::Eio {
+                return Err(c"Conflicting error handling parameters");
+            }
+            o.error_mode = m;
+            continue;
+        }
+        let flag = if eq_ignore_case(a, "ignore_zero_blocks") {
+            &mut o.ignore_zero_blocks
+        } else if eq_ignore_case(a, "check_at_most_once") {
+            &mut o.check_at_most_once
+        } else if eq_ignore_case(a, "try_verify_in_tasklet") {
+            &mut o.try_verify_in_tasklet
+        } else if eq_ignore_case(a, "root_hash_sig_key_desc") {
+            if o.sig_key_desc.is_some() {
+                return Err(SIG_KEY_DUPLICATE);
+            }
+            o.sig_key_desc = Some(args.next().ok_or(SIG_KEY_MISSING)?);
+            continue;
+        } else if FEC_OPTS.iter().any(|f| eq_ignore_case(a, f)) {
+            return Err(c"Forward error correction (FEC) is not supported yet");
+        } else {
+            return Err(c"Unrecognized verity feature request");
+        };
+        if *flag {
+            return Err(c"Duplicate verity feature request");
+        }
+        *flag = true;
+    }
+    Ok(o)
+}
+
+/// `<version>`: 0 or 1.
+pub fn parse_version(s: &[u8]) -> Result<u32, &'static CStr> {
+    match parse::parse_u32(s) {
+        Ok(v) if v <= 1 => Ok(v),
+        _ => Err(c"Invalid version"),
+    }
+}
+
+/// A block size: a power of two in `min..=max`; returns its log2.
+pub fn parse_block_size(s: &[u8], min: u32, max: u32, reason: &'static CStr) -> Result<u32, &'static CStr> {
+    match parse::parse_u32(s) {
+        Ok(n) if n.is_power_of_two() && n >= min && n <= max => Ok(n.trailing_zeros()),
+        _ => Err(reason),
+    }
+}
+
+/// A count of blocks of `1 << block_bits` bytes whose size in sectors must
+/// fit 64 bits.
+pub fn parse_blocks(s: &[u8], block_bits: u32, reason: &'static CStr) -> Result<u64, &'static CStr> {
+    let n = parse::parse_u64(s).map_err(|_| reason)?;
+    let shift = block_bits - 9;
+    if (n << shift) >> shift != n {
+        return Err(reason);
+    }
+    Ok(n)
+}
+
+/// `<root digest>`: exactly `digest_size` bytes in hex.
+pub fn parse_digest(s: &[u8], digest_size: usize, out: &mut [u8]) -> Result<(), &'static CStr> {
+    if s.len() != digest_size * 2 || digest_size > out.len() {
+        return Err(c"Invalid root digest");
+    }
+    parse::parse_hex(s, &mut out[..digest_size]).map_err(|_| c"Invalid root digest")?;
+    Ok(())
+}
+
+/// `<salt>`: `-` for none, else hex; returns the salt's length in bytes
+/// (the bytes go to `out`, which must hold `s.len() / 2` bytes).
+pub fn parse_salt(s: &[u8], out: &mut [u8]) -> Result<usize, &'static CStr> {
+    if s == b"-" {
+        return Ok(0);
+    }
+    parse::parse_hex(s, out).map_err(|_| c"Invalid salt")
+}

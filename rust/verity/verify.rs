@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The I/O path: mapping reads to the data device, prefetching their hash
+//! blocks, and verifying the data when the reads complete.
+
+use crate::{
+    dm::{completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult, Target},
+    table::{CorruptionMode, ErrorMode},
+    Verity,
+};
+use crate::dm_err;
+use core::sync::atomic::Ordering;
+use kernel::{c_str, error::code::*, prelude::*, str::CString};
+
+/// Default hash prefetch cluster in bytes (`DM_VERITY_DEFAULT_PREFETCH_SIZE`).
+const PREFETCH_CLUSTER: u64 = 262_144;
+/// Corruptions logged at most (`DM_VERITY_MAX_CORRUPTED_ERRS`).
+const MAX_CORRUPTED_ERRS: u32 = 100;
+
+/// Which kind of block failed verification (`enum verity_block_type`).
+#[derive(Clone, Copy)]
+enum BlockType {
+    Data = 0,
+    Metadata = 1,
+}
+
+pub(crate) fn map(v: &Verity, target: &Target, mut bio: DmBio<Verity>) -> MapResult<Verity> {
+    bio.set_dev(&v.data_dev);
+    let sector = target.offset(bio.sector());
+    bio.set_sector(sector);
+    let spb = v.geo.sectors_per_block();
+    if (sector | u64::from(bio.sectors())) & (spb - 1) != 0 {
+        dm_err!("unaligned io");
+        return MapResult::Kill(bio);
+    }
+    let end = sector + u64::from(bio.sectors());
+    if end >> (v.geo.data_block_bits - 9) > v.geo.data_blocks {
+        dm_err!("io out of range");
+        return MapResult::Kill(bio);
+    }
+    if bio.is_write() {
+        return MapResult::Kill(bio);
+    }
+    let block = sector >> (v.geo.data_block_bits - 9);
+    let n_blocks = bio.size() >> v.geo.data_block_bits;
+    prefetch(v, block, n_blocks);
+    bio.submit_intercepted(target);
+    MapResult::Submitted
+}
+
+/// Starts reading the hash blocks a read of `n` blocks from `block` needs,
+/// below the top level (which stays cached), as C's `verity_submit_prefetch`.
+fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
+    if let Some(bits) = &v.validated {
+        while n != 0 && test_bit(bits, block) {
+            block += 1;
+            n -= 1;
+        }
+        while n != 0 && test_bit(bits, block + u64::from(n) - 1) {
+            n -= 1;
+        }
+    }
+    if n == 0 || v.geo.levels < 2 {
+        return;
+    }
+    for level in (0..v.geo.levels - 1).rev() {
+        let (mut start, _) = v.geo.hash_at_level(block, level);
+        let (mut end, _) = v.geo.hash_at_level(block + u64::from(n) - 1, level);
+        if level == 0 {
+            let mut cluster = PREFETCH_CLUSTER >> v.geo.data_block_bits;
+            if cluster != 0 {
+                if !cluster.is_power_of_two() {
+                    cluster = 1 << (63 - cluster.leading_zeros());
+                }
+                start &= !(cluster - 1);
+                end |= cluster - 1;
+                if end >= v.geo.hash_end {
+                    end = v.geo.hash_end - 1;
+                }
+            }
+        }
+        v.bufio.prefetch_async(start, (end - start + 1) as u32);
+    }
+}
+
+fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {
+    bits.get((n / 64) as usize)
+        .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (n % 64)) != 0)
+}
+
+fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
+    if let Some(w) = bits.get((n / 64) as usize) {
+        w.fetch_or(1 << (n % 64), Ordering::Relaxed);
+    }
+}
+
+/// Runs in the verify workqueue once the data device completed a read.
+pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
+    let mut had_mismatch = false;
+    let status = if !bio.status().is_ok() {
+        bio.status()
+    } else {
+        match verify_io(v, target, bio, &mut had_mismatch) {
+            Ok(()) => BlkStatus::OK,
+            Err(e) if e == ENOMEM => BlkStatus::RESOURCE,
+            Err(_) => BlkStatus::IOERR,
+        }
+    };
+    if !status.is_ok() && !bio.is_readahead() && !had_mismatch {
+        match v.error_mode {
+            ErrorMode::Eio => {}
+            ErrorMode::Panic => security::panic(c_str!("dm-verity device has I/O error")),
+            ErrorMode::Restart => security::restart(c_str!("dm-verity device has I/O error")),
+        }
+    }
+    status
+}
+
+fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, had_mismatch: &mut bool) -> Result {
+    let bs = v.geo.data_block_size();
+    let first = bio.sector() >> (v.geo.data_block_bits - 9);
+    let n = bio.remaining() >> v.geo.data_block_bits;
+    let ds = v.digest_size();
+    for b in 0..u64::from(n) {
+        let cur = first + b;
+        if let Some(bits) = &v.validated {
+            if test_bit(bits, cur) {
+                bio.skip(bs);
+                continue;
+            }
+        }
+        let mut want = [0u8; MAX_DIGEST_SIZE];
+        hash_for_block(v, target, cur, &mut want, had_mismatch)?;
+        let is_zero = v.zero_digest.as_ref().is_some_and(|z| z[..ds] == want[..ds]);
+        let r = bio.next_block(bs, |data| -> Result {
+            if is_zero {
+                // An expected zero block is returned as zeroes, unverified.
+                data.fill(0);
+                return Ok(());
+            }
+            let mut real = [0u8; MAX_DIGEST_SIZE];
+            v.hash_block(data, &mut real)?;
+            if real[..ds] == want[..ds] {
+                if let Some(bits) = &v.validated {
+                    set_bit(bits, cur);
+                }
+                return Ok(());
+            }
+            if handle_error(v, target, BlockType::Data, cur) {
+                *had_mismatch = true;
+                return Err(EIO);
+            }
+            Ok(())
+        })?;
+        r?;
+    }
+    Ok(())
+}
+
+/// Finds the expected digest of data block `block`, verifying the hash tree
+/// blocks on the way that were not verified yet (C's `verity_hash_for_block`).
+fn hash_for_block(v: &Verity, target: &Target, block: u64, want: &mut [u8; MAX_DIGEST_SIZE], had_mismatch: &mut bool) -> Result {
+    let ds = v.digest_size();
+    if v.geo.levels != 0 && verify_level(v, target, block, 0, true, want, had_mismatch)? {
+        return Ok(());
+    }
+    want[..ds].copy_from_slice(v.root_digest());
+    for level in (0..v.geo.levels).rev() {
+        verify_level(v, target, block, level, false, want, had_mismatch)?;
+    }
+    Ok(())
+}
+
+/// Reads the hash block of `block` at `level` and copies the digest it holds
+/// into `want`. A hash block not verified yet is skipped (returns `false`)
+/// when `skip_unverified`, else verified against `want` first.
+fn verify_level(
+    v: &Verity,
+    target: &Target,
+    block: u64,
+    level: u32,
+    skip_unverified: bool,
+    want: &mut [u8; MAX_DIGEST_SIZE],
+    had_mismatch: &mut bool,
+) -> Result<bool> {
+    let ds = v.digest_size();
+    let (hash_block, offset) = v.geo.hash_at_level(block, level);
+    let buf = v.bufio.read(hash_block)?;
+    if buf.state().load(Ordering::Acquire) == 0 {
+        if skip_unverified {
+            return Ok(false);
+        }
+        let mut real = [0u8; MAX_DIGEST_SIZE];
+        v.hash_block(buf.data(), &mut real)?;
+        if real[..ds] == want[..ds] {
+            buf.state().store(1, Ordering::Release);
+        } else if handle_error(v, target, BlockType::Metadata, hash_block) {
+            *had_mismatch = true;
+            return Err(EIO);
+        }
+    }
+    let digest = buf.data().get(offset..offset + ds).ok_or(EIO)?;
+    want[..ds].copy_from_slice(digest);
+    Ok(true)
+}
+
+/// Reports a corrupted block; returns whether the I/O must fail
+/// (C's `verity_handle_err`).
+fn handle_error(v: &Verity, target: &Target, kind: BlockType, block: u64) -> bool {
+    // Corruption shows in the status whatever the mode.
+    v.hash_failed.store(true, Ordering::Relaxed);
+    let counted = v
+        .corrupted_errs
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_CORRUPTED_ERRS).then_some(n + 1)
+        });
+    if let Ok(prev) = counted {
+        let name = match kind {
+            BlockType::Data => "data",
+            BlockType::Metadata => "metadata",
+        };
+        dm_err!("{}: {} block {} is corrupted", v.data_dev.name(), name, block);
+        if prev + 1 == MAX_CORRUPTED_ERRS {
+            dm_err!("{}: reached maximum errors", v.data_dev.name());
+        }
+        if let Ok(env) = CString::try_from_fmt(kernel::fmt!("DM_VERITY_ERR_BLOCK_NR={},{}", kind as u32, block)) {
+            target.send_change_uevent(&env);
+        }
+    }
+    match v.mode {
+        CorruptionMode::Logging => false,
+        CorruptionMode::Restart => {
+            security::restart(c_str!("dm-verity device corrupted"));
+            true
+        }
+        CorruptionMode::Panic => security::panic(c_str!("dm-verity device corrupted")),
+        CorruptionMode::Eio => true,
+    }
+}
+
+impl Verity {
+    /// The salted digest of one block (data or hash): `H(salt || block)` for
+    /// format 1, `H(block || salt)` for format 0.
+    pub(crate) fn hash_block(&self, data: &[u8], out: &mut [u8; MAX_DIGEST_SIZE]) -> Result {
+        if self.geo.version >= 1 {
+            self.hash.digest_from_state(&self.salted_state, data, out)
+        } else {
+            self.hash.digest(&[data, &self.salt], out)
+        }
+    }
+}

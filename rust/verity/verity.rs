@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `verity`: dm-verity in Rust.
+//!
+//! A drop-in for the C target of Linux 6.12 (`drivers/md/dm-verity-target.c`):
+//! same target name, version, table line, status, options and behaviour,
+//! so `veritysetup` and `dmsetup` drive it unchanged. Every data block read is
+//! verified against a hash tree whose root digest is in the table; hash
+//! blocks are cached and verified once (dm-bufio). The root hash (and its
+//! signature status) is bound to the mapped block device in `preresume`,
+//! where security modules such as IPE find it.
+//!
+//! Split like the C twin: the table (`table.rs`), the tree's shape
+//! (`geometry.rs`), the I/O path (`verify.rs`), and this file: construction,
+//! status, and the dm hooks.
+
+#[path = "../dm/mod.rs"]
+pub mod dm;
+pub mod geometry;
+pub mod table;
+mod verify;
+
+use core::{
+    fmt::Write,
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64},
+};
+use dm::{
+    bufio::BufioClient,
+    completion::{CompletionHandler, CompletionHook},
+    hash::{Shash, MAX_DIGEST_SIZE, MAX_STATE_SIZE},
+    reason, security, BlkStatus, DmBio, MapResult, Operations, StatusType, StatusWriter, Target,
+};
+use geometry::Geometry;
+use kernel::{c_str, prelude::*, str::CString};
+use table::{CorruptionMode, ErrorMode};
+
+const DM_MSG_PREFIX: &str = "verity";
+
+module! {
+    type: VerityModule,
+    name: "dm_verity_rs",
+    author: "rust-dm developers",
+    description: "device-mapper target for transparent disk integrity checking, in Rust",
+    license: "GPL",
+}
+
+struct VerityModule {
+    _target: dm::Registration<Verity>,
+}
+
+impl kernel::Module for VerityModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        Ok(Self {
+            _target: dm::Registration::new(module)?,
+        })
+    }
+}
+
+/// One verity device.
+///
+/// Field order is drop order: the workqueue drains pending verifications
+/// first, then the buffer cache goes, then the devices it reads.
+struct Verity {
+    verify_wq: dm::Workqueue,
+    bufio: BufioClient,
+    hash: Shash,
+    data_dev: dm::Device,
+    hash_dev: dm::Device,
+    geo: Geometry,
+    /// The algorithm as written in the table, echoed back by `dmsetup table`.
+    alg_name: CString,
+    root_digest: [u8; MAX_DIGEST_SIZE],
+    salt: KVec<u8>,
+    /// Version 1: the hash state after the salt, so each block hashes from it.
+    salted_state: KVec<u8>,
+    zero_digest: Option<[u8; MAX_DIGEST_SIZE]>,
+    /// `check_at_most_once`: one bit per data block verified once.
+    validated: Option<KVVec<AtomicU64>>,
+    mode: CorruptionMode,
+    error_mode: ErrorMode,
+    try_verify_in_tasklet: bool,
+    sig_key_desc: Option<CString>,
+    root_digest_sig: Option<KVec<u8>>,
+    hash_failed: AtomicBool,
+    corrupted_errs: AtomicU32,
+}
+
+impl Verity {
+    fn digest_size(&self) -> usize {
+        self.geo.digest_size as usize
+    }
+
+    fn root_digest(&self) -> &[u8] {
+        &self.root_digest[..self.digest_size()]
+    }
+}
+
+/// Fails the constructor with a reason from the pure table code.
+fn bad(args: &dm::Args<'_>, r: &'static core::ffi::CStr) -> Error {
+    args.fail(reason(r), EINVAL)
+}
+
+fn to_cstring(s: &[u8]) -> Result<CString> {
+    let mut v = KVec::with_capacity(s.len() + 1, GFP_KERNEL)?;
+    v.extend_from_slice(s, GFP_KERNEL)?;
+    v.push(0, GFP_KERNEL)?;
+    Ok(CString::try_from(kernel::str::CStr::from_bytes_with_nul(&v).map_err(|_| EINVAL)?)?)
+}
+
+#[vtable]
+impl Operations for Verity {
+    const NAME: &'static CStr = c_str!("verity");
+    // The version of the C target this one matches.
+    const VERSION: [u32; 3] = [1, 10, 0];
+    // Security modules rely on a verity table being alone and never replaced
+    // by a table of another type.
+    const FEATURES: u64 = dm::features::SINGLETON | dm::features::IMMUTABLE;
+
+    type PerBio = CompletionHook;
+
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+        if target.is_writable() {
+            return Err(args.fail(c_str!("Device must be readonly"), EINVAL));
+        }
+        if args.count() < table::MANDATORY_ARGS {
+            return Err(args.fail(c_str!("Not enough arguments"), EINVAL));
+        }
+        let mut argc: KVec<&CStr> = KVec::with_capacity(args.count(), GFP_KERNEL)?;
+        let mut argv: KVec<&[u8]> = KVec::with_capacity(args.count(), GFP_KERNEL)?;
+        while let Some(a) = args.next_opt() {
+            argc.push(a, GFP_KERNEL)?;
+            argv.push(a.as_bytes(), GFP_KERNEL)?;
+        }
+        let opt_args = &argv[table::MANDATORY_ARGS..];
+        // C validates the option count before anything else.
+        table::check_opt_count(opt_args).map_err(|r| bad(args, r))?;
+
+        let version = table::parse_version(argv[0]).map_err(|r| bad(args, r))?;
+        let data_dev = target.get_device_read_only(
+            argc[1],
+            c_str!("Data device lookup failed"),
+        )?;
+        let hash_dev = target.get_device_read_only(
+            argc[2],
+            c_str!("Hash device lookup failed"),
+        )?;
+        let data_block_bits = table::parse_block_size(
+            argv[3],
+            data_dev.logical_block_size(),
+            kernel::page::PAGE_SIZE as u32,
+            c"Invalid data device block size",
+        )
+        .map_err(|r| bad(args, r))?;
+        let hash_block_bits = table::parse_block_size(
+            argv[4],
+            hash_dev.logical_block_size(),
+            i32::MAX as u32,
+            c"Invalid hash device block size",
+        )
+        .map_err(|r| bad(args, r))?;
+        let data_blocks = table::parse_blocks(argv[5], data_block_bits, c"Invalid data blocks")
+            .map_err(|r| bad(args, r))?;
+        if target.len() > data_blocks << (data_block_bits - 9) {
+            return Err(args.fail(c_str!("Data device is too small"), EINVAL));
+        }
+        let hash_start = table::parse_blocks(argv[6], hash_block_bits, c"Invalid hash start")
+            .map_err(|r| bad(args, r))?;
+
+        let alg_name = to_cstring(argv[7])?;
+        let hash = Shash::new(&alg_name)
+            .map_err(|e| args.fail(c_str!("Cannot initialize hash function"), e))?;
+        dm_info!("{} using shash \"{}\"", &*alg_name, hash.driver_name());
+        let digest_size = hash.digest_size();
+        if (1usize << hash_block_bits) < digest_size * 2 {
+            return Err(args.fail(c_str!("Digest size too big"), EINVAL));
+        }
+
+        let mut root_digest = [0u8; MAX_DIGEST_SIZE];
+        table::parse_digest(argv[8], digest_size, &mut root_digest).map_err(|r| bad(args, r))?;
+
+        let mut salt = KVec::new();
+        if argv[9] != b"-" {
+            salt.extend_with(argv[9].len() / 2, 0, GFP_KERNEL)?;
+        }
+        table::parse_salt(argv[9], &mut salt).map_err(|r| bad(args, r))?;
+        let mut salted_state = KVec::new();
+        if version >= 1 {
+            salted_state.extend_with(hash.state_size().min(MAX_STATE_SIZE), 0, GFP_KERNEL)?;
+            hash.export_state(&salt, &mut salted_state)
+                .map_err(|e| args.fail(c_str!("Cannot set up initial hash state"), e))?;
+        }
+
+        let opts = table::parse_options(opt_args).map_err(|r| bad(args, r))?;
+
+        // The root hash signature, from the user keyring.
+        let mut sig_key_desc = None;
+        let mut root_digest_sig = None;
+        if let Some(desc) = opts.sig_key_desc {
+            let desc = to_cstring(desc)?;
+            let sig = security::read_user_key(&desc)
+                .map_err(|e| args.fail(reason(table::SIG_KEY_INVALID), e))?;
+            sig_key_desc = Some(desc);
+            root_digest_sig = Some(sig);
+        }
+        // The signature covers the root digest as written in the table (hex).
+        if let Some(sig) = &root_digest_sig {
+            security::verify_pkcs7_signature(argv[8], sig)
+                .map_err(|e| args.fail(c_str!("Root hash verification failed"), e))?;
+        }
+
+        let geo = Geometry::new(
+            version,
+            data_block_bits,
+            hash_block_bits,
+            digest_size as u32,
+            data_blocks,
+            hash_start,
+        )
+        .map_err(|r| args.fail(reason(r), E2BIG))?;
+
+        let bufio = BufioClient::new(&hash_dev, 1 << hash_block_bits, 1)
+            .map_err(|e| args.fail(c_str!("Cannot initialize dm-bufio"), e))?;
+        if bufio.device_size() < geo.hash_end {
+            return Err(args.fail(c_str!("Hash device is too small"), E2BIG));
+        }
+        let verify_wq = dm::Workqueue::new(
+            c_str!("kverityd"),
+            dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI,
+            0,
+        )
+        .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
+
+        let validated = if opts.check_at_most_once {
+            if data_blocks > i32::MAX as u64 {
+                return Err(args.fail(c_str!("device too large to use check_at_most_once"), E2BIG));
+            }
+            let words = data_blocks.div_ceil(64) as usize;
+            let mut v = KVVec::with_capacity(words, GFP_KERNEL).map_err(|e| {
+                args.fail(c_str!("failed to allocate bitset for check_at_most_once"), e.into())
+            })?;
+            for _ in 0..words {
+                v.push(AtomicU64::new(0), GFP_KERNEL)?;
+            }
+            Some(v)
+        } else {
+            None
+        };
+
+        let mut v = Verity {
+            verify_wq,
+            bufio,
+            hash,
+            data_dev,
+            hash_dev,
+            geo,
+            alg_name,
+            root_digest,
+            salt,
+            salted_state,
+            zero_digest: None,
+            validated,
+            mode: opts.mode,
+            error_mode: opts.error_mode,
+            try_verify_in_tasklet: opts.try_verify_in_tasklet,
+            sig_key_desc,
+            root_digest_sig,
+            hash_failed: AtomicBool::new(false),
+            corrupted_errs: AtomicU32::new(0),
+        };
+        if opts.ignore_zero_blocks {
+            let mut zero = KVec::new();
+            zero.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
+            let mut digest = [0u8; MAX_DIGEST_SIZE];
+            v.hash_block(&zero, &mut digest)
+                .map_err(|e| args.fail(c_str!("Cannot allocate zero digest"), e))?;
+            v.zero_digest = Some(digest);
+        }
+        KBox::pin(v, GFP_KERNEL).map_err(|e| args.fail(c_str!("Cannot allocate verity structure"), e.into()))
+    }
+
+    fn map(&self, target: &Target, bio: DmBio<Self>) -> MapResult<Self> {
+        verify::map(self, target, bio)
+    }
+
+    fn postsuspend(&self, _target: &Target) {
+        self.verify_wq.flush();
+        self.bufio.reset();
+    }
+
+    fn preresume(&self, target: &Target) -> Result {
+        let root = security::VerityRootHash {
+            alg: self.hash.alg_name(),
+            digest: self.root_digest(),
+        };
+        target.set_verity_root_hash(Some(&root))?;
+        if let Err(e) = target.set_verity_signature(self.root_digest_sig.as_deref()) {
+            // Never leave a root hash bound whose signature state is unknown.
+            let _ = target.set_verity_root_hash(None);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
+        // Writes into the bounded buffer cannot fail: they truncate.
+        let _ = match kind {
+            StatusType::Info => {
+                out.write_char(if self.hash_failed.load(core::sync::atomic::Ordering::Relaxed) {
+                    'C'
+                } else {
+                    'V'
+                })
+            }
+            StatusType::Table => self.emit_table(out),
+            StatusType::Ima => self.emit_ima(out),
+        };
+    }
+
+    fn iterate_devices(&self, target: &Target, callout: &mut dm::DeviceCallout<'_>) -> i32 {
+        callout.visit(&self.data_dev, 0, target.len())
+    }
+
+    fn io_hints(&self, _target: &Target, limits: &mut dm::QueueLimits) {
+        let bs = self.geo.data_block_size();
+        limits.raise_logical_block_size(bs);
+        limits.raise_physical_block_size(bs);
+        let lbs = limits.logical_block_size();
+        limits.set_io_min(lbs);
+        // Like C: no direct I/O aligned below the block size, so no data
+        // block ever spans two pages.
+        limits.set_dma_alignment(lbs - 1);
+    }
+}
+
+impl CompletionHandler for Verity {
+    fn completion_queue(&self) -> &dm::Workqueue {
+        &self.verify_wq
+    }
+
+    fn bio_completed(&self, target: &Target, bio: &mut dm::completion::CompletedBio<'_>) -> BlkStatus {
+        verify::bio_completed(self, target, bio)
+    }
+}
+
+fn emit_hex(out: &mut StatusWriter<'_>, bytes: &[u8]) -> core::fmt::Result {
+    for b in bytes {
+        write!(out, "{:02x}", b)?;
+    }
+    Ok(())
+}
+
+impl Verity {
+    fn emit_salt(&self, out: &mut StatusWriter<'_>) -> core::fmt::Result {
+        if self.salt.is_empty() {
+            out.write_char('-')
+        } else {
+            emit_hex(out, &self.salt)
+        }
+    }
+
+    fn emit_table(&self, out: &mut StatusWriter<'_>) -> core::fmt::Result {
+        write!(
+            out,
+            "{} {} {} {} {} {} {} {} ",
+            self.geo.version,
+            self.data_dev.name(),
+            self.hash_dev.name(),
+            self.geo.data_block_size(),
+            self.geo.hash_block_size(),
+            self.geo.data_blocks,
+            self.geo.hash_start,
+            &*self.alg_name
+        )?;
+        emit_hex(out, self.root_digest())?;
+        out.write_char(' ')?;
+        self.emit_salt(out)?;
+        let args = u32::from(self.mode != CorruptionMode::Eio)
+            + u32::from(self.error_mode != ErrorMode::Eio)
+            + u32::from(self.zero_digest.is_some())
+            + u32::from(self.validated.is_some())
+            + u32::from(self.try_verify_in_tasklet)
+            + if self.sig_key_desc.is_some() { 2 } else { 0 };
+        if args == 0 {
+            return Ok(());
+        }
+        write!(out, " {}", args)?;
+        match self.mode {
+            CorruptionMode::Eio => {}
+            CorruptionMode::Logging => out.write_str(" ignore_corruption")?,
+            CorruptionMode::Restart => out.write_str(" restart_on_corruption")?,
+            CorruptionMode::Panic => out.write_str(" panic_on_corruption")?,
+        }
+        match self.error_mode {
+            ErrorMode::Eio => {}
+            ErrorMode::Restart => out.write_str(" restart_on_error")?,
+            ErrorMode::Panic => out.write_str(" panic_on_error")?,
+        }
+        if self.zero_digest.is_some() {
+            out.write_str(" ignore_zero_blocks")?;
+        }
+        if self.validated.is_some() {
+            out.write_str(" check_at_most_once")?;
+        }
+        if self.try_verify_in_tasklet {
+            out.write_str(" try_verify_in_tasklet")?;
+        }
+        if let Some(desc) = &self.sig_key_desc {
+            write!(out, " root_hash_sig_key_desc {}", &**desc)?;
+        }
+        Ok(())
+    }
+
+    fn emit_ima(&self, out: &mut StatusWriter<'_>) -> core::fmt::Result {
+        write!(
+            out,
+            "target_name={},target_version={}.{}.{}",
+            Self::NAME,
+            Self::VERSION[0],
+            Self::VERSION[1],
+            Self::VERSION[2]
+        )?;
+        let failed = self.hash_failed.load(core::sync::atomic::Ordering::Relaxed);
+        write!(out, ",hash_failed={}", if failed { 'C' } else { 'V' })?;
+        write!(out, ",verity_version={}", self.geo.version)?;
+        write!(out, ",data_device_name={}", self.data_dev.name())?;
+        write!(out, ",hash_device_name={}", self.hash_dev.name())?;
+        write!(out, ",verity_algorithm={}", &*self.alg_name)?;
+        out.write_str(",root_digest=")?;
+        emit_hex(out, self.root_digest())?;
+        out.write_str(",salt=")?;
+        self.emit_salt(out)?;
+        let yn = |b: bool| if b { 'y' } else { 'n' };
+        write!(out, ",ignore_zero_blocks={}", yn(self.zero_digest.is_some()))?;
+        write!(out, ",check_at_most_once={}", yn(self.validated.is_some()))?;
+        if let Some(desc) = &self.sig_key_desc {
+            write!(out, ",root_hash_sig_key_desc={}", &**desc)?;
+        }
+        match self.mode {
+            CorruptionMode::Eio => {}
+            CorruptionMode::Logging => out.write_str(",verity_mode=ignore_corruption")?,
+            CorruptionMode::Restart => out.write_str(",verity_mode=restart_on_corruption")?,
+            CorruptionMode::Panic => out.write_str(",verity_mode=panic_on_corruption")?,
+        }
+        match self.error_mode {
+            ErrorMode::Eio => {}
+            ErrorMode::Restart => out.write_str(",verity_error_mode=restart_on_error")?,
+            ErrorMode::Panic => out.write_str(",verity_error_mode=panic_on_error")?,
+        }
+        out.write_char(';')
+    }
+}
