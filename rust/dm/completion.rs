@@ -107,7 +107,8 @@ unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::
             iter: (*hook).iter,
             _p: PhantomData,
         };
-        let status = super::target::instance::<T>(ti).bio_completed(Target::from_raw(ti), &mut completed);
+        let status =
+            super::target::instance::<T>(ti).bio_completed(Target::from_raw(ti), &mut completed);
         (*bio).bi_end_io = (*hook).orig_end_io;
         (*bio).bi_private = (*hook).orig_private;
         (*bio).bi_status = status.raw();
@@ -165,7 +166,9 @@ impl CompletedBio<'_> {
         let r = if len >= block_size && !p.is_null() {
             // SAFETY: The segment is mapped for `len >= block_size` bytes and
             // nothing else accesses the bio's data until it completes.
-            Ok(f(unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), block_size as usize) }))
+            Ok(f(unsafe {
+                core::slice::from_raw_parts_mut(p.cast::<u8>(), block_size as usize)
+            }))
         } else {
             Err(EIO)
         };

@@ -140,7 +140,12 @@ impl Shash {
             // SAFETY: `desc` holds the imported state; `out` has room for the
             // digest.
             to_result(unsafe {
-                bindings::crypto_shash_finup(desc, data.as_ptr(), data.len() as u32, out.as_mut_ptr())
+                bindings::crypto_shash_finup(
+                    desc,
+                    data.as_ptr(),
+                    data.len() as u32,
+                    out.as_mut_ptr(),
+                )
             })
         })
     }

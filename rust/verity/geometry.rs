@@ -81,7 +81,9 @@ impl Geometry {
             } else {
                 data_blocks.wrapping_add((1u64 << shift) - 1) >> shift
             };
-            position = position.checked_add(s).ok_or(c"Hash device offset overflow")?;
+            position = position
+                .checked_add(s)
+                .ok_or(c"Hash device offset overflow")?;
         }
         Ok(Self {
             version,
@@ -101,8 +103,7 @@ impl Geometry {
     /// the byte offset of that digest in the hash block.
     pub fn hash_at_level(&self, block: u64, level: u32) -> (u64, usize) {
         let position = position_at_level(block, level * self.hash_per_block_bits);
-        let hash_block =
-            self.level_start[level as usize] + (position >> self.hash_per_block_bits);
+        let hash_block = self.level_start[level as usize] + (position >> self.hash_per_block_bits);
         let idx = (position & ((1u64 << self.hash_per_block_bits) - 1)) as usize;
         let offset = if self.version == 0 {
             idx * self.digest_size as usize

@@ -76,7 +76,12 @@ fn eq_ignore_case(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
-const FEC_OPTS: [&str; 4] = ["use_fec_from_device", "fec_roots", "fec_blocks", "fec_start"];
+const FEC_OPTS: [&str; 4] = [
+    "use_fec_from_device",
+    "fec_roots",
+    "fec_blocks",
+    "fec_start",
+];
 
 /// Checks the option group's count (`<#opt args>`) against what follows, as
 /// C's `dm_read_arg_group()`; `opt` is everything after the mandatory args.
@@ -163,7 +168,12 @@ pub fn parse_version(s: &[u8]) -> Result<u32, &'static CStr> {
 }
 
 /// A block size: a power of two in `min..=max`; returns its log2.
-pub fn parse_block_size(s: &[u8], min: u32, max: u32, reason: &'static CStr) -> Result<u32, &'static CStr> {
+pub fn parse_block_size(
+    s: &[u8],
+    min: u32,
+    max: u32,
+    reason: &'static CStr,
+) -> Result<u32, &'static CStr> {
     match parse::parse_u32(s) {
         Ok(n) if n.is_power_of_two() && n >= min && n <= max => Ok(n.trailing_zeros()),
         _ => Err(reason),
@@ -172,7 +182,11 @@ pub fn parse_block_size(s: &[u8], min: u32, max: u32, reason: &'static CStr) -> 
 
 /// A count of blocks of `1 << block_bits` bytes whose size in sectors must
 /// fit 64 bits.
-pub fn parse_blocks(s: &[u8], block_bits: u32, reason: &'static CStr) -> Result<u64, &'static CStr> {
+pub fn parse_blocks(
+    s: &[u8],
+    block_bits: u32,
+    reason: &'static CStr,
+) -> Result<u64, &'static CStr> {
     let n = parse::parse_u64(s).map_err(|_| reason)?;
     let shift = block_bits - 9;
     if (n << shift) >> shift != n {

@@ -3,12 +3,15 @@
 //! The I/O path: mapping reads to the data device, prefetching their hash
 //! blocks, and verifying the data when the reads complete.
 
+use crate::dm_err;
 use crate::{
-    dm::{completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult, Target},
+    dm::{
+        completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult,
+        Target,
+    },
     table::{CorruptionMode, ErrorMode},
     Verity,
 };
-use crate::dm_err;
 use core::sync::atomic::Ordering;
 use kernel::{c_str, error::code::*, prelude::*, str::CString};
 
@@ -116,7 +119,12 @@ pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<
     status
 }
 
-fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, had_mismatch: &mut bool) -> Result {
+fn verify_io(
+    v: &Verity,
+    target: &Target,
+    bio: &mut CompletedBio<'_>,
+    had_mismatch: &mut bool,
+) -> Result {
     let bs = v.geo.data_block_size();
     let first = bio.sector() >> (v.geo.data_block_bits - 9);
     let n = bio.remaining() >> v.geo.data_block_bits;
@@ -131,7 +139,10 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, had_mismat
         }
         let mut want = [0u8; MAX_DIGEST_SIZE];
         hash_for_block(v, target, cur, &mut want, had_mismatch)?;
-        let is_zero = v.zero_digest.as_ref().is_some_and(|z| z[..ds] == want[..ds]);
+        let is_zero = v
+            .zero_digest
+            .as_ref()
+            .is_some_and(|z| z[..ds] == want[..ds]);
         let r = bio.next_block(bs, |data| -> Result {
             if is_zero {
                 // An expected zero block is returned as zeroes, unverified.
@@ -159,7 +170,13 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, had_mismat
 
 /// Finds the expected digest of data block `block`, verifying the hash tree
 /// blocks on the way that were not verified yet (C's `verity_hash_for_block`).
-fn hash_for_block(v: &Verity, target: &Target, block: u64, want: &mut [u8; MAX_DIGEST_SIZE], had_mismatch: &mut bool) -> Result {
+fn hash_for_block(
+    v: &Verity,
+    target: &Target,
+    block: u64,
+    want: &mut [u8; MAX_DIGEST_SIZE],
+    had_mismatch: &mut bool,
+) -> Result {
     let ds = v.digest_size();
     if v.geo.levels != 0 && verify_level(v, target, block, 0, true, want, had_mismatch)? {
         return Ok(());
@@ -219,11 +236,20 @@ fn handle_error(v: &Verity, target: &Target, kind: BlockType, block: u64) -> boo
             BlockType::Data => "data",
             BlockType::Metadata => "metadata",
         };
-        dm_err!("{}: {} block {} is corrupted", v.data_dev.name(), name, block);
+        dm_err!(
+            "{}: {} block {} is corrupted",
+            v.data_dev.name(),
+            name,
+            block
+        );
         if prev + 1 == MAX_CORRUPTED_ERRS {
             dm_err!("{}: reached maximum errors", v.data_dev.name());
         }
-        if let Ok(env) = CString::try_from_fmt(kernel::fmt!("DM_VERITY_ERR_BLOCK_NR={},{}", kind as u32, block)) {
+        if let Ok(env) = CString::try_from_fmt(kernel::fmt!(
+            "DM_VERITY_ERR_BLOCK_NR={},{}",
+            kind as u32,
+            block
+        )) {
             target.send_change_uevent(&env);
         }
     }

@@ -104,7 +104,9 @@ fn to_cstring(s: &[u8]) -> Result<CString> {
     let mut v = KVec::with_capacity(s.len() + 1, GFP_KERNEL)?;
     v.extend_from_slice(s, GFP_KERNEL)?;
     v.push(0, GFP_KERNEL)?;
-    Ok(CString::try_from(kernel::str::CStr::from_bytes_with_nul(&v).map_err(|_| EINVAL)?)?)
+    Ok(CString::try_from(
+        kernel::str::CStr::from_bytes_with_nul(&v).map_err(|_| EINVAL)?,
+    )?)
 }
 
 #[vtable]
@@ -136,14 +138,8 @@ impl Operations for Verity {
         table::check_opt_count(opt_args).map_err(|r| bad(args, r))?;
 
         let version = table::parse_version(argv[0]).map_err(|r| bad(args, r))?;
-        let data_dev = target.get_device_read_only(
-            argc[1],
-            c_str!("Data device lookup failed"),
-        )?;
-        let hash_dev = target.get_device_read_only(
-            argc[2],
-            c_str!("Hash device lookup failed"),
-        )?;
+        let data_dev = target.get_device_read_only(argc[1], c_str!("Data device lookup failed"))?;
+        let hash_dev = target.get_device_read_only(argc[2], c_str!("Hash device lookup failed"))?;
         let data_block_bits = table::parse_block_size(
             argv[3],
             data_dev.logical_block_size(),
@@ -223,12 +219,9 @@ impl Operations for Verity {
         if bufio.device_size() < geo.hash_end {
             return Err(args.fail(c_str!("Hash device is too small"), E2BIG));
         }
-        let verify_wq = dm::Workqueue::new(
-            c_str!("kverityd"),
-            dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI,
-            0,
-        )
-        .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
+        let verify_wq =
+            dm::Workqueue::new(c_str!("kverityd"), dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI, 0)
+                .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
 
         let validated = if opts.check_at_most_once {
             if data_blocks > i32::MAX as u64 {
@@ -236,7 +229,10 @@ impl Operations for Verity {
             }
             let words = data_blocks.div_ceil(64) as usize;
             let mut v = KVVec::with_capacity(words, GFP_KERNEL).map_err(|e| {
-                args.fail(c_str!("failed to allocate bitset for check_at_most_once"), e.into())
+                args.fail(
+                    c_str!("failed to allocate bitset for check_at_most_once"),
+                    e.into(),
+                )
             })?;
             for _ in 0..words {
                 v.push(AtomicU64::new(0), GFP_KERNEL)?;
@@ -275,7 +271,8 @@ impl Operations for Verity {
                 .map_err(|e| args.fail(c_str!("Cannot allocate zero digest"), e))?;
             v.zero_digest = Some(digest);
         }
-        KBox::pin(v, GFP_KERNEL).map_err(|e| args.fail(c_str!("Cannot allocate verity structure"), e.into()))
+        KBox::pin(v, GFP_KERNEL)
+            .map_err(|e| args.fail(c_str!("Cannot allocate verity structure"), e.into()))
     }
 
     fn map(&self, target: &Target, bio: DmBio<Self>) -> MapResult<Self> {
@@ -304,13 +301,13 @@ impl Operations for Verity {
     fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
         // Writes into the bounded buffer cannot fail: they truncate.
         let _ = match kind {
-            StatusType::Info => {
-                out.write_char(if self.hash_failed.load(core::sync::atomic::Ordering::Relaxed) {
+            StatusType::Info => out.write_char(
+                if self.hash_failed.load(core::sync::atomic::Ordering::Relaxed) {
                     'C'
                 } else {
                     'V'
-                })
-            }
+                },
+            ),
             StatusType::Table => self.emit_table(out),
             StatusType::Ima => self.emit_ima(out),
         };
@@ -337,7 +334,11 @@ impl CompletionHandler for Verity {
         &self.verify_wq
     }
 
-    fn bio_completed(&self, target: &Target, bio: &mut dm::completion::CompletedBio<'_>) -> BlkStatus {
+    fn bio_completed(
+        &self,
+        target: &Target,
+        bio: &mut dm::completion::CompletedBio<'_>,
+    ) -> BlkStatus {
         verify::bio_completed(self, target, bio)
     }
 }
@@ -430,7 +431,11 @@ impl Verity {
         out.write_str(",salt=")?;
         self.emit_salt(out)?;
         let yn = |b: bool| if b { 'y' } else { 'n' };
-        write!(out, ",ignore_zero_blocks={}", yn(self.zero_digest.is_some()))?;
+        write!(
+            out,
+            ",ignore_zero_blocks={}",
+            yn(self.zero_digest.is_some())
+        )?;
         write!(out, ",check_at_most_once={}", yn(self.validated.is_some()))?;
         if let Some(desc) = &self.sig_key_desc {
             write!(out, ",root_hash_sig_key_desc={}", &**desc)?;

@@ -11,5 +11,19 @@ pub mod emit;
 #[path = "../../../rust/linear/mapping.rs"]
 pub mod linear_mapping;
 
+/// The `dm` module as the verity crate sees it (only its pure parts).
+pub mod dm {
+    pub use crate::parse;
+}
+
+#[path = "../../../rust/verity/geometry.rs"]
+pub mod verity_geometry;
+
+#[path = "../../../rust/verity/table.rs"]
+pub mod verity_table;
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod verity_tests;
