@@ -34,6 +34,10 @@ unsafe impl Send for BufioClient {}
 unsafe impl Sync for BufioClient {}
 
 /// Called by dm-bufio for every buffer it (re)initialises.
+///
+/// # Safety
+///
+/// `b` must be a live buffer of a client created by [`BufioClient::new`].
 unsafe extern "C" fn buffer_alloc_callback(b: *mut bindings::dm_buffer) {
     // SAFETY: `b` is a live buffer of a client created with one byte of aux
     // data, which we may initialise.
@@ -151,6 +155,12 @@ struct PrefetchWork {
     n: u32,
 }
 
+/// The work function of [`BufioClient::prefetch_async`].
+///
+/// # Safety
+///
+/// `w` must be the `work` of a `PrefetchWork` leaked by `prefetch_async`,
+/// whose client is still live; it is freed here.
 unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the first field of a `PrefetchWork` leaked by
     // `prefetch_async`, which we own again now.

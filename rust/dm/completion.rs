@@ -81,6 +81,11 @@ impl<T: CompletionHandler> DmBio<T> {
 
 /// `bi_end_io` of an intercepted bio: may run in interrupt context, so it
 /// only queues the completion work.
+///
+/// # Safety
+///
+/// `bio` must be a bio submitted by [`DmBio::submit_intercepted`] for a
+/// target of type `T`, completing now.
 unsafe extern "C" fn intercepted_end_io<T: CompletionHandler>(bio: *mut bindings::bio) {
     // SAFETY: `bi_private` was set to the hook by `submit_intercepted`.
     let hook = unsafe { (*bio).bi_private.cast::<CompletionHook>() };
@@ -94,6 +99,12 @@ unsafe extern "C" fn intercepted_end_io<T: CompletionHandler>(bio: *mut bindings
     }
 }
 
+/// The completion work: lets the target see the data, then completes the bio.
+///
+/// # Safety
+///
+/// `work` must be the `work` of the hook of an intercepted bio of a target
+/// of type `T`, queued by `intercepted_end_io`.
 unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::work_struct) {
     // `work` is the first field of the `repr(C)` hook.
     let hook = work.cast::<CompletionHook>();

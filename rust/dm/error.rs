@@ -2,13 +2,13 @@
 
 //! Conversions of C error conventions.
 
-use super::bindings;
 use kernel::prelude::*;
 
 /// Turns a pointer that may be an `ERR_PTR()` into a `Result`.
 pub(crate) fn from_err_ptr<T>(ptr: *mut T) -> Result<*mut T> {
+    const MAX_ERRNO: usize = 4095;
     let v = ptr as usize;
-    if v >= (bindings::MAX_ERRNO as usize).wrapping_neg() {
+    if v >= MAX_ERRNO.wrapping_neg() {
         // The value is `-errno` in `[-MAX_ERRNO, -1]`, so it fits an `i32`.
         return Err(Error::from_errno(v as isize as i32));
     }
