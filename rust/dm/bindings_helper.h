@@ -10,6 +10,7 @@
  */
 #include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
+#include <linux/dm-io.h>
 #include <linux/reboot.h>
 #include <linux/security.h>
 #include <linux/verification.h>

@@ -27,6 +27,7 @@ mod device;
 pub mod emit;
 mod error;
 pub mod hash;
+pub mod io;
 mod limits;
 pub mod parse;
 pub mod security;

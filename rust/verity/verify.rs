@@ -151,7 +151,7 @@ fn verify_io(
             }
             let mut real = [0u8; MAX_DIGEST_SIZE];
             v.hash_block(data, &mut real)?;
-            if real[..ds] == want[..ds] {
+            if real[..ds] == want[..ds] || recheck(v, cur, &want, data) {
                 if let Some(bits) = &v.validated {
                     set_bit(bits, cur);
                 }
@@ -166,6 +166,26 @@ fn verify_io(
         r?;
     }
     Ok(())
+}
+
+/// Reads data block `block` again from the device and, if that copy matches
+/// `want`, puts it into `data` (C's `verity_recheck`).
+fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut [u8]) -> bool {
+    let ds = v.digest_size();
+    let mut buf = v.recheck_buf.lock();
+    if v.recheck_io
+        .read_sync(&v.data_dev, block << (v.geo.data_block_bits - 9), &mut buf)
+        .is_err()
+    {
+        return false;
+    }
+    let mut real = [0u8; MAX_DIGEST_SIZE];
+    if v.hash_block(&buf, &mut real).is_err() || real[..ds] != want[..ds] || buf.len() != data.len()
+    {
+        return false;
+    }
+    data.copy_from_slice(&buf);
+    true
 }
 
 /// Finds the expected digest of data block `block`, verifying the hash tree

@@ -31,7 +31,7 @@ use dm::{
     reason, security, BlkStatus, DmBio, MapResult, Operations, StatusType, StatusWriter, Target,
 };
 use geometry::Geometry;
-use kernel::{c_str, prelude::*, str::CString};
+use kernel::{c_str, new_mutex, prelude::*, str::CString, sync::Mutex};
 use table::{CorruptionMode, ErrorMode};
 
 const DM_MSG_PREFIX: &str = "verity";
@@ -83,6 +83,11 @@ struct Verity {
     root_digest_sig: Option<KVec<u8>>,
     hash_failed: AtomicBool,
     corrupted_errs: AtomicU32,
+    /// Re-reads a block whose hash did not match before calling it corrupt
+    /// (the bio's pages may have changed under the read, e.g. by a
+    /// concurrent writer of an O_DIRECT buffer): C's `verity_recheck`.
+    recheck_io: dm::io::IoClient,
+    recheck_buf: Pin<KBox<Mutex<KVec<u8>>>>,
 }
 
 impl Verity {
@@ -242,6 +247,12 @@ impl Operations for Verity {
             None
         };
 
+        let recheck_io =
+            dm::io::IoClient::new().map_err(|e| args.fail(c_str!("Cannot allocate dm io"), e))?;
+        let mut buf = KVec::new();
+        buf.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
+        let recheck_buf = KBox::pin_init(new_mutex!(buf), GFP_KERNEL)?;
+
         let mut v = Verity {
             verify_wq,
             bufio,
@@ -262,6 +273,8 @@ impl Operations for Verity {
             root_digest_sig,
             hash_failed: AtomicBool::new(false),
             corrupted_errs: AtomicU32::new(0),
+            recheck_io,
+            recheck_buf,
         };
         if opts.ignore_zero_blocks {
             let mut zero = KVec::new();
