@@ -16,6 +16,12 @@
 #include <linux/verification.h>
 #include <crypto/hash.h>
 #include "helpers.h"
+#include "dm-block-manager.h"
+#include "dm-transaction-manager.h"
+#include "dm-space-map.h"
+#include "dm-bitset.h"
+#include "dm-array.h"
+#include "dm-btree.h"
 
 /* Macros bindgen cannot evaluate, as typed constants (see rust/bindgen_parameters). */
 const blk_opf_t RDM_CONST_REQ_PREFLUSH = REQ_PREFLUSH;

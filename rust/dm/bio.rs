@@ -241,3 +241,69 @@ impl<T: Operations> Drop for DmBio<T> {
         }
     }
 }
+
+/// A list of bios owned by a target (C's `struct bio_list`, linked through
+/// the bios themselves, so adding never allocates). Bios left in the list
+/// when it is dropped are ended with an I/O error.
+pub struct BioList<T: Operations> {
+    list: bindings::bio_list,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: The list owns its bios, which are `Send`.
+unsafe impl<T: Operations> Send for BioList<T> where T::PerBio: Send {}
+
+impl<T: Operations> Default for BioList<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Operations> BioList<T> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self {
+            list: bindings::bio_list {
+                head: core::ptr::null_mut(),
+                tail: core::ptr::null_mut(),
+            },
+            _t: PhantomData,
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.head.is_null()
+    }
+
+    /// Appends `bio`.
+    pub fn push(&mut self, bio: DmBio<T>) {
+        let b = bio.into_raw();
+        // SAFETY: We own the bio (given up by `into_raw`) and the list.
+        unsafe { bindings::rdm_bio_list_add(&mut self.list, b) };
+    }
+
+    /// Removes the first bio.
+    pub fn pop(&mut self) -> Option<DmBio<T>> {
+        // SAFETY: The list is valid and owns its bios.
+        let b = unsafe { bindings::rdm_bio_list_pop(&mut self.list) };
+        if b.is_null() {
+            return None;
+        }
+        // SAFETY: Every bio in the list was a `DmBio<T>` given up by `push`.
+        Some(unsafe { DmBio::from_raw(b) })
+    }
+
+    /// Moves all bios out into a new list, leaving this one empty.
+    pub fn take(&mut self) -> Self {
+        core::mem::take(self)
+    }
+}
+
+impl<T: Operations> Drop for BioList<T> {
+    fn drop(&mut self) {
+        while let Some(bio) = self.pop() {
+            bio.end(BlkStatus::IOERR);
+        }
+    }
+}

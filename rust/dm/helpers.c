@@ -155,3 +155,48 @@ void rdm_kfree(const void *p)
 {
 	kfree(p);
 }
+
+void rdm_dm_sm_destroy(struct dm_space_map *sm)
+{
+	dm_sm_destroy(sm);
+}
+
+int rdm_dm_sm_root_size(struct dm_space_map *sm, size_t *result)
+{
+	return dm_sm_root_size(sm, result);
+}
+
+int rdm_dm_sm_copy_root(struct dm_space_map *sm, void *copy_to_here_le, size_t len)
+{
+	return dm_sm_copy_root(sm, copy_to_here_le, len);
+}
+
+int rdm_dm_sm_get_nr_free(struct dm_space_map *sm, dm_block_t *count)
+{
+	return dm_sm_get_nr_free(sm, count);
+}
+
+int rdm_dm_sm_get_nr_blocks(struct dm_space_map *sm, dm_block_t *count)
+{
+	return dm_sm_get_nr_blocks(sm, count);
+}
+
+int rdm_dm_sm_inc_block(struct dm_space_map *sm, dm_block_t b)
+{
+	return dm_sm_inc_block(sm, b);
+}
+
+int rdm_dm_sm_dec_block(struct dm_space_map *sm, dm_block_t b)
+{
+	return dm_sm_dec_block(sm, b);
+}
+
+void rdm_bio_list_add(struct bio_list *bl, struct bio *bio)
+{
+	bio_list_add(bl, bio);
+}
+
+struct bio *rdm_bio_list_pop(struct bio_list *bl)
+{
+	return bio_list_pop(bl);
+}

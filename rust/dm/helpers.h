@@ -14,6 +14,7 @@
 #include <linux/dm-bufio.h>
 #include <linux/workqueue.h>
 #include <crypto/hash.h>
+#include "dm-space-map.h"
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev);
 sector_t rdm_bdev_nr_sectors(struct block_device *bdev);
@@ -39,6 +40,19 @@ unsigned int rdm_crypto_shash_statesize(struct crypto_shash *tfm);
 const char *rdm_crypto_shash_alg_name(struct crypto_shash *tfm);
 const char *rdm_crypto_shash_driver_name(struct crypto_shash *tfm);
 int rdm_crypto_shash_init(struct shash_desc *desc);
+
+/* persistent-data space maps (static inline dispatchers) */
+void rdm_dm_sm_destroy(struct dm_space_map *sm);
+int rdm_dm_sm_root_size(struct dm_space_map *sm, size_t *result);
+int rdm_dm_sm_copy_root(struct dm_space_map *sm, void *copy_to_here_le, size_t len);
+int rdm_dm_sm_get_nr_free(struct dm_space_map *sm, dm_block_t *count);
+int rdm_dm_sm_get_nr_blocks(struct dm_space_map *sm, dm_block_t *count);
+int rdm_dm_sm_inc_block(struct dm_space_map *sm, dm_block_t b);
+int rdm_dm_sm_dec_block(struct dm_space_map *sm, dm_block_t b);
+
+/* bio lists */
+void rdm_bio_list_add(struct bio_list *bl, struct bio *bio);
+struct bio *rdm_bio_list_pop(struct bio_list *bl);
 
 /* keys, LSM, system */
 void *rdm_read_user_key(const char *desc, size_t *len);

@@ -21,6 +21,7 @@
 mod args;
 mod bindings;
 mod bio;
+#[cfg(dm_bufio)]
 pub mod bufio;
 pub mod completion;
 mod device;
@@ -30,12 +31,14 @@ pub mod hash;
 pub mod io;
 mod limits;
 pub mod parse;
+#[cfg(dm_persistent_data)]
+pub mod pdata;
 pub mod security;
 mod target;
 mod workqueue;
 
 pub use args::Args;
-pub use bio::{BlkStatus, DmBio, Op};
+pub use bio::{BioList, BlkStatus, DmBio, Op};
 pub use device::Device;
 pub use emit::StatusWriter;
 pub use error::reason;

@@ -41,6 +41,12 @@ impl Workqueue {
         self.wq.as_ptr()
     }
 
+    /// The queue, for the kernel's safe work items (`kernel::workqueue`).
+    pub fn queue(&self) -> &kernel::workqueue::Queue {
+        // SAFETY: `wq` is live for as long as `self` (invariant).
+        unsafe { kernel::workqueue::Queue::from_raw(self.wq.as_ptr()) }
+    }
+
     /// Waits until all work queued so far has run.
     pub fn flush(&self) {
         // SAFETY: `wq` is live (invariant).
