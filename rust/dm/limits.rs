@@ -53,6 +53,11 @@ impl QueueLimits {
         l.io_min = l.io_min.max(bytes);
     }
 
+    /// Optimal I/O size in bytes.
+    pub fn io_opt(&mut self) -> u32 {
+        self.raw().io_opt
+    }
+
     /// Sets the minimum I/O size in bytes.
     pub fn set_io_min(&mut self, bytes: u32) {
         self.raw().io_min = bytes;

@@ -204,12 +204,6 @@ impl BlockManager {
         })
     }
 
-    /// Number of blocks of the device.
-    pub fn nr_blocks(&self) -> BlockNr {
-        // SAFETY: `bm` is live.
-        unsafe { bindings::dm_bm_nr_blocks(self.bm.as_ptr()) }
-    }
-
     /// Read-locks block `b`, checking it with `v` if given.
     pub fn read_lock<V: BlockValidator>(
         &self,
@@ -487,6 +481,9 @@ impl TransactionManager {
 /// An on-disk bitset (`struct dm_disk_bitset`), identified by its root,
 /// with its cached word. Every operation names the transaction manager it
 /// works in (always the same one).
+///
+/// The C struct refers to itself (and to the transaction manager); those
+/// pointers are refreshed before every call, so the Rust value may move.
 pub struct DiskBitset {
     info: bindings::dm_disk_bitset,
 }
@@ -507,6 +504,10 @@ impl DiskBitset {
     fn info(&mut self, tm: &TransactionManager) -> *mut bindings::dm_disk_bitset {
         self.info.array_info.tm = tm.tm();
         self.info.array_info.btree_info.tm = tm.tm();
+        // `dm_array_info_init()` makes the array's btree callbacks point at
+        // the array info itself; `self` may have moved since.
+        self.info.array_info.btree_info.value_type.context =
+            core::ptr::addr_of_mut!(self.info.array_info).cast();
         &mut self.info
     }
 
@@ -528,7 +529,8 @@ impl DiskBitset {
         new: u32,
         default: bool,
     ) -> Result<BlockNr> {
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`.
         to_result(unsafe {
             bindings::dm_bitset_resize(self.info(tm), root, old, new, default, &mut r)
@@ -538,7 +540,8 @@ impl DiskBitset {
 
     /// Sets bit `i`; returns the new root.
     pub fn set_bit(&mut self, tm: &TransactionManager, root: BlockNr, i: u32) -> Result<BlockNr> {
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_bitset_set_bit(self.info(tm), root, i, &mut r) })?;
         Ok(r)
@@ -546,7 +549,8 @@ impl DiskBitset {
 
     /// Clears bit `i`; returns the new root.
     pub fn clear_bit(&mut self, tm: &TransactionManager, root: BlockNr, i: u32) -> Result<BlockNr> {
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_bitset_clear_bit(self.info(tm), root, i, &mut r) })?;
         Ok(r)
@@ -559,7 +563,8 @@ impl DiskBitset {
         root: BlockNr,
         i: u32,
     ) -> Result<(bool, BlockNr)> {
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         let mut v = false;
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_bitset_test_bit(self.info(tm), root, i, &mut r, &mut v) })?;
@@ -568,7 +573,8 @@ impl DiskBitset {
 
     /// Writes out the cached word; returns the new root.
     pub fn flush(&mut self, tm: &TransactionManager, root: BlockNr) -> Result<BlockNr> {
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_bitset_flush(self.info(tm), root, &mut r) })?;
         Ok(r)
@@ -593,7 +599,7 @@ unsafe impl Send for Array {}
 impl Array {
     /// Array operations on `tm`'s metadata, for values of `size` bytes.
     pub fn new(tm: &TransactionManager, size: u32) -> Self {
-        let vt = bindings::dm_btree_value_type {
+        let mut vt = bindings::dm_btree_value_type {
             context: core::ptr::null_mut(),
             size,
             inc: None,
@@ -602,13 +608,15 @@ impl Array {
         };
         let mut info = bindings::dm_array_info::default();
         // SAFETY: `tm` is live; `vt` is copied by the callee.
-        unsafe { bindings::dm_array_info_init(&mut info, tm.tm(), &vt) };
+        unsafe { bindings::dm_array_info_init(&mut info, tm.tm(), &mut vt) };
         Self { info }
     }
 
     fn info(&mut self, tm: &TransactionManager) -> *mut bindings::dm_array_info {
         self.info.tm = tm.tm();
         self.info.btree_info.tm = tm.tm();
+        // The btree callbacks point at the info itself (see `DiskBitset`).
+        self.info.btree_info.value_type.context = core::ptr::addr_of_mut!(self.info).cast();
         &mut self.info
     }
 
@@ -630,7 +638,8 @@ impl Array {
         value: &[u8],
     ) -> Result<BlockNr> {
         self.check_size(value.len())?;
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`; `value` has the value size.
         to_result(unsafe {
             bindings::dm_array_resize(
@@ -654,7 +663,8 @@ impl Array {
         value: &[u8],
     ) -> Result<BlockNr> {
         self.check_size(value.len())?;
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`; `value` has the value size.
         to_result(unsafe {
             bindings::dm_array_set_value(
@@ -838,7 +848,8 @@ impl<V: BtreeValue> Btree<V> {
             return Err(EINVAL);
         }
         let mut k = key;
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`; `value` has the value size (copied).
         to_result(unsafe {
             bindings::dm_btree_insert(
@@ -855,7 +866,8 @@ impl<V: BtreeValue> Btree<V> {
     /// Removes `key`; returns the new root.
     pub fn remove(&mut self, tm: &TransactionManager, root: BlockNr, key: u64) -> Result<BlockNr> {
         let mut k = key;
-        let mut r = 0;
+        // The callee may leave the root untouched (e.g. nothing to flush).
+        let mut r = root;
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_btree_remove(self.info(tm), root, &mut k, &mut r) })?;
         Ok(r)

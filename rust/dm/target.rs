@@ -291,6 +291,15 @@ impl Ctr<'_> {
         self.get_device_mode(path, mode, reason)
     }
 
+    /// Opens `path` read-write, whatever the table's mode (for metadata).
+    pub fn get_device_read_write(&mut self, path: &CStr, reason: &'static CStr) -> Result<Device> {
+        self.get_device_mode(
+            path,
+            bindings::BLK_OPEN_READ | bindings::BLK_OPEN_WRITE,
+            reason,
+        )
+    }
+
     /// Opens `path` read-only, whatever the table's mode.
     pub fn get_device_read_only(&mut self, path: &CStr, reason: &'static CStr) -> Result<Device> {
         self.get_device_mode(path, bindings::BLK_OPEN_READ, reason)
