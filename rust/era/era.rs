@@ -338,15 +338,13 @@ impl Operations for Era {
         let mut md = self.core.md.lock();
         if md.nr_blocks() != new_size {
             md.resize(new_size)?;
-            md.commit().map_err(|e| {
+            md.commit().inspect_err(|_| {
                 dm_err!("era_preresume: metadata_commit failed");
-                e
             })?;
         }
         self.core.suspended.store(false, Ordering::SeqCst);
-        self.core.rollover(&mut md).map_err(|e| {
+        self.core.rollover(&mut md).inspect_err(|_| {
             dm_err!("era_preresume: metadata_era_rollover failed");
-            e
         })
     }
 

@@ -126,10 +126,9 @@ impl Metadata {
     /// Opens the metadata on `dev`, formatting it if its superblock is all
     /// zeroes (C's `metadata_open(..., may_format = true)`).
     pub(crate) fn open(dev: &dm::Device, block_size: u32) -> Result<Self> {
-        let bm =
-            BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS).map_err(|e| {
+        let bm = BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS)
+            .inspect_err(|_| {
                 dm_err!("could not create block manager");
-                e
             })?;
         if bm.is_zeroed(sb::LOCATION)? {
             return Self::format(bm, block_size);
@@ -137,9 +136,8 @@ impl Metadata {
         let disk = {
             let blk = bm
                 .read_lock(sb::LOCATION, Some(&SB_VALIDATOR))
-                .map_err(|e| {
+                .inspect_err(|_| {
                     dm_err!("couldn't read_lock superblock");
-                    e
                 })?;
             Superblock::decode(blk.data())
         };
@@ -151,9 +149,8 @@ impl Metadata {
             );
             return Err(EINVAL);
         }
-        let tm = TransactionManager::open(bm, sb::LOCATION, &disk.sm_root).map_err(|e| {
+        let tm = TransactionManager::open(bm, sb::LOCATION, &disk.sm_root).inspect_err(|_| {
             dm_err!("dm_tm_open_with_sm failed");
-            e
         })?;
         let mut md = Self::new(tm, block_size)?;
         md.nr_blocks = disk.nr_blocks;
@@ -194,18 +191,15 @@ impl Metadata {
     }
 
     fn format(bm: BlockManager, block_size: u32) -> Result<Self> {
-        let tm = TransactionManager::create(bm, sb::LOCATION).map_err(|e| {
+        let tm = TransactionManager::create(bm, sb::LOCATION).inspect_err(|_| {
             dm_err!("dm_tm_create_with_sm failed");
-            e
         })?;
         let mut md = Self::new(tm, block_size)?;
-        md.writeset_tree_root = md.writeset_tree.empty(&md.tm).map_err(|e| {
+        md.writeset_tree_root = md.writeset_tree.empty(&md.tm).inspect_err(|_| {
             dm_err!("couldn't create new writeset tree");
-            e
         })?;
-        md.era_array_root = md.era_array.empty(&md.tm).map_err(|e| {
+        md.era_array_root = md.era_array.empty(&md.tm).inspect_err(|_| {
             dm_err!("couldn't create era array");
-            e
         })?;
         md.save_sm_root()?;
         let mut blk = md.tm.bm().write_lock_zero(sb::LOCATION, &SB_VALIDATOR)?;
@@ -228,9 +222,8 @@ impl Metadata {
     }
 
     fn save_sm_root(&mut self) -> Result {
-        self.tm.copy_sm_root(&mut self.sm_root).map_err(|e| {
+        self.tm.copy_sm_root(&mut self.sm_root).inspect_err(|_| {
             dm_err!("save_sm_root failed");
-            e
         })
     }
 
@@ -251,9 +244,8 @@ impl Metadata {
         self.era_array_root = self
             .era_array
             .resize(&self.tm, self.era_array_root, self.nr_blocks, new, &zero)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_resize: dm_array_resize failed");
-                e
             })?;
         self.nr_blocks = new;
         Ok(())
@@ -270,23 +262,20 @@ impl Metadata {
     pub(crate) fn commit(&mut self) -> Result {
         let ws = &mut self.writesets[self.current];
         if ws.root != INVALID_WRITESET_ROOT {
-            ws.root = self.bitset.flush(&self.tm, ws.root).map_err(|e| {
+            ws.root = self.bitset.flush(&self.tm, ws.root).inspect_err(|_| {
                 dm_err!("metadata_commit: bitset flush failed");
-                e
             })?;
         }
-        self.tm.pre_commit().map_err(|e| {
+        self.tm.pre_commit().inspect_err(|_| {
             dm_err!("metadata_commit: pre commit failed");
-            e
         })?;
         self.save_sm_root()?;
         let mut blk = self
             .tm
             .bm()
             .write_lock(sb::LOCATION, &SB_VALIDATOR)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_commit: superblock lock failed");
-                e
             })?;
         self.superblock().encode(blk.data_mut()?);
         self.tm.commit(blk)
@@ -301,9 +290,8 @@ impl Metadata {
         self.writesets[i].root = self
             .bitset
             .flush(&self.tm, self.writesets[i].root)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_era_archive: dm_bitset_flush failed");
-                e
             })?;
         let value = self.writesets[i].pack();
         self.writeset_tree_root = self
@@ -314,9 +302,8 @@ impl Metadata {
                 u64::from(self.current_era),
                 &value,
             )
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_era_archive: couldn't insert writeset into btree");
-                e
             })?;
         self.writesets[i].root = INVALID_WRITESET_ROOT;
         self.archived_writesets = true;
@@ -333,9 +320,8 @@ impl Metadata {
         root = self
             .bitset
             .resize(&self.tm, root, 0, self.nr_blocks, false)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_new_era: writeset_init failed");
-                e
             })?;
         self.writesets[next] = WritesetMetadata {
             nr_bits: self.nr_blocks,
@@ -353,9 +339,8 @@ impl Metadata {
             dm_err!("metadata_take_snap: metadata snapshot already exists");
             return Err(EINVAL);
         }
-        self.tm.sm_inc(sb::LOCATION).map_err(|e| {
+        self.tm.sm_inc(sb::LOCATION).inspect_err(|_| {
             dm_err!("metadata_take_snap: couldn't increment superblock");
-            e
         })?;
         let (location, inc) = match self.tm.shadow_block(sb::LOCATION, &SB_VALIDATOR) {
             Ok((clone, inc)) => (clone.location(), inc),
@@ -391,9 +376,8 @@ impl Metadata {
         }
         let snap = self.metadata_snap;
         let disk = {
-            let clone = self.tm.read_lock(snap, &SB_VALIDATOR).map_err(|e| {
+            let clone = self.tm.read_lock(snap, &SB_VALIDATOR).inspect_err(|_| {
                 dm_err!("metadata_drop_snap: couldn't read lock superblock clone");
-                e
             })?;
             Superblock::decode(clone.data())
         };
@@ -401,15 +385,13 @@ impl Metadata {
         self.metadata_snap = sb::LOCATION;
         self.writeset_tree
             .del(&self.tm, disk.writeset_tree_root)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_drop_snap: error deleting writeset tree clone");
-                e
             })?;
         self.era_array
             .del(&self.tm, disk.era_array_root)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 dm_err!("metadata_drop_snap: error deleting era array clone");
-                e
             })?;
         self.tm.sm_dec(snap)
     }

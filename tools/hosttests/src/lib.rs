@@ -22,8 +22,14 @@ pub mod verity_geometry;
 #[path = "../../../rust/verity/table.rs"]
 pub mod verity_table;
 
+#[path = "../../../rust/era/superblock.rs"]
+pub mod era_superblock;
+
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod verity_tests;
+
+#[cfg(test)]
+mod era_tests;
