@@ -42,6 +42,10 @@ module! {
     author: "rust-dm developers",
     description: "device-mapper target for transparent disk integrity checking, in Rust",
     license: "GPL",
+    // dm core loads targets with request_module("dm-<target>"): the alias
+    // lets it find this module where the C one is not installed (an
+    // initramfs for dm-mod.create=).
+    alias: ["dm-verity"],
 }
 
 struct VerityModule {
