@@ -306,13 +306,19 @@ impl Operations for Verity {
             alg: self.hash.alg_name(),
             digest: self.root_digest(),
         };
-        target.set_verity_root_hash(Some(&root))?;
-        if let Err(e) = target.set_verity_signature(self.root_digest_sig.as_deref()) {
-            // Never leave a root hash bound whose signature state is unknown.
+        // dm core has already swapped this table in (the previous one is
+        // gone) when preresume runs, and a failure leaves it suspended: on
+        // any failure withdraw the root hash, so that the binding never
+        // describes a table that is not the live one. (C undoes it only when
+        // the second call fails; if the first fails, the previous table's
+        // root hash would stay bound.)
+        let r = target
+            .set_verity_root_hash(Some(&root))
+            .and_then(|()| target.set_verity_signature(self.root_digest_sig.as_deref()));
+        if r.is_err() {
             let _ = target.set_verity_root_hash(None);
-            return Err(e);
         }
-        Ok(())
+        r
     }
 
     fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
