@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Selftests of tools/dm-swap: attaching our targets to a device in use by a
+# live table swap, under a fio verify workload on a mounted ext4.
+. "$(dirname "$0")/lib.sh"
+
+SWAP="$TOP/tools/dm-swap"
+N_SWAPS=${N_SWAPS:-50}
+MNT=$SCRATCH/mnt
+
+setup() {
+	modprobe dm-persistent-data
+	load_module dm-era-rs
+	modprobe dm-flakey
+	DISK=$(new_loop attach-disk 256)
+	META=$(new_loop attach-meta 8)
+	DISKN=$(devnum "$DISK")
+	SIZE=$(blockdev --getsz "$DISK")
+	LINEAR="0 $SIZE linear $DISKN 0"
+	mkdir -p "$MNT"
+}
+
+teardown() {
+	umount "$MNT" 2>/dev/null
+	dm_remove_all_test_devices
+	free_loop "$DISK"
+	free_loop "$META"
+}
+
+live_type() { dmsetup table "$1" | awk '{print $3}'; }
+
+# A mounted filesystem on a linear device over the disk, from the start.
+mount_fs() {
+	# Whatever an earlier failed test left behind.
+	umount "$MNT" 2>/dev/null || true
+	dm_remove_all_test_devices
+	dmsetup create rdmt-fs --table "$LINEAR"
+	mkfs.ext4 -q -F /dev/mapper/rdmt-fs
+	mount /dev/mapper/rdmt-fs "$MNT"
+}
+
+umount_fs_and_check() {
+	umount "$MNT"
+	fsck.ext4 -n -f /dev/mapper/rdmt-fs >"$SCRATCH/fsck.out" 2>&1 || { cat "$SCRATCH/fsck.out"; fail "fsck"; }
+}
+
+t_refuses_mismatched_tables() {
+	mount_fs
+	# Another size, another device, another offset, an unknown target.
+	assert_fails "size" "$SWAP" rdmt-fs "0 $((SIZE - 8)) era $META $DISK 128"
+	assert_fails "device" "$SWAP" rdmt-fs "0 $SIZE era $DISK $META 128"
+	assert_fails "offset" "$SWAP" rdmt-fs "0 $SIZE linear $DISKN 8"
+	assert_fails "target" "$SWAP" rdmt-fs "0 $SIZE zero"
+	assert_eq linear "$(live_type rdmt-fs)" "live table"
+	umount_fs_and_check
+}
+
+# 50 swaps linear -> era -> linear while fio writes and verifies files on
+# the mounted filesystem.
+t_swaps_under_fio_verify() {
+	local i era
+	mount_fs
+	era="0 $SIZE era $META $DISKN 128"
+	fio --name=verify --directory="$MNT" --size=48M --nrfiles=4 --rw=randwrite --bs=4k \
+		--ioengine=libaio --iodepth=8 --direct=1 --verify=crc32c --verify_backlog=256 \
+		--verify_fatal=1 --verify_state_save=0 --invalidate=0 --time_based --runtime=600 \
+		--output="$SCRATCH/fio-swap.out" &
+	local fio=$!
+	sleep 2
+	for i in $(seq "$N_SWAPS"); do
+		"$SWAP" rdmt-fs "$era" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to era"; }
+		[ "$(live_type rdmt-fs)" = era ] || { kill $fio; fail "swap $i: era not live"; }
+		# Our module serves the era table.
+		[ "$(module_refcount dm-era-rs)" -ge 1 ] || { kill $fio; fail "dm_era_rs not in use"; }
+		"$SWAP" rdmt-fs "$LINEAR" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to linear"; }
+		[ "$(live_type rdmt-fs)" = linear ] || { kill $fio; fail "swap $i: linear not live"; }
+	done
+	kill -0 $fio 2>/dev/null || { cat "$SCRATCH/fio-swap.out"; fail "fio ended during the swaps"; }
+	kill -INT $fio
+	local rc=0
+	wait $fio || rc=$?
+	# fio exits 0 (or 130 on SIGINT) when no I/O or verify error happened.
+	grep -qE "err= *0" "$SCRATCH/fio-swap.out" || { cat "$SCRATCH/fio-swap.out"; fail "fio error (rc $rc)"; }
+	grep -qiE "verify failed|bad magic|bad header|checksum mismatch" "$SCRATCH/fio-swap.out" &&
+		{ cat "$SCRATCH/fio-swap.out"; fail "verify mismatch"; }
+	# The era metadata saw every swap as a new era.
+	era_check "$META" >/dev/null
+	umount_fs_and_check
+}
+
+# A table whose constructor fails: nothing changes.
+t_failed_constructor_keeps_old_table() {
+	mount_fs
+	echo data >"$MNT/file"; sync
+	local sum; sum=$(md5sum <"$MNT/file")
+	# A metadata device that is too small to format fails era's constructor.
+	local tiny; tiny=$(new_loop attach-tiny 0)
+	truncate -s 4096 "$SCRATCH/attach-tiny.img"; losetup -c "$tiny"
+	dmesg_mark
+	assert_fails "swap with a failing constructor" "$SWAP" rdmt-fs "0 $SIZE era $tiny $DISKN 128"
+	assert_dmesg "era: Error reading metadata|era: Error opening metadata"
+	assert_eq linear "$(live_type rdmt-fs)" "live table"
+	assert_eq "$sum" "$(md5sum <"$MNT/file")" "file contents"
+	echo more >>"$MNT/file"; sync
+	free_loop "$tiny"
+	umount_fs_and_check
+}
+
+# A table whose preresume fails (era's first commit, on a metadata device
+# that now fails writes): dm has already dropped the old table, so the tool
+# must rebuild it.
+t_failed_preresume_rolls_back() {
+	mount_fs
+	local msize; msize=$(blockdev --getsz "$META")
+	dmsetup create rdmt-meta --table "0 $msize linear $(devnum "$META") 0"
+	echo data >"$MNT/file"; sync
+	local sum; sum=$(md5sum <"$MNT/file")
+	local era="0 $SIZE era /dev/mapper/rdmt-meta $DISKN 128"
+	# Format the metadata with one good round trip.
+	"$SWAP" rdmt-fs "$era"
+	"$SWAP" rdmt-fs "$LINEAR"
+	# Now make the metadata device fail every write (reads still work, so
+	# the constructor succeeds).
+	dmsetup load rdmt-meta --table "0 $msize flakey $(devnum "$META") 0 0 1000 1 error_writes"
+	dmsetup resume rdmt-meta
+	dmesg_mark
+	local rc=0
+	"$SWAP" rdmt-fs "$era" || rc=$?
+	assert_eq 1 "$rc" "dm-swap exit status (failed, rolled back)"
+	assert_dmesg "preresume failed"
+	assert_eq linear "$(live_type rdmt-fs)" "live table after rollback"
+	dmsetup info rdmt-fs | grep -q 'State: *ACTIVE' || fail "device not active"
+	assert_eq "$sum" "$(md5sum <"$MNT/file")" "file contents"
+	echo more >>"$MNT/file"; sync
+	umount_fs_and_check
+}
+
+setup
+ktap_header attach 4
+run_test refuses_mismatched_tables t_refuses_mismatched_tables
+run_test swaps_under_fio_verify t_swaps_under_fio_verify
+run_test failed_constructor_keeps_old_table t_failed_constructor_keeps_old_table
+run_test failed_preresume_rolls_back t_failed_preresume_rolls_back
+teardown
+suite_end
