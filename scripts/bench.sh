@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make bench`: set-up, kernel (cached), modules, then one guest boot that
+# runs tools/bench-guest (every Rust target against its C twin on the same
+# RAM disks). The guest prints its results folder on stdout between
+# BENCH-DATA-BEGIN/END (the project is read-only in the guest); this script
+# unpacks it into out/bench/ and runs tools/bench-report, which prints the
+# table and writes out/bench/results.{json,md,svg}. See Documentation/bench.md.
+#
+# BENCH_* variables are passed to the guest (see tools/bench-guest);
+# BENCH_MEMORY sets the guest memory (default 2G); BENCH_NO_BUILD=1 measures
+# the .ko files as they are, without `make modules` (recorded in the results).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="$top/out/bench"
+start=$(date +%s)
+
+"$top/scripts/setup.sh"
+kdir=$("$top/scripts/build-kernel.sh")
+if [ "${BENCH_NO_BUILD:-0}" = 1 ]; then
+	echo "bench: BENCH_NO_BUILD=1: measuring the .ko files as they are" >&2
+elif ! make -s -C "$top" KDIR="$kdir" modules; then
+	echo "bench: the module build failed; nothing measured (BENCH_NO_BUILD=1 measures the existing .ko files)" >&2
+	exit 1
+fi
+
+rm -rf "$out"
+mkdir -p "$out"
+
+# What vm-run will use (same probe as tools/vm-run).
+accel=tcg
+case "${RDM_KVM:-probe}" in
+1) accel=kvm ;;
+0) ;;
+*) if [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then accel=kvm; fi ;;
+esac
+
+# Provenance of what is measured.
+{
+	echo "accel=$accel"
+	echo "host_load_before=$(cut -d' ' -f1 /proc/loadavg)"
+	echo "no_build=${BENCH_NO_BUILD:-0}"
+	echo "git=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet HEAD -- rust Kbuild 2>/dev/null || echo -dirty)"
+	echo "host_cpus=$(nproc)"
+	echo "host_cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+	for ko in "$top"/*.ko; do
+		[ -f "$ko" ] && echo "ko_$(basename "$ko" .ko)=$(sha256sum "$ko" | cut -c1-16)"
+	done
+} >"$out/host-meta.txt"
+
+envs=()
+for v in ${!BENCH_@}; do
+	case $v in BENCH_MEMORY | BENCH_NO_BUILD) ;; *) envs+=("$v=${!v}") ;; esac
+done
+
+echo "bench: one $accel guest boot; log: $out/guest.log"
+set +e
+"$top/tools/vm-run" --kernel "$kdir" --memory "${BENCH_MEMORY:-2G}" --log "$out/guest-console.log" \
+	-- env "${envs[@]}" "$top/tools/bench-guest" |
+	tee "$out/guest.log" | grep -a --line-buffered -v '^BENCH-B64 '
+rc=${PIPESTATUS[0]}
+set -e
+
+# Unpack the guest's results folder.
+sum=$(sed -n 's/^BENCH-DATA-BEGIN sha256=\([0-9a-f]*\).*/\1/p' "$out/guest.log" | tail -n1)
+if [ -z "$sum" ] || ! grep -aq '^BENCH-DATA-END' "$out/guest.log"; then
+	echo "bench: the guest printed no results (vm-run exit $rc); see $out/guest.log" >&2
+	exit 1
+fi
+sed -n '/^BENCH-DATA-BEGIN/,/^BENCH-DATA-END/ s/^BENCH-B64 //p' "$out/guest.log" |
+	tr -d '\r' | base64 -d >"$out/guest-results.tgz"
+if [ "$(sha256sum <"$out/guest-results.tgz" | cut -d' ' -f1)" != "$sum" ]; then
+	echo "bench: results corrupted on the console (checksum mismatch); see $out/guest.log" >&2
+	exit 1
+fi
+tar -C "$out" -xzf "$out/guest-results.tgz"
+rm -f "$out/guest-results.tgz"
+
+echo "host_load_after=$(cut -d' ' -f1 /proc/loadavg)" >>"$out/host-meta.txt"
+"$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start))
+echo "bench: total $(($(date +%s) - start)) s; results in $out/"
+if [ "$rc" -ne 0 ]; then
+	echo "bench: the guest run failed (vm-run exit $rc: failed fio runs or a kernel report)" >&2
+	exit "$rc"
+fi
