@@ -62,6 +62,21 @@ passed=$((passed + p)) failed=$((failed + f))
 echo "host unit tests: $p passed, $f failed"
 [ "$f" -eq 0 ] || sed 's/^/#   /' "$out/hosttests.log" | tail -n 40
 
+# --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
+for t in "$top"/selftests/host/*.sh; do
+	[ -e "$t" ] || continue
+	name=$(basename "$t" .sh)
+	bash "$t" 2>&1 | tee "$out/host-$name.log" | sed -u 's/^/    /'
+	rc=${PIPESTATUS[0]}
+	line=$(grep -a '^# totals:' "$out/host-$name.log" | tail -n1)
+	p=$(echo "$line" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
+	f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+	[ -n "$p" ] || { p=0; f=1; }
+	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	echo "host $name: $p passed, $f failed"
+	passed=$((passed + p)) failed=$((failed + f))
+done
+
 # --- selftests in the guest ---
 "$top/tools/vm-run" --kernel "$kdir" --log "$out/guest-console.log" -- \
 	"$top/selftests/run.sh" | tee "$out/selftests.log"
