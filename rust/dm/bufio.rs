@@ -103,29 +103,36 @@ impl BufioClient {
         unsafe { Buffer::new(self, b, data) }.ok()
     }
 
-    /// Starts reading `n` blocks from `block` into the cache in the
-    /// background, from a worker: never sleeps, and silently does nothing
+    /// Starts reading the block ranges `(first block, count)` into the cache
+    /// in the background, from a worker (one work item for up to
+    /// [`PREFETCH_RANGES`] ranges): never sleeps, and silently does nothing
     /// when memory is short (prefetching is only a hint).
-    pub fn prefetch_async(&self, block: u64, n: u32) {
-        let Ok(work) = KBox::new(
-            PrefetchWork {
-                work: Opaque::uninit(),
-                client: self.client.as_ptr(),
-                block,
-                n,
-            },
-            GFP_NOWAIT | __GFP_NOWARN,
-        ) else {
-            return;
-        };
-        let work = KBox::into_raw(work);
-        // SAFETY: `work` is a valid, exclusively owned allocation; the work
-        // function takes ownership back. The client outlives the work since
-        // `drop` drains `prefetch_wq` first (invariant).
-        unsafe {
-            let w = Opaque::raw_get(core::ptr::addr_of!((*work).work));
-            bindings::rdm_init_work(w, Some(prefetch_work_fn));
-            bindings::rdm_queue_work(self.prefetch_wq.as_raw(), w);
+    pub fn prefetch_async(&self, ranges: &[(u64, u32)]) {
+        for chunk in ranges.chunks(PREFETCH_RANGES) {
+            let mut r = [(0u64, 0u32); PREFETCH_RANGES];
+            for (d, s) in r.iter_mut().zip(chunk) {
+                *d = *s;
+            }
+            let Ok(work) = KBox::new(
+                PrefetchWork {
+                    work: Opaque::uninit(),
+                    client: self.client.as_ptr(),
+                    ranges: r,
+                    nr: chunk.len(),
+                },
+                GFP_NOWAIT | __GFP_NOWARN,
+            ) else {
+                return;
+            };
+            let work = KBox::into_raw(work);
+            // SAFETY: `work` is a valid, exclusively owned allocation; the
+            // work function takes ownership back. The client outlives the
+            // work since `drop` drains `prefetch_wq` first (invariant).
+            unsafe {
+                let w = Opaque::raw_get(core::ptr::addr_of!((*work).work));
+                bindings::rdm_init_work(w, Some(prefetch_work_fn));
+                bindings::rdm_queue_work(self.prefetch_wq.as_raw(), w);
+            }
         }
     }
 
@@ -147,12 +154,15 @@ impl Drop for BufioClient {
     }
 }
 
+/// Ranges one prefetch work item carries.
+pub const PREFETCH_RANGES: usize = 8;
+
 #[repr(C)]
 struct PrefetchWork {
     work: Opaque<bindings::work_struct>,
     client: *mut bindings::dm_bufio_client,
-    block: u64,
-    n: u32,
+    ranges: [(u64, u32); PREFETCH_RANGES],
+    nr: usize,
 }
 
 /// The work function of [`BufioClient::prefetch_async`].
@@ -165,8 +175,10 @@ unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the first field of a `PrefetchWork` leaked by
     // `prefetch_async`, which we own again now.
     let work = unsafe { KBox::from_raw(w.cast::<PrefetchWork>()) };
-    // SAFETY: The client is live until its workqueue is drained.
-    unsafe { bindings::dm_bufio_prefetch(work.client, work.block, work.n) };
+    for &(block, n) in &work.ranges[..work.nr.min(PREFETCH_RANGES)] {
+        // SAFETY: The client is live until its workqueue is drained.
+        unsafe { bindings::dm_bufio_prefetch(work.client, block, n) };
+    }
 }
 
 /// A held dm-bufio buffer; released on drop.

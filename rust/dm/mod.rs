@@ -74,3 +74,40 @@ macro_rules! dm_info {
         ::kernel::pr_info!("device-mapper: {}: {}\n", $crate::DM_MSG_PREFIX, format_args!($($arg)*))
     };
 }
+
+/// Declares the module of a target type and registers it on load (C's
+/// `module_dm()`):
+///
+/// ```ignore
+/// module_dm_target! {
+///     type: Verity,
+///     name: "dm_verity_rs",
+///     description: "...",
+///     alias: ["dm-verity"],   // optional
+/// }
+/// ```
+#[macro_export]
+macro_rules! module_dm_target {
+    (type: $t:ty, name: $name:tt, description: $desc:tt $(, alias: [$($alias:tt),* $(,)?])? $(,)?) => {
+        ::kernel::prelude::module! {
+            type: DmTargetModule,
+            name: $name,
+            author: "rust-dm developers",
+            description: $desc,
+            license: "GPL",
+            $(alias: [$($alias),*],)?
+        }
+
+        struct DmTargetModule {
+            _target: $crate::dm::Registration<$t>,
+        }
+
+        impl ::kernel::Module for DmTargetModule {
+            fn init(module: &'static ::kernel::ThisModule) -> ::kernel::error::Result<Self> {
+                Ok(Self {
+                    _target: $crate::dm::Registration::new(module)?,
+                })
+            }
+        }
+    };
+}

@@ -49,24 +49,10 @@ const MIN_BLOCK_SIZE: u32 = 8;
 /// The on-disk block count is 32-bit; like C, stay below 2^31.
 const MAX_BLOCKS: u64 = (1 << 31) - 1;
 
-module! {
-    type: EraModule,
+module_dm_target! {
+    type: Era,
     name: "dm_era_rs",
-    author: "rust-dm developers",
     description: "device-mapper era target, in Rust",
-    license: "GPL",
-}
-
-struct EraModule {
-    _target: dm::Registration<Era>,
-}
-
-impl kernel::Module for EraModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _target: dm::Registration::new(module)?,
-        })
-    }
 }
 
 /// One era device. Field order is drop order (see `Drop`).

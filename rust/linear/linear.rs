@@ -15,24 +15,10 @@ use core::fmt::Write;
 use dm::{DmBio, MapResult, Operations, StatusType, StatusWriter, Target};
 use kernel::{c_str, prelude::*};
 
-module! {
-    type: LinearModule,
+module_dm_target! {
+    type: Linear,
     name: "dm_linear_rs",
-    author: "rust-dm developers",
     description: "device-mapper linear target, in Rust",
-    license: "GPL",
-}
-
-struct LinearModule {
-    _target: dm::Registration<Linear>,
-}
-
-impl kernel::Module for LinearModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _target: dm::Registration::new(module)?,
-        })
-    }
 }
 
 /// One linear mapping: `len` sectors of the mapped device onto `dev` from

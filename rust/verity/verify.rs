@@ -3,7 +3,7 @@
 //! The I/O path: mapping reads to the data device, prefetching their hash
 //! blocks, and verifying the data when the reads complete.
 
-use crate::dm_err;
+use crate::{dm_err, geometry};
 use crate::{
     dm::{
         completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult,
@@ -66,6 +66,8 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
     if n == 0 || v.geo.levels < 2 {
         return;
     }
+    let mut ranges = [(0u64, 0u32); geometry::MAX_LEVELS];
+    let mut nr = 0;
     for level in (0..v.geo.levels - 1).rev() {
         let (mut start, _) = v.geo.hash_at_level(block, level);
         let (mut end, _) = v.geo.hash_at_level(block + u64::from(n) - 1, level);
@@ -82,8 +84,10 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
                 }
             }
         }
-        v.bufio.prefetch_async(start, (end - start + 1) as u32);
+        ranges[nr] = (start, (end - start + 1) as u32);
+        nr += 1;
     }
+    v.bufio.prefetch_async(&ranges[..nr]);
 }
 
 fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {

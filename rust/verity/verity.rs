@@ -36,28 +36,14 @@ use table::{CorruptionMode, ErrorMode};
 
 const DM_MSG_PREFIX: &str = "verity";
 
-module! {
-    type: VerityModule,
+// dm core loads targets with request_module("dm-<target>"): the alias lets
+// it find this module where the C one is not installed (an initramfs for
+// dm-mod.create=).
+module_dm_target! {
+    type: Verity,
     name: "dm_verity_rs",
-    author: "rust-dm developers",
     description: "device-mapper target for transparent disk integrity checking, in Rust",
-    license: "GPL",
-    // dm core loads targets with request_module("dm-<target>"): the alias
-    // lets it find this module where the C one is not installed (an
-    // initramfs for dm-mod.create=).
     alias: ["dm-verity"],
-}
-
-struct VerityModule {
-    _target: dm::Registration<Verity>,
-}
-
-impl kernel::Module for VerityModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
-        Ok(Self {
-            _target: dm::Registration::new(module)?,
-        })
-    }
 }
 
 /// One verity device.
