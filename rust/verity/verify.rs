@@ -3,7 +3,6 @@
 //! The I/O path: mapping reads to the data device, prefetching their hash
 //! blocks, and verifying the data when the reads complete.
 
-use crate::{dm_err, geometry};
 use crate::{
     dm::{
         completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult,
@@ -12,6 +11,7 @@ use crate::{
     table::{CorruptionMode, ErrorMode},
     Verity,
 };
+use crate::{dm_err, geometry};
 use core::sync::atomic::Ordering;
 use kernel::{c_str, error::code::*, prelude::*, str::CString};
 
