@@ -7,6 +7,7 @@
 #   make run        the demo: boot a guest, create a device with our target,
 #                   do I/O, show table and status
 #   make check      host unit tests + style checks + every selftest in a guest
+#   make check-debug  the same on the debug kernel (KASAN, lockdep, ...)
 #   make bench      Rust vs C targets in one guest boot (see Documentation/bench.md)
 #   make shell      an interactive guest with the modules built
 #   make kernel     build (or reuse) the cached test kernel
@@ -30,7 +31,7 @@ kmake = $(MAKE) -C "$$kdir" M=$(TOP) LLVM=$(LLVM) RUSTC=$(RUSTC) BINDGEN=$(BINDG
 find-kdir = kdir="$(KDIR)"; if [ -z "$$kdir" ]; then \
 	$(TOP)/scripts/setup.sh && kdir=$$($(TOP)/scripts/build-kernel.sh) || exit 1; fi
 
-.PHONY: all modules run check bench shell kernel setup clean
+.PHONY: all modules run check check-debug bench shell kernel setup clean
 all: modules
 
 modules:
@@ -47,6 +48,9 @@ run:
 
 check:
 	@$(TOP)/scripts/check.sh
+
+check-debug:
+	@RDM_KERNEL_FLAVOUR=debug $(TOP)/scripts/check.sh
 
 bench:
 	@$(TOP)/scripts/bench.sh

@@ -18,7 +18,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf '[kernel] %s\n' "$*" >&2; }
 
-fragment="$here/kconfig/rust-dm.config"
+# The flavour: "base" (the lean test kernel) or "debug" (KASAN, lockdep, ...:
+# scripts/kconfig/debug.config on top).
+flavour=${RDM_KERNEL_FLAVOUR:-base}
+fragments=("$here/kconfig/rust-dm.config")
+case "$flavour" in
+base) ;;
+debug) fragments+=("$here/kconfig/debug.config") ;;
+*) log "unknown flavour '$flavour' (base, debug)"; exit 2 ;;
+esac
 recipe=1	# bump when this script changes what it builds
 
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
@@ -27,7 +35,7 @@ key=$({
 	"$RUSTC" --version
 	"clang$LLVM" --version | head -n1
 	"$BINDGEN" --version
-	cat "$fragment"
+	cat "${fragments[@]}"
 } | sha256sum | cut -c1-16)
 build="$RDM_CACHE/kernel/$key"
 
@@ -46,7 +54,7 @@ kmake() {
 	make -C "$KSRC" O="$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
 }
 
-log "building in $build (key $key)"
+log "building the $flavour kernel in $build (key $key)"
 start=$(date +%s)
 mkdir -p "$build"
 
@@ -65,7 +73,7 @@ printf 'CONFIG_SYSTEM_TRUSTED_KEYS="%s"\n' "$build/certs-test/verity-test.pem" \
 kmake -s rustavailable >&2
 kmake -s tinyconfig >&2
 KCONFIG_CONFIG="$build/.config" "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$build" \
-	"$build/.config" "$fragment" "$build/certs-test/trusted-keys.config" >/dev/null
+	"$build/.config" "${fragments[@]}" "$build/certs-test/trusted-keys.config" >/dev/null
 kmake -s olddefconfig >&2
 
 # Every option the fragment asks for must have survived olddefconfig.
@@ -76,7 +84,7 @@ while IFS= read -r line; do
 		log "config: wanted '$line', got '$(grep "^${line%%=*}=" "$build/.config" || echo unset)'"
 		bad=1
 	fi
-done <"$fragment"
+done < <(cat "${fragments[@]}")
 [ "$bad" = 0 ] || { log "config fragment not satisfied"; exit 1; }
 
 jobs=$(($(nproc) + 1))
