@@ -62,6 +62,8 @@ struct Era {
     metadata_dev: dm::Device,
     origin_dev: dm::Device,
     sectors_per_block: u32,
+    /// Not resumed yet: the metadata read by the constructor may be stale.
+    fresh: AtomicBool,
 }
 
 /// What the worker shares with the target.
@@ -99,9 +101,15 @@ impl EraCore {
         }
     }
 
-    fn block_of(&self, sector: u64) -> u32 {
+    /// The era blocks a bio covers: first block and count. Writes never cross
+    /// a block (`max_io_len`); discards may cover several.
+    fn blocks_of<T: Operations>(&self, bio: &DmBio<T>) -> (u32, u32) {
+        let sector = bio.sector();
+        let end = sector + u64::from(bio.sectors().max(1)) - 1;
         // Blocks are below 2^31 (checked by the constructor).
-        (sector / self.sectors_per_block) as u32
+        let first = (sector / self.sectors_per_block) as u32;
+        let last = (end / self.sectors_per_block) as u32;
+        (first, last - first + 1)
     }
 
     /// The worker: background digest, then deferred writes (C's `do_work`;
@@ -126,12 +134,14 @@ impl EraCore {
         let mut commit_needed = false;
         let mut failed = false;
         while let Some(bio) = bios.pop() {
-            let b = self.block_of(bio.sector());
-            if !self.tracker.is_marked(b) {
-                if md.mark(b).is_err() {
-                    failed = true;
+            let (first, count) = self.blocks_of(&bio);
+            for b in first..first + count {
+                if !self.tracker.is_marked(b) {
+                    if md.mark(b).is_err() {
+                        failed = true;
+                    }
+                    commit_needed = true;
                 }
-                commit_needed = true;
             }
             marked.push(bio);
         }
@@ -145,10 +155,12 @@ impl EraCore {
                 bio.end(BlkStatus::IOERR);
                 continue;
             }
-            let b = self.block_of(bio.sector());
+            let (first, count) = self.blocks_of(&bio);
             // Only mark in core what is committed on disk.
-            self.tracker.set(index, b);
-            match self.tracker.register(b) {
+            for b in first..first + count {
+                self.tracker.set(index, b);
+            }
+            match self.tracker.register(first, count) {
                 Some(slot) => {
                     bio.data().set(Some(slot));
                     bio.submit();
@@ -265,6 +277,7 @@ impl Operations for Era {
                 metadata_dev,
                 origin_dev,
                 sectors_per_block: spb,
+                fresh: AtomicBool::new(true),
             },
             GFP_KERNEL,
         )
@@ -282,8 +295,8 @@ impl Operations for Era {
         if !bio.is_write() {
             return MapResult::Remapped(bio);
         }
-        let block = self.core.block_of(sector);
-        if let Some(slot) = self.core.tracker.try_let_through(block) {
+        let (first, count) = self.core.blocks_of(&bio);
+        if let Some(slot) = self.core.tracker.try_let_through(first, count) {
             bio.data().set(Some(slot));
             return MapResult::Remapped(bio);
         }
@@ -322,6 +335,16 @@ impl Operations for Era {
         let spb = self.core.sectors_per_block;
         let new_size = (target.len().div_ceil(spb.get())) as u32;
         let mut md = self.core.md.lock();
+        if self.fresh.swap(false, Ordering::SeqCst) {
+            // When this table replaces another era table (`dmsetup reload`),
+            // the old one went on writing until its postsuspend, which has
+            // committed by now: read the metadata again, or the writes made
+            // between the reload and the resume would be lost. (C reads it
+            // only in the constructor, and loses them.)
+            *md = Metadata::open(&self.metadata_dev, spb.get() as u32).inspect_err(|_| {
+                dm_err!("era_preresume: couldn't reopen the metadata");
+            })?;
+        }
         if md.nr_blocks() != new_size {
             md.resize(new_size)?;
             md.commit().inspect_err(|_| {
@@ -331,7 +354,11 @@ impl Operations for Era {
         self.core.suspended.store(false, Ordering::SeqCst);
         self.core.rollover(&mut md).inspect_err(|_| {
             dm_err!("era_preresume: metadata_era_rollover failed");
-        })
+        })?;
+        drop(md);
+        // Digest the writesets archived so far.
+        self.core.wake();
+        Ok(())
     }
 
     fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
@@ -382,7 +409,10 @@ impl Operations for Era {
         let r = if is("checkpoint") {
             self.core.rollover(&mut md)
         } else if is("take_metadata_snap") {
-            self.core.rollover(&mut md).and_then(|()| md.take_snap())
+            // Check first: a refused snapshot must not start a new era.
+            md.check_no_snap()
+                .and_then(|()| self.core.rollover(&mut md))
+                .and_then(|()| md.take_snap())
         } else if is("drop_metadata_snap") {
             md.drop_snap()
         } else {
@@ -397,8 +427,10 @@ impl Operations for Era {
         r.and(c)
     }
 
-    fn iterate_devices(&self, _target: &Target, callout: &mut dm::DeviceCallout<'_>) -> i32 {
-        callout.visit(&self.origin_dev, 0, self.origin_dev.size_sectors())
+    fn iterate_devices(&self, target: &Target, callout: &mut dm::DeviceCallout<'_>) -> i32 {
+        // The area the target maps (C reports the whole origin, and so
+        // accepts a table longer than the origin).
+        callout.visit(&self.origin_dev, 0, target.len())
     }
 
     fn io_hints(&self, _target: &Target, limits: &mut dm::QueueLimits) {

@@ -10,6 +10,9 @@
 //! completes, and a checkpoint, after switching writesets, marks every block
 //! still in flight in the new era.
 //!
+//! A slot names a range of blocks (a discard may cover several): the first
+//! block in its high 32 bits, the count in its low 32 bits.
+//!
 //! Everything is atomic: `end_io` may run in interrupt context.
 //! Ordering argument (all `SeqCst`): a writer registers its slot, then reads
 //! the current writeset; a checkpoint switches the writeset, then scans the
@@ -80,13 +83,16 @@ impl Tracker {
         })
     }
 
-    /// Takes a slot for a write to `block`; `None` if all are busy.
-    pub(crate) fn register(&self, block: u32) -> Option<u32> {
+    /// Takes a slot for a write to the `count` blocks from `first`; `None`
+    /// if all are busy.
+    pub(crate) fn register(&self, first: u32, count: u32) -> Option<u32> {
+        // `first` is below 2^31, so no range encodes as `FREE`.
+        let range = (u64::from(first) << 32) | u64::from(count);
         let start = self.hint.fetch_add(1, SeqCst);
         for i in 0..SLOTS {
             let s = (start + i) % SLOTS;
             if self.slots[s]
-                .compare_exchange(FREE, u64::from(block), SeqCst, SeqCst)
+                .compare_exchange(FREE, range, SeqCst, SeqCst)
                 .is_ok()
             {
                 return Some(s as u32);
@@ -102,13 +108,14 @@ impl Tracker {
         }
     }
 
-    /// `map`'s fast path: registers the write to `block` and lets it through
-    /// (returns its slot) if `block` is marked in the current era; `None`
-    /// if it must be deferred to the worker to be marked first.
-    pub(crate) fn try_let_through(&self, block: u32) -> Option<u32> {
-        let slot = self.register(block)?;
-        let cur = self.current.load(SeqCst);
-        if self.bits[cur & 1].test(block) {
+    /// `map`'s fast path: registers the write to the `count` blocks from
+    /// `first` and lets it through (returns its slot) if they are all marked
+    /// in the current era; `None` if it must be deferred to the worker to be
+    /// marked first.
+    pub(crate) fn try_let_through(&self, first: u32, count: u32) -> Option<u32> {
+        let slot = self.register(first, count)?;
+        let bits = &self.bits[self.current.load(SeqCst) & 1];
+        if (first..first.saturating_add(count)).all(|b| bits.test(b)) {
             Some(slot)
         } else {
             self.release(slot);
@@ -134,9 +141,12 @@ impl Tracker {
         self.current.store(index & 1, SeqCst);
         let mut blocks = KVec::new();
         for s in self.slots.iter() {
-            let b = s.load(SeqCst);
-            if b != FREE {
-                blocks.push(b as u32, GFP_KERNEL)?;
+            let range = s.load(SeqCst);
+            if range != FREE {
+                let first = (range >> 32) as u32;
+                for b in first..first.saturating_add(range as u32) {
+                    blocks.push(b, GFP_KERNEL)?;
+                }
             }
         }
         Ok(blocks)

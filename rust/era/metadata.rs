@@ -332,13 +332,19 @@ impl Metadata {
         Ok(())
     }
 
-    /// Takes the metadata snapshot (C's `metadata_take_snap`), after a
-    /// rollover and commit done by the caller.
-    pub(crate) fn take_snap(&mut self) -> Result {
+    /// Fails if a metadata snapshot is held.
+    pub(crate) fn check_no_snap(&self) -> Result {
         if self.metadata_snap != sb::LOCATION {
             dm_err!("metadata_take_snap: metadata snapshot already exists");
             return Err(EINVAL);
         }
+        Ok(())
+    }
+
+    /// Takes the metadata snapshot (C's `metadata_take_snap`), after a
+    /// rollover and commit done by the caller.
+    pub(crate) fn take_snap(&mut self) -> Result {
+        self.check_no_snap()?;
         self.tm.sm_inc(sb::LOCATION).inspect_err(|_| {
             dm_err!("metadata_take_snap: couldn't increment superblock");
         })?;
