@@ -35,6 +35,18 @@ pub enum CorruptionMode {
     Panic,
 }
 
+impl CorruptionMode {
+    /// The option that selects this mode, `None` for the default.
+    pub fn option(self) -> Option<&'static str> {
+        match self {
+            Self::Eio => None,
+            Self::Logging => Some("ignore_corruption"),
+            Self::Restart => Some("restart_on_corruption"),
+            Self::Panic => Some("panic_on_corruption"),
+        }
+    }
+}
+
 /// What to do about an I/O error of the data device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ErrorMode {
@@ -45,6 +57,17 @@ pub enum ErrorMode {
     Restart,
     /// Panic (`panic_on_error`).
     Panic,
+}
+
+impl ErrorMode {
+    /// The option that selects this mode, `None` for the default.
+    pub fn option(self) -> Option<&'static str> {
+        match self {
+            Self::Eio => None,
+            Self::Restart => Some("restart_on_error"),
+            Self::Panic => Some("panic_on_error"),
+        }
+    }
 }
 
 /// The optional arguments.

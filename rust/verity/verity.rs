@@ -394,16 +394,11 @@ impl Verity {
             return Ok(());
         }
         write!(out, " {}", args)?;
-        match self.mode {
-            CorruptionMode::Eio => {}
-            CorruptionMode::Logging => out.write_str(" ignore_corruption")?,
-            CorruptionMode::Restart => out.write_str(" restart_on_corruption")?,
-            CorruptionMode::Panic => out.write_str(" panic_on_corruption")?,
-        }
-        match self.error_mode {
-            ErrorMode::Eio => {}
-            ErrorMode::Restart => out.write_str(" restart_on_error")?,
-            ErrorMode::Panic => out.write_str(" panic_on_error")?,
+        for opt in [self.mode.option(), self.error_mode.option()]
+            .into_iter()
+            .flatten()
+        {
+            write!(out, " {}", opt)?;
         }
         if self.zero_digest.is_some() {
             out.write_str(" ignore_zero_blocks")?;
@@ -449,16 +444,11 @@ impl Verity {
         if let Some(desc) = &self.sig_key_desc {
             write!(out, ",root_hash_sig_key_desc={}", &**desc)?;
         }
-        match self.mode {
-            CorruptionMode::Eio => {}
-            CorruptionMode::Logging => out.write_str(",verity_mode=ignore_corruption")?,
-            CorruptionMode::Restart => out.write_str(",verity_mode=restart_on_corruption")?,
-            CorruptionMode::Panic => out.write_str(",verity_mode=panic_on_corruption")?,
+        if let Some(opt) = self.mode.option() {
+            write!(out, ",verity_mode={}", opt)?;
         }
-        match self.error_mode {
-            ErrorMode::Eio => {}
-            ErrorMode::Restart => out.write_str(",verity_error_mode=restart_on_error")?,
-            ErrorMode::Panic => out.write_str(",verity_error_mode=panic_on_error")?,
+        if let Some(opt) = self.error_mode.option() {
+            write!(out, ",verity_error_mode={}", opt)?;
         }
         out.write_char(';')
     }
