@@ -61,6 +61,14 @@ impl<'a> Args<'a> {
         self.argv.len() - self.next
     }
 
+    /// Argument `i` (0-based), whether consumed or not.
+    pub fn get(&self, i: usize) -> Option<&'a CStr> {
+        let p = *self.argv.get(i)?;
+        // SAFETY: Every pointer in `argv` is a valid string for `'a` (type
+        // construction requirement).
+        Some(unsafe { CStr::from_char_ptr(p) })
+    }
+
     /// Reports `reason` and returns `err`, for checks the target makes itself.
     pub fn fail(&self, reason: &'static CStr, err: Error) -> Error {
         match self.report {

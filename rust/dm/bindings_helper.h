@@ -11,6 +11,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
 #include <linux/dm-io.h>
+#include <linux/dm-kcopyd.h>
 #include <linux/reboot.h>
 #include <linux/security.h>
 #include <linux/verification.h>
@@ -39,3 +40,4 @@ const size_t RDM_CONST_HASH_MAX_DIGESTSIZE = HASH_MAX_DIGESTSIZE;
 const unsigned int RDM_CONST_WQ_MEM_RECLAIM = WQ_MEM_RECLAIM;
 const unsigned int RDM_CONST_WQ_HIGHPRI = WQ_HIGHPRI;
 const blk_opf_t RDM_CONST_REQ_RAHEAD = REQ_RAHEAD;
+const unsigned long RDM_CONST_HZ = HZ;

@@ -207,6 +207,16 @@ impl<T: Operations> DmBio<T> {
         unsafe { bindings::dm_accept_partial_bio(self.bio.as_ptr(), sectors) };
     }
 
+    /// Restricts the bio to `sectors` sectors from `sector` (C's
+    /// `trim_bio()` in dm-clone: a discard that only covers whole regions).
+    /// Only for bios without data pages (discards).
+    pub fn trim_discard(&mut self, sector: u64, sectors: u32) {
+        debug_assert!(self.op() == Op::Discard);
+        let b = self.raw_mut();
+        b.bi_iter.bi_sector = sector;
+        b.bi_iter.bi_size = sectors.saturating_mul(512);
+    }
+
     /// Completes the bio with `status` (`bio_endio()`).
     pub fn end(self, status: BlkStatus) {
         let bio = self.into_raw();

@@ -4,7 +4,7 @@
 
 use super::bindings;
 use core::ptr::NonNull;
-use kernel::str::CStr;
+use kernel::{error::to_result, prelude::*, str::CStr};
 
 /// An underlying block device opened for a target with `dm_get_device()`.
 ///
@@ -73,10 +73,48 @@ impl Device {
         unsafe { bindings::rdm_bdev_logical_block_size(self.bdev()) }
     }
 
+    /// Flushes the device's volatile write cache and waits
+    /// (`blkdev_issue_flush()`).
+    pub fn issue_flush(&self) -> Result {
+        // SAFETY: `bdev()` is a live block device while `self` is held.
+        to_result(unsafe { bindings::blkdev_issue_flush(self.bdev()) })
+    }
+
+    /// The device's discard limits (zero `max_discard_sectors`: no discard).
+    pub fn discard_limits(&self) -> DiscardLimits {
+        // SAFETY: `bdev()` is a live block device while `self` is held; its
+        // queue and limits live as long as the device is open.
+        unsafe {
+            let l = &*bindings::rdm_bdev_limits(self.bdev());
+            DiscardLimits {
+                max_discard_sectors: bindings::rdm_bdev_max_discard_sectors(self.bdev()),
+                max_hw_discard_sectors: l.max_hw_discard_sectors,
+                granularity: l.discard_granularity,
+                alignment: l.discard_alignment,
+                max_segments: l.max_discard_segments,
+            }
+        }
+    }
+
     /// Whether `other` is the same underlying block device.
     pub fn same_as(&self, other: &Device) -> bool {
         self.bdev() == other.bdev()
     }
+}
+
+/// The discard limits of an underlying device (from its `queue_limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct DiscardLimits {
+    /// Largest discard the device takes now, in sectors (0: none).
+    pub max_discard_sectors: u32,
+    /// Largest discard of the hardware, in sectors.
+    pub max_hw_discard_sectors: u32,
+    /// Discard granularity in bytes.
+    pub granularity: u32,
+    /// Discard alignment in bytes.
+    pub alignment: u32,
+    /// Maximum number of discard segments.
+    pub max_segments: u16,
 }
 
 impl Drop for Device {

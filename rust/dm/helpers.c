@@ -8,6 +8,7 @@
 #include <linux/highmem.h>
 #include <linux/key.h>
 #include <linux/slab.h>
+#include <linux/sched/mm.h>
 #include <keys/user-type.h>
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev)
@@ -199,4 +200,107 @@ void rdm_bio_list_add(struct bio_list *bl, struct bio *bio)
 struct bio *rdm_bio_list_pop(struct bio_list *bl)
 {
 	return bio_list_pop(bl);
+}
+
+/* ---- sync.rs -------------------------------------------------------- */
+
+unsigned long rdm_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void rdm_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+
+void rdm_wait_var_zero(int *var)
+{
+	wait_var_event(var, READ_ONCE(*var) == 0);
+}
+
+void rdm_wake_up_var(void *var)
+{
+	/* Order the caller's store of the condition before the waiter check. */
+	smp_mb();
+	wake_up_var(var);
+}
+
+/* ---- periodic.rs ---------------------------------------------------- */
+
+struct rdm_periodic {
+	struct delayed_work dwork;
+	void (*fn)(void *ctx);
+	void *ctx;
+	unsigned long period;
+};
+
+static void rdm_periodic_run(struct work_struct *work)
+{
+	struct rdm_periodic *p = container_of(to_delayed_work(work), struct rdm_periodic, dwork);
+
+	p->fn(p->ctx);
+	queue_delayed_work(system_wq, &p->dwork, p->period);
+}
+
+struct rdm_periodic *rdm_periodic_alloc(void (*fn)(void *), void *ctx, unsigned long period)
+{
+	struct rdm_periodic *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return NULL;
+	INIT_DELAYED_WORK(&p->dwork, rdm_periodic_run);
+	p->fn = fn;
+	p->ctx = ctx;
+	p->period = period;
+	return p;
+}
+
+void rdm_periodic_schedule(struct rdm_periodic *p)
+{
+	queue_delayed_work(system_wq, &p->dwork, p->period);
+}
+
+void rdm_periodic_cancel_sync(struct rdm_periodic *p)
+{
+	/* Also stops a work item that re-queues itself. */
+	cancel_delayed_work_sync(&p->dwork);
+}
+
+void rdm_periodic_free(struct rdm_periodic *p)
+{
+	cancel_delayed_work_sync(&p->dwork);
+	kfree(p);
+}
+
+unsigned long rdm_jiffies(void)
+{
+	return jiffies;
+}
+
+/* ---- device.rs ------------------------------------------------------ */
+
+unsigned int rdm_bdev_max_discard_sectors(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev);
+}
+
+const struct queue_limits *rdm_bdev_limits(struct block_device *bdev)
+{
+	return &bdev_get_queue(bdev)->limits;
+}
+
+/* ---- noio.rs -------------------------------------------------------- */
+
+unsigned int rdm_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rdm_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }

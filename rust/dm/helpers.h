@@ -62,3 +62,26 @@ void __noreturn rdm_panic(const char *msg);
 void rdm_kfree(const void *p);
 
 #endif /* RDM_HELPERS_H */
+
+/* sync.rs: spinlocks usable from bio completion (hard/soft irq) context,
+ * and waiting for a counter to drop to zero. */
+unsigned long rdm_spin_lock_irqsave(spinlock_t *lock);
+void rdm_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+void rdm_wait_var_zero(int *var);
+void rdm_wake_up_var(void *var);
+
+/* periodic.rs: a self-rearming delayed work item calling back into Rust. */
+struct rdm_periodic;
+struct rdm_periodic *rdm_periodic_alloc(void (*fn)(void *), void *ctx, unsigned long period);
+void rdm_periodic_schedule(struct rdm_periodic *p);
+void rdm_periodic_cancel_sync(struct rdm_periodic *p);
+void rdm_periodic_free(struct rdm_periodic *p);
+unsigned long rdm_jiffies(void);
+
+/* device.rs: discard limits of an underlying device. */
+unsigned int rdm_bdev_max_discard_sectors(struct block_device *bdev);
+const struct queue_limits *rdm_bdev_limits(struct block_device *bdev);
+
+/* noio.rs */
+unsigned int rdm_memalloc_noio_save(void);
+void rdm_memalloc_noio_restore(unsigned int flags);

@@ -82,4 +82,14 @@ impl QueueLimits {
     pub fn set_max_hw_discard_sectors(&mut self, sectors: u32) {
         self.raw().max_hw_discard_sectors = sectors;
     }
+
+    /// Sets the discard alignment in bytes.
+    pub fn set_discard_alignment(&mut self, bytes: u32) {
+        self.raw().discard_alignment = bytes;
+    }
+
+    /// Sets the maximum number of discard segments.
+    pub fn set_max_discard_segments(&mut self, n: u16) {
+        self.raw().max_discard_segments = n;
+    }
 }

@@ -34,17 +34,22 @@ pub mod parse;
 #[cfg(dm_persistent_data)]
 pub mod pdata;
 pub mod security;
+pub mod kcopyd;
+mod noio;
+pub mod periodic;
+pub mod sync;
 mod target;
 mod workqueue;
 
 pub use args::Args;
 pub use bio::{BioList, BlkStatus, DmBio, Op};
-pub use device::Device;
+pub use device::{Device, DiscardLimits};
 pub use emit::StatusWriter;
 pub use error::reason;
 pub use limits::QueueLimits;
+pub use noio::noio;
 pub use target::{
-    features, Ctr, DeviceCallout, EndIoResult, MapResult, Operations, Registration, StatusType,
+    features, Ctr, DeviceCallout, TargetHandle, EndIoResult, MapResult, Operations, Registration, StatusType,
     Target, STATUS_NOFLUSH,
 };
 pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};

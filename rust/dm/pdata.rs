@@ -585,6 +585,41 @@ impl DiskBitset {
         // SAFETY: As in `empty`.
         to_result(unsafe { bindings::dm_bitset_del(self.info(tm), root) })
     }
+
+    /// Calls `f(i, bit)` for the bits `0..n` of the bitset at `root`, in
+    /// order, walking its blocks with a cursor (`dm_bitset_cursor_*`).
+    pub fn walk(
+        &mut self,
+        tm: &TransactionManager,
+        root: BlockNr,
+        n: u32,
+        mut f: impl FnMut(u32, bool),
+    ) -> Result {
+        if n == 0 {
+            return Ok(());
+        }
+        let info = self.info(tm);
+        let mut c = bindings::dm_bitset_cursor::default();
+        // SAFETY: `info` is initialised and points at the live `tm`; it is
+        // not moved while the cursor lives (`&mut self` is held).
+        to_result(unsafe { bindings::dm_bitset_cursor_begin(info, root, n, &mut c) })?;
+        let mut r = Ok(());
+        for i in 0..n {
+            // SAFETY: The cursor was begun and is not past its end.
+            f(i, unsafe { bindings::dm_bitset_cursor_get_value(&mut c) });
+            if i + 1 == n {
+                break;
+            }
+            // SAFETY: As above.
+            if let Err(e) = to_result(unsafe { bindings::dm_bitset_cursor_next(&mut c) }) {
+                r = Err(e);
+                break;
+            }
+        }
+        // SAFETY: Ends the cursor begun above.
+        unsafe { bindings::dm_bitset_cursor_end(&mut c) };
+        r
+    }
 }
 
 /// An on-disk array of fixed-size values without references

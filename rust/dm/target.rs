@@ -255,11 +255,57 @@ impl Target {
         unsafe { bindings::dm_table_event((*self.as_raw()).table) };
     }
 
+    /// A handle for table events and the device name from contexts that have
+    /// no `&Target` (workers, completion callbacks).
+    pub fn handle(&self) -> TargetHandle {
+        // INVARIANT: see `TargetHandle`: handed to the target instance, which
+        // dm core destroys before the `dm_target`.
+        TargetHandle {
+            ti: NonNull::from(&self.0).cast(),
+        }
+    }
+
     /// Sets the reason reported for a failing constructor.
     pub(crate) fn set_error(&self, reason: &'static CStr) {
         // SAFETY: Only constructors report errors, and dm core does not read
         // `error` concurrently with the ctr. dm core never writes through it.
         unsafe { (*self.as_raw()).error = reason.as_char_ptr().cast_mut() };
+    }
+}
+
+/// A target's handle for its own workers: table events and the device name.
+///
+/// # Invariants
+///
+/// `ti` is the `dm_target` of a target instance that keeps this handle: the
+/// instance (and whatever it shares the handle with) must be gone or idle
+/// before its destructor returns, as for [`Device`]; dm core frees the
+/// `dm_target` only after that.
+#[derive(Clone, Copy)]
+pub struct TargetHandle {
+    ti: NonNull<bindings::dm_target>,
+}
+
+// SAFETY: `dm_table_event()` and `dm_table_device_name()` may be called from
+// any thread.
+unsafe impl Send for TargetHandle {}
+// SAFETY: As above.
+unsafe impl Sync for TargetHandle {}
+
+impl TargetHandle {
+    fn target(&self) -> &Target {
+        // SAFETY: `ti` is live while the handle is used (invariant).
+        unsafe { Target::from_raw(self.ti.as_ptr()) }
+    }
+
+    /// Name of the mapped device (`dm_table_device_name()`, `major:minor`).
+    pub fn device_name(&self) -> &CStr {
+        self.target().device_name()
+    }
+
+    /// Signals a table event to userspace (`dm_table_event()`).
+    pub fn table_event(&self) {
+        self.target().table_event()
     }
 }
 

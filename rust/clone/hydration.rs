@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Region hydration (C: `hydrate_bio_region`, `hydration_copy`,
+//! `do_hydration` and friends in `dm-clone-target.c`).
+//!
+//! A region is hydrated by a kcopyd copy from the source, or, for a write
+//! that covers the whole region, by that write itself (an "overwrite"). While
+//! a region is being hydrated it has an entry in `CloneCore::hydrating` and
+//! every bio for it waits there; when the hydration ends, the region is
+//! marked in the metadata first and only then are the waiting bios let go,
+//! so no bio sees a half-copied region. Background hydration copies the
+//! unhydrated regions in order, at most `hydration_threshold` regions in
+//! flight, in batches of up to `hydration_batch_size` contiguous regions,
+//! and only while no bio is in flight.
+
+use crate::dm::{
+    self,
+    kcopyd::{CopyJob, Region},
+    BioList, BlkStatus, DmBio,
+};
+use crate::dm_err;
+use crate::target::DmClone;
+use crate::worker::{CloneCore, Mode};
+use core::sync::atomic::Ordering;
+use kernel::{
+    prelude::*,
+    rbtree::RBTreeNodeReservation,
+    sync::Arc,
+};
+
+/// A kcopyd copy of `count` regions from `first`.
+struct Copy {
+    core: Arc<CloneCore>,
+    first: u64,
+    count: u64,
+}
+
+impl CopyJob for Copy {
+    /// C's `hydration_kcopyd_callback`.
+    fn done(job: KBox<Self>, read_failed: bool, write_failed: bool) {
+        let status = if read_failed || write_failed {
+            dm_err!("{}: hydration failed", job.core.handle.device_name());
+            BlkStatus::IOERR
+        } else {
+            BlkStatus::OK
+        };
+        for region in job.first..job.first + job.count {
+            job.core.hydration_complete(region, status);
+        }
+        let core = &job.core;
+        if core.settings.hydration_enabled.load(Ordering::Relaxed)
+            && core.ios_in_flight.load(Ordering::SeqCst) == 0
+        {
+            core.wake();
+        }
+    }
+}
+
+/// Contiguous regions waiting to be copied together (C's `batch_info`).
+#[derive(Default)]
+struct Batch {
+    head: Option<u64>,
+    count: u64,
+}
+
+impl CloneCore {
+    /// A hydration ended with `status`: mark the region, then let its
+    /// waiting bios go, or fail them (C's `hydration_complete`). Returns
+    /// the status for an overwrite bio. Never sleeps (bio completion).
+    pub(crate) fn hydration_complete(self: &Arc<Self>, region: u64, status: BlkStatus) -> BlkStatus {
+        let r = if self.mode() >= Mode::ReadOnly {
+            Err(EPERM)
+        } else if status.is_ok() {
+            self.md.set_region_hydrated(region)
+        } else {
+            Ok(())
+        };
+        let waiting = self.hydrating.lock().remove(&region).unwrap_or_default();
+        let result = match r {
+            Ok(()) if status.is_ok() => {
+                self.issue_deferred_bios(waiting);
+                BlkStatus::OK
+            }
+            _ => {
+                let s = if r.is_err() { BlkStatus::IOERR } else { status };
+                let mut waiting = waiting;
+                while let Some(bio) = waiting.pop() {
+                    bio.end(s);
+                }
+                s
+            }
+        };
+        self.hydrations_in_flight.dec();
+        result
+    }
+
+    /// Copies `count` regions from `first` from the source to the
+    /// destination (C's `hydration_copy`).
+    fn hydration_copy(self: &Arc<Self>, first: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let sector = self.regions.start(first);
+        let len = self.regions.copy_len(first, count);
+        self.hydrations_in_flight.add(count as i32);
+        let job = Copy {
+            core: self.clone(),
+            first,
+            count,
+        };
+        match dm::noio(|| KBox::new(job, GFP_KERNEL)) {
+            Ok(job) => self.kcopyd.copy(
+                &Region {
+                    dev: &self.source,
+                    sector,
+                    count: len,
+                },
+                &Region {
+                    dev: &self.dest,
+                    sector,
+                    count: len,
+                },
+                job,
+            ),
+            Err(_) => {
+                dm_err!("{}: hydration failed: out of memory", self.handle.device_name());
+                for region in first..first + count {
+                    self.hydration_complete(region, BlkStatus::IOERR);
+                }
+            }
+        }
+    }
+
+    /// A write (remapped to the destination) to an unhydrated region: wait
+    /// for the region's hydration, or start it (C's `hydrate_bio_region`).
+    pub(crate) fn hydrate_bio_region(self: &Arc<Self>, mut bio: DmBio<DmClone>) {
+        let region = self.regions.of(bio.sector());
+        {
+            let mut h = self.hydrating.lock();
+            if let Some(waiting) = h.get_mut(&region) {
+                waiting.push(bio);
+                return;
+            }
+            if self.md.is_region_hydrated(region) {
+                drop(h);
+                self.issue_bio(bio);
+                return;
+            }
+        }
+        let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
+            bio.end(BlkStatus::RESOURCE);
+            return;
+        };
+        let mut h = self.hydrating.lock();
+        if self.md.is_region_hydrated(region) {
+            drop(h);
+            self.issue_bio(bio);
+            return;
+        }
+        if let Some(waiting) = h.get_mut(&region) {
+            waiting.push(bio);
+            return;
+        }
+        if self.mode() >= Mode::ReadOnly {
+            drop(h);
+            bio.end(BlkStatus::IOERR);
+            return;
+        }
+        // A write of the whole region hydrates it by itself. Not a FUA one:
+        // its completion would have to wait for the commit that records the
+        // region; it takes the copy path and waits in `issue_bio` instead.
+        if u64::from(bio.sectors()) == self.regions.size() && !bio.is_fua() {
+            h.insert(node.into_node(region, BioList::new()));
+            drop(h);
+            self.hydrations_in_flight.add(1);
+            bio.data().set(Some(region));
+            bio.submit();
+        } else {
+            let mut waiting = BioList::new();
+            waiting.push(bio);
+            h.insert(node.into_node(region, waiting));
+            drop(h);
+            self.hydration_copy(region, 1);
+        }
+    }
+
+    /// Adds `region` (just registered as hydrating) to `batch`, copying
+    /// the batch when it is full or `region` does not follow it (C's
+    /// `__batch_hydration`).
+    fn batch_hydration(self: &Arc<Self>, batch: &mut Batch, region: u64) {
+        let max = u64::from(self.settings.hydration_batch_size.load(Ordering::Relaxed));
+        let mut pending = Some(region);
+        if let Some(head) = batch.head {
+            if batch.count < max && head + batch.count == region {
+                batch.count += 1;
+                pending = None;
+            }
+            if batch.count >= max || pending.is_some() {
+                self.hydration_copy(head, batch.count);
+                *batch = Batch::default();
+            }
+        }
+        let Some(region) = pending else {
+            return;
+        };
+        if max <= 1 {
+            self.hydration_copy(region, 1);
+            return;
+        }
+        *batch = Batch {
+            head: Some(region),
+            count: 1,
+        };
+    }
+
+    /// Registers the next unhydrated region from `offset` that is not being
+    /// hydrated, and batches it; returns where to go on (C's
+    /// `__start_next_hydration`).
+    fn start_next_hydration(self: &Arc<Self>, mut offset: u64, batch: &mut Batch) -> u64 {
+        let nr = self.regions.nr;
+        let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
+            return nr;
+        };
+        while offset < nr {
+            offset = self.md.find_next_unhydrated(offset);
+            if offset >= nr {
+                break;
+            }
+            let mut h = self.hydrating.lock();
+            if !self.md.is_region_hydrated(offset) && h.get(&offset).is_none() {
+                h.insert(node.into_node(offset, BioList::new()));
+                drop(h);
+                self.batch_hydration(batch, offset);
+                return offset + 1;
+            }
+            drop(h);
+            offset += 1;
+        }
+        offset
+    }
+
+    /// Background hydration (C's `do_hydration`), from the worker.
+    pub(crate) fn do_hydration(self: &Arc<Self>) {
+        if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
+            return;
+        }
+        // Held while starting copies, so a suspend waits for this loop.
+        self.hydrations_in_flight.add(1);
+        let nr = self.regions.nr;
+        let mut offset = self.hydration_offset.load(Ordering::Relaxed);
+        let mut batch = Batch::default();
+        while !self.suspended.load(Ordering::SeqCst)
+            && self.ios_in_flight.load(Ordering::SeqCst) == 0
+            && self.settings.hydration_enabled.load(Ordering::SeqCst)
+            && offset < nr
+        {
+            let volume = self.hydrations_in_flight.get() as u64 + batch.count;
+            if volume > u64::from(self.settings.hydration_threshold.load(Ordering::Relaxed)) {
+                break;
+            }
+            offset = self.start_next_hydration(offset, &mut batch);
+        }
+        if let Some(head) = batch.head {
+            self.hydration_copy(head, batch.count);
+        }
+        if offset >= nr {
+            offset = 0;
+        }
+        self.hydration_offset.store(offset, Ordering::Relaxed);
+        self.hydrations_in_flight.dec();
+    }
+}

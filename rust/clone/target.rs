@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `clone` target type: table line, the I/O path (`map`, `end_io`),
+//! suspend and resume, status, messages and queue limits (C:
+//! `dm-clone-target.c`, minus what `worker.rs` and `hydration.rs` hold).
+
+use crate::dm::{
+    self, kcopyd::KcopydClient, parse, periodic, periodic::PeriodicWork, BlkStatus, DmBio,
+    EndIoResult, MapResult, Op, Operations, StatusType, StatusWriter, Target,
+};
+use crate::metadata::Metadata;
+use crate::superblock::{Regions, METADATA_BLOCK_SIZE};
+use crate::worker::{CloneCore, Mode, Settings};
+use crate::{dm_err, dm_warn};
+use core::{
+    fmt::Write,
+    pin::Pin,
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
+};
+use kernel::{c_str, prelude::*, sync::Arc};
+
+/// Smallest region: 4 KiB (`MIN_REGION_SIZE`, sectors).
+const MIN_REGION_SIZE: u64 = 1 << 3;
+/// Largest region: 1 GiB (`MAX_REGION_SIZE`, sectors).
+const MAX_REGION_SIZE: u64 = 1 << 21;
+/// Regions are counted in 31 bits on disk and in core.
+const MAX_REGIONS: u64 = 1 << 31;
+/// `DEFAULT_HYDRATION_THRESHOLD` and `DEFAULT_HYDRATION_BATCH_SIZE`.
+const DEFAULT_HYDRATION_THRESHOLD: u32 = 1;
+const DEFAULT_HYDRATION_BATCH_SIZE: u32 = 1;
+/// Metadata space the space map can address (`DM_SM_METADATA_MAX_SECTORS`):
+/// 255 * (1 << 14) * 8 sectors.
+const METADATA_MAX_SECTORS: u64 = 255 * (1 << 14) * 8;
+/// Above this size the excess metadata space is reported unused
+/// (`DM_CLONE_METADATA_MAX_SECTORS_WARNING`, 16 GiB).
+const METADATA_MAX_SECTORS_WARNING: u64 = 16 * (1 << 21);
+
+/// One clone target. Field order is drop order (see `Drop`).
+pub(crate) struct DmClone {
+    waker: PeriodicWork<CloneCore>,
+    wq: Arc<dm::Workqueue>,
+    core: Arc<CloneCore>,
+    /// The table arguments after the three devices, as given, for the table
+    /// echo (C's `ctr_args`).
+    table_args: KVec<u8>,
+}
+
+impl Drop for DmClone {
+    fn drop(&mut self) {
+        // No work may run once the target is gone: dm core suspended it
+        // (so no hydration or bio is in flight); stop the waker and drain
+        // the worker before the fields, and then the core, are dropped.
+        self.core.suspended.store(true, Ordering::SeqCst);
+        self.waker.stop();
+        self.wq.flush();
+    }
+}
+
+/// Reads the count of an argument group: at most `max` and no more than the
+/// arguments left (C's `dm_read_arg_group`).
+fn read_group(args: &mut dm::Args<'_>, max: u32, reason: &'static CStr) -> Result<u32> {
+    let n = args.next_u32(reason)?;
+    if n > max || n as usize > args.remaining() {
+        return Err(args.fail(reason, EINVAL));
+    }
+    Ok(n)
+}
+
+fn is(arg: &CStr, name: &str) -> bool {
+    arg.as_bytes().eq_ignore_ascii_case(name.as_bytes())
+}
+
+impl DmClone {
+    /// A discard: whole regions it covers count as hydrated and the discard
+    /// goes down to the destination (C's `process_discard_bio`).
+    fn process_discard_bio(&self, bio: DmBio<Self>) {
+        let core = &self.core;
+        let (first, n) = core.regions.covered(bio.sector(), u64::from(bio.sectors()));
+        if n == 0 {
+            bio.end(BlkStatus::OK);
+            return;
+        }
+        if first >= core.regions.nr || first + n > core.regions.nr {
+            dm_err!(
+                "{}: Invalid range ({} + {}, total regions {}) for discard ({} + {})",
+                core.handle.device_name(),
+                first,
+                n,
+                core.regions.nr,
+                bio.sector(),
+                bio.sectors()
+            );
+            bio.end(BlkStatus::OK);
+            return;
+        }
+        if core.md.is_range_hydrated(first, n) {
+            core.complete_discard_bio(bio, true);
+            return;
+        }
+        if core.mode() >= Mode::ReadOnly {
+            bio.end(BlkStatus::OK);
+            return;
+        }
+        core.deferred.lock().discards.push(bio);
+        core.wake();
+    }
+}
+
+#[vtable]
+impl Operations for DmClone {
+    const NAME: &'static CStr = c_str!("clone");
+    // The version of the C target this one matches.
+    const VERSION: [u32; 3] = [1, 0, 0];
+
+    /// The region of an overwrite: a write covering a whole unhydrated
+    /// region, which hydrates it when it completes.
+    type PerBio = Option<u64>;
+
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+        if args.count() < 4 {
+            return Err(args.fail(c_str!("Invalid number of arguments"), EINVAL));
+        }
+        let len = target.len();
+        let path = args.next_str(c_str!("Invalid number of arguments"))?;
+        let metadata_dev =
+            target.get_device_read_write(path, c_str!("Error opening metadata device"))?;
+        if metadata_dev.size_sectors() > METADATA_MAX_SECTORS_WARNING {
+            dm_warn!(
+                "Metadata device {} is larger than {} sectors: excess space will not be used.",
+                metadata_dev.name(),
+                METADATA_MAX_SECTORS
+            );
+        }
+        let path = args.next_str(c_str!("Invalid number of arguments"))?;
+        let dest = target.get_device_read_write(path, c_str!("Error opening destination device"))?;
+        if dest.size_sectors() < len {
+            return Err(args.fail(c_str!("Device size larger than destination device"), EINVAL));
+        }
+        let path = args.next_str(c_str!("Invalid number of arguments"))?;
+        let source = target.get_device_read_only(path, c_str!("Error opening source device"))?;
+        if source.size_sectors() < len {
+            return Err(args.fail(c_str!("Device size larger than source device"), EINVAL));
+        }
+
+        let region_size =
+            args.next_u64_in(MIN_REGION_SIZE, MAX_REGION_SIZE, c_str!("Invalid region size"))?;
+        if !region_size.is_power_of_two() {
+            return Err(args.fail(c_str!("Region size is not a power of 2"), EINVAL));
+        }
+        let lbs_mask = |d: &dm::Device| u64::from(d.logical_block_size() >> 9).max(1) - 1;
+        if region_size & lbs_mask(&source) != 0 || region_size & lbs_mask(&dest) != 0 {
+            return Err(args.fail(
+                c_str!("Region size is not a multiple of device logical block size"),
+                EINVAL,
+            ));
+        }
+        let regions = Regions::new(region_size.trailing_zeros(), len);
+        if regions.nr > MAX_REGIONS {
+            return Err(args.fail(
+                c_str!("Too many regions. Consider increasing the region size"),
+                EINVAL,
+            ));
+        }
+        target
+            .set_max_io_len(region_size)
+            .map_err(|e| args.fail(c_str!("Failed to set max io len"), e))?;
+
+        let settings = Settings {
+            hydration_enabled: AtomicBool::new(true),
+            discard_passdown: AtomicBool::new(true),
+            hydration_threshold: AtomicU32::new(DEFAULT_HYDRATION_THRESHOLD),
+            hydration_batch_size: AtomicU32::new(DEFAULT_HYDRATION_BATCH_SIZE),
+        };
+        // Feature arguments.
+        if args.remaining() > 0 {
+            let reason = c_str!("Invalid number of feature arguments");
+            for _ in 0..read_group(args, 2, reason)? {
+                let f = args.next_str(reason)?;
+                if is(f, "no_hydration") {
+                    settings.hydration_enabled.store(false, Ordering::Relaxed);
+                } else if is(f, "no_discard_passdown") {
+                    settings.discard_passdown.store(false, Ordering::Relaxed);
+                } else {
+                    return Err(args.fail(c_str!("Invalid feature argument"), EINVAL));
+                }
+            }
+        }
+        // Core arguments.
+        if args.remaining() > 0 {
+            let reason = c_str!("Invalid number of core arguments");
+            let n = read_group(args, 4, reason)?;
+            if n % 2 != 0 {
+                return Err(args.fail(c_str!("Number of core arguments must be even"), EINVAL));
+            }
+            for _ in 0..n / 2 {
+                let name = args.next_str(reason)?;
+                if is(name, "hydration_threshold") {
+                    let v = args.next_u32(c_str!("Invalid value for argument `hydration_threshold'"))?;
+                    settings.hydration_threshold.store(v, Ordering::Relaxed);
+                } else if is(name, "hydration_batch_size") {
+                    let v =
+                        args.next_u32(c_str!("Invalid value for argument `hydration_batch_size'"))?;
+                    settings.hydration_batch_size.store(v, Ordering::Relaxed);
+                } else {
+                    return Err(args.fail(c_str!("Invalid core argument"), EINVAL));
+                }
+            }
+        }
+        // C ignores anything after the core arguments (and echoes it back);
+        // a typo there would go unnoticed.
+        args.expect_end(c_str!("Too many arguments"))?;
+
+        let mut table_args = KVec::new();
+        for i in 3..args.count() {
+            if let Some(a) = args.get(i) {
+                table_args.push(b' ', GFP_KERNEL)?;
+                table_args.extend_from_slice(a.as_bytes(), GFP_KERNEL)?;
+            }
+        }
+
+        let md = Metadata::open(&metadata_dev, regions)
+            .map_err(|e| args.fail(c_str!("Failed to load metadata"), e))?;
+        let wq = Arc::new(
+            dm::Workqueue::new(c_str!("dm-clone"), dm::WQ_MEM_RECLAIM, 0)
+                .map_err(|e| args.fail(c_str!("Failed to allocate workqueue"), e))?,
+            GFP_KERNEL,
+        )?;
+        let kcopyd = KcopydClient::new()
+            .map_err(|e| args.fail(c_str!("Failed to create kcopyd client"), e))?;
+        let handle = target.handle();
+        let core = Arc::pin_init(
+            CloneCore::new(
+                md,
+                kcopyd,
+                metadata_dev,
+                dest,
+                source,
+                wq.clone(),
+                handle,
+                regions,
+                settings,
+            ),
+            GFP_KERNEL,
+        )
+        .map_err(|e| args.fail(c_str!("Failed to load metadata"), e))?;
+        let waker = PeriodicWork::new(core.clone(), periodic::HZ)
+            .map_err(|e| args.fail(c_str!("Failed to allocate workqueue"), e))?;
+
+        target.set_num_flush_bios(1);
+        target.set_flush_supported(true);
+        target.set_discards_supported(true);
+        target.set_num_discard_bios(1);
+        KBox::pin(
+            DmClone {
+                waker,
+                wq,
+                core,
+                table_args,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|e| args.fail(c_str!("Failed to allocate clone structure"), e.into()))
+    }
+
+    fn map(&self, target: &Target, mut bio: DmBio<Self>) -> MapResult<Self> {
+        let core = &self.core;
+        core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
+        if core.mode() == Mode::Fail {
+            // dm core does not call `end_io` for killed bios.
+            core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
+            return MapResult::Kill(bio);
+        }
+        // dm core sends flushes as empty bios.
+        if bio.is_preflush() {
+            bio.set_dev(&core.dest);
+            core.issue_bio(bio);
+            return MapResult::Submitted;
+        }
+        let sector = target.offset(bio.sector());
+        bio.set_sector(sector);
+        if bio.op() == Op::Discard {
+            self.process_discard_bio(bio);
+            return MapResult::Submitted;
+        }
+        let region = core.regions.of(sector);
+        if core.md.is_region_hydrated(region) {
+            bio.set_dev(&core.dest);
+            core.issue_bio(bio);
+            return MapResult::Submitted;
+        }
+        if !bio.is_write() {
+            bio.set_dev(&core.source);
+            return MapResult::Remapped(bio);
+        }
+        bio.set_dev(&core.dest);
+        core.hydrate_bio_region(bio);
+        MapResult::Submitted
+    }
+
+    fn end_io(&self, _target: &Target, bio: &mut DmBio<Self>, status: &mut BlkStatus) -> EndIoResult {
+        let core = &self.core;
+        if let Some(region) = bio.data().take() {
+            // An overwrite: the region is hydrated (or not) now; the waiting
+            // bios go on before this one completes.
+            let s = core.hydration_complete(region, *status);
+            if !s.is_ok() {
+                *status = s;
+            }
+        }
+        core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
+        EndIoResult::Done
+    }
+
+    fn postsuspend(&self, _target: &Target) {
+        let core = &self.core;
+        self.waker.stop();
+        core.suspended.store(true, Ordering::SeqCst);
+        core.hydrations_in_flight.wait_zero();
+        self.wq.flush();
+        let _ = core.commit_metadata();
+    }
+
+    fn resume(&self, _target: &Target) {
+        self.core.suspended.store(false, Ordering::SeqCst);
+        self.waker.start();
+    }
+
+    fn status(&self, target: &Target, kind: StatusType, flags: u32, out: &mut StatusWriter<'_>) {
+        let core = &self.core;
+        // Writes into the bounded buffer cannot fail: they truncate.
+        let _ = match kind {
+            StatusType::Info => {
+                if core.mode() == Mode::Fail {
+                    let _ = out.write_str("Fail");
+                    return;
+                }
+                if flags & dm::STATUS_NOFLUSH == 0 && !target.is_suspended() {
+                    let _ = core.commit_metadata();
+                }
+                let (used, total) = match core.md.block_usage() {
+                    Ok(u) => u,
+                    Err(e) => {
+                        dm_err!(
+                            "{}: dm_clone_get_free_metadata_block_count returned {}",
+                            core.handle.device_name(),
+                            e.to_errno()
+                        );
+                        let _ = out.write_str("Error");
+                        return;
+                    }
+                };
+                let s = &core.settings;
+                let no_hydration = !s.hydration_enabled.load(Ordering::Relaxed);
+                let no_passdown = !s.discard_passdown.load(Ordering::Relaxed);
+                let _ = write!(
+                    out,
+                    "{} {}/{} {} {}/{} {} {} ",
+                    METADATA_BLOCK_SIZE >> 9,
+                    used,
+                    total,
+                    core.regions.size(),
+                    core.md.nr_hydrated(),
+                    core.regions.nr,
+                    core.hydrations_in_flight.get(),
+                    u32::from(no_hydration) + u32::from(no_passdown)
+                );
+                if no_hydration {
+                    let _ = out.write_str("no_hydration ");
+                }
+                if no_passdown {
+                    let _ = out.write_str("no_discard_passdown ");
+                }
+                let _ = write!(
+                    out,
+                    "4 hydration_threshold {} hydration_batch_size {} ",
+                    s.hydration_threshold.load(Ordering::Relaxed),
+                    s.hydration_batch_size.load(Ordering::Relaxed)
+                );
+                out.write_str(match core.mode() {
+                    Mode::Write => "rw",
+                    Mode::ReadOnly => "ro",
+                    Mode::Fail => "Fail",
+                })
+            }
+            StatusType::Table => {
+                let _ = write!(
+                    out,
+                    "{} {} {}",
+                    core.metadata_dev.name(),
+                    core.dest.name(),
+                    core.source.name()
+                );
+                out.write_bytes(&self.table_args);
+                Ok(())
+            }
+            StatusType::Ima => Ok(()),
+        };
+    }
+
+    fn message(
+        &self,
+        _target: &Target,
+        args: &mut dm::Args<'_>,
+        _out: &mut StatusWriter<'_>,
+    ) -> Result {
+        let core = &self.core;
+        let name = core.handle.device_name();
+        let Some(msg) = args.get(0) else {
+            dm_err!("{}: Empty message", name);
+            return Err(EINVAL);
+        };
+        let s = &core.settings;
+        if is(msg, "enable_hydration") {
+            if !s.hydration_enabled.swap(true, Ordering::SeqCst) {
+                core.wake();
+            }
+            return Ok(());
+        }
+        if is(msg, "disable_hydration") {
+            s.hydration_enabled.store(false, Ordering::SeqCst);
+            return Ok(());
+        }
+        let setting = if is(msg, "hydration_threshold") {
+            &s.hydration_threshold
+        } else if is(msg, "hydration_batch_size") {
+            &s.hydration_batch_size
+        } else {
+            dm_err!("{}: Unsupported message `{}'", name, msg);
+            return Err(EINVAL);
+        };
+        if args.count() != 2 {
+            dm_err!("{}: Message `{}' takes exactly one value", name, msg);
+            return Err(EINVAL);
+        }
+        let value = args
+            .get(1)
+            .and_then(|v| parse::parse_u32(v.as_bytes()).ok())
+            .ok_or_else(|| {
+                dm_err!("{}: Invalid value for message `{}'", name, msg);
+                EINVAL
+            })?;
+        setting.store(value, Ordering::SeqCst);
+        if is(msg, "hydration_threshold") {
+            core.wake();
+        }
+        Ok(())
+    }
+
+    fn iterate_devices(&self, target: &Target, callout: &mut dm::DeviceCallout<'_>) -> i32 {
+        let core = &self.core;
+        match callout.visit(&core.source, 0, target.len()) {
+            0 => callout.visit(&core.dest, 0, target.len()),
+            r => r,
+        }
+    }
+
+    fn io_hints(&self, _target: &Target, limits: &mut dm::QueueLimits) {
+        let core = &self.core;
+        let region = core.regions.size();
+        let io_opt = u64::from(limits.io_opt() >> 9);
+        if io_opt < region || io_opt & (region - 1) != 0 {
+            limits.set_io_min((region << 9) as u32);
+            limits.set_io_opt((region << 9) as u32);
+        }
+        let passdown = &core.settings.discard_passdown;
+        let dl = core.dest.discard_limits();
+        if passdown.load(Ordering::Relaxed) {
+            let reason = if dl.max_discard_sectors == 0 {
+                Some("discard unsupported")
+            } else if u64::from(dl.max_discard_sectors) < region {
+                Some("max discard sectors smaller than a region")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                dm_warn!(
+                    "Destination device ({}) {}: Disabling discard passdown.",
+                    core.dest.name(),
+                    reason
+                );
+                passdown.store(false, Ordering::Relaxed);
+            }
+        }
+        if !passdown.load(Ordering::Relaxed) {
+            limits.set_discard_granularity((region << 9) as u32);
+            let max = u64::from(u32::MAX >> 9) & !(region - 1);
+            limits.set_max_hw_discard_sectors(max as u32);
+            return;
+        }
+        limits.set_max_hw_discard_sectors(dl.max_hw_discard_sectors);
+        limits.set_discard_granularity(dl.granularity);
+        limits.set_discard_alignment(dl.alignment);
+        limits.set_max_discard_segments(dl.max_segments);
+    }
+}

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the target shares with its worker, and the worker: deferred bios,
+//! discards, flushes and the metadata commit (C: `do_worker`,
+//! `commit_metadata`, `process_deferred_*` in `dm-clone-target.c`).
+//!
+//! The commit is the reason this target exists in this form: the
+//! destination is flushed AFTER the dirty map is swapped out and BEFORE the
+//! regions in it are committed as hydrated, so a committed region always
+//! has its data on stable storage. A flush bio that arrives while regions
+//! are dirty waits for that commit, and an empty flush is then completed
+//! without a second flush of the destination.
+
+use crate::dm::{
+    self, kcopyd::KcopydClient, periodic, sync::IrqSpinLock, BioList, BlkStatus, DmBio,
+    TargetHandle,
+};
+use crate::metadata::Metadata;
+use crate::superblock::Regions;
+use crate::target::DmClone;
+use crate::{dm_err, dm_info};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use kernel::{
+    prelude::*,
+    rbtree::RBTree,
+    sync::{Arc, ArcBorrow, Mutex},
+    workqueue::{impl_has_work, Work, WorkItem},
+};
+
+/// What may happen to the metadata (C's `enum clone_metadata_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Mode {
+    /// Metadata may be changed.
+    Write = 0,
+    /// Metadata may not be changed.
+    ReadOnly = 1,
+    /// All metadata I/O fails.
+    Fail = 2,
+}
+
+impl Mode {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Mode::Write,
+            1 => Mode::ReadOnly,
+            _ => Mode::Fail,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Write => "read-write",
+            Mode::ReadOnly => "read-only",
+            Mode::Fail => "fail",
+        }
+    }
+}
+
+/// Bios for the worker (C's `deferred_*` lists under `clone->lock`).
+#[derive(Default)]
+pub(crate) struct Deferred {
+    pub(crate) bios: BioList<DmClone>,
+    pub(crate) discards: BioList<DmClone>,
+    pub(crate) flush_bios: BioList<DmClone>,
+}
+
+/// Tunables and switches, changed by messages (C's `clone->flags` and
+/// core arguments).
+pub(crate) struct Settings {
+    pub(crate) hydration_enabled: AtomicBool,
+    pub(crate) discard_passdown: AtomicBool,
+    pub(crate) hydration_threshold: AtomicU32,
+    pub(crate) hydration_batch_size: AtomicU32,
+}
+
+/// The state of one clone device shared by the I/O path, the worker, the
+/// kcopyd callbacks and bio completions.
+///
+/// Field order is drop order: the kcopyd client (which waits for its
+/// copies) and the metadata go before the devices they use.
+#[pin_data]
+pub(crate) struct CloneCore {
+    #[pin]
+    pub(crate) md: Metadata,
+    /// Regions being hydrated, with the bios waiting for each (C's hash
+    /// table of `dm_clone_region_hydration`).
+    #[pin]
+    pub(crate) hydrating: IrqSpinLock<RBTree<u64, BioList<DmClone>>>,
+    #[pin]
+    pub(crate) deferred: IrqSpinLock<Deferred>,
+    #[pin]
+    commit_lock: Mutex<()>,
+    #[pin]
+    work: Work<CloneCore>,
+    pub(crate) kcopyd: KcopydClient,
+    pub(crate) metadata_dev: dm::Device,
+    pub(crate) dest: dm::Device,
+    pub(crate) source: dm::Device,
+    pub(crate) wq: Arc<dm::Workqueue>,
+    pub(crate) handle: TargetHandle,
+    pub(crate) regions: Regions,
+    pub(crate) settings: Settings,
+    mode: AtomicU8,
+    /// Not resumed (C's `DM_CLONE_HYDRATION_SUSPENDED`).
+    pub(crate) suspended: AtomicBool,
+    /// Where background hydration goes on (worker only).
+    pub(crate) hydration_offset: AtomicU64,
+    /// Bios mapped and not completed; background hydration waits for none.
+    pub(crate) ios_in_flight: AtomicI64,
+    /// Regions being hydrated (plus one while the worker starts more).
+    pub(crate) hydrations_in_flight: dm::sync::WaitCount,
+    last_commit: AtomicU64,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for CloneCore { self.work }
+}
+
+impl WorkItem for CloneCore {
+    type Pointer = Arc<CloneCore>;
+
+    fn run(this: Arc<CloneCore>) {
+        this.process_deferred_bios();
+        this.process_deferred_discards();
+        this.process_deferred_flush_bios();
+        this.do_hydration();
+    }
+}
+
+impl periodic::Tick for CloneCore {
+    /// C's `do_waker`: a commit at least every second.
+    fn tick(this: ArcBorrow<'_, Self>) {
+        Arc::from(this).wake();
+    }
+}
+
+impl CloneCore {
+    /// Initialiser: `md` is the opened metadata's initialiser.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        md: impl PinInit<Metadata, Error>,
+        kcopyd: KcopydClient,
+        metadata_dev: dm::Device,
+        dest: dm::Device,
+        source: dm::Device,
+        wq: Arc<dm::Workqueue>,
+        handle: TargetHandle,
+        regions: Regions,
+        settings: Settings,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            md <- md,
+            hydrating <- crate::new_irq_spinlock!(RBTree::new()),
+            deferred <- crate::new_irq_spinlock!(Deferred::default()),
+            commit_lock <- kernel::new_mutex!(()),
+            work <- kernel::new_work!("CloneCore::work"),
+            kcopyd,
+            metadata_dev,
+            dest,
+            source,
+            wq,
+            handle,
+            regions,
+            settings,
+            mode: AtomicU8::new(Mode::Write as u8),
+            suspended: AtomicBool::new(true),
+            hydration_offset: AtomicU64::new(0),
+            ios_in_flight: AtomicI64::new(0),
+            hydrations_in_flight: dm::sync::WaitCount::new(),
+            last_commit: AtomicU64::new(periodic::jiffies()),
+        }? Error)
+    }
+
+    /// Queues the worker (C's `wake_worker`). Callable from any context.
+    pub(crate) fn wake(self: &Arc<Self>) {
+        // Already queued is fine: the worker will see the new work.
+        let _ = self.wq.queue().enqueue(self.clone());
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        Mode::from_u8(self.mode.load(Ordering::Acquire))
+    }
+
+    /// C's `__set_clone_mode`: fail mode is final.
+    pub(crate) fn set_mode(&self, new: Mode) {
+        let old = self.mode();
+        let new = if old == Mode::Fail { Mode::Fail } else { new };
+        if new != Mode::Write {
+            self.md.set_read_only();
+        }
+        self.mode.store(new as u8, Ordering::Release);
+        if new != old {
+            self.handle.table_event();
+            dm_info!(
+                "{}: Switching to {} mode",
+                self.handle.device_name(),
+                new.describe()
+            );
+        }
+    }
+
+    /// C's `__metadata_operation_failed`: abort the transaction, go
+    /// read-only, and forget in core what was not committed.
+    fn metadata_operation_failed(&self, op: &str, e: Error) {
+        let name = self.handle.device_name();
+        dm_err!(
+            "{}: Metadata operation `{}' failed: error = {}",
+            name,
+            op,
+            e.to_errno()
+        );
+        if self.mode() < Mode::ReadOnly {
+            dm_err!("{}: Aborting current metadata transaction", name);
+            if self.md.abort(&self.metadata_dev).is_err() {
+                dm_err!("{}: Failed to abort metadata transaction", name);
+                self.set_mode(Mode::Fail);
+            }
+        }
+        self.set_mode(Mode::ReadOnly);
+        if self.mode() != Mode::Fail {
+            dm_info!("{}: Reloading on-disk bitmap", name);
+            if self.md.reload_in_core_bitset().is_err() {
+                dm_err!("{}: Failed to reload on-disk bitmap", name);
+                self.set_mode(Mode::Fail);
+            }
+        }
+    }
+
+    /// Commits the hydrated regions if any changed: swap the dirty map,
+    /// flush the destination, commit (C's `commit_metadata`). Returns
+    /// whether the destination was flushed.
+    pub(crate) fn commit_metadata(&self) -> Result<bool> {
+        let _guard = self.commit_lock.lock();
+        if !self.md.changed_this_transaction() {
+            return Ok(false);
+        }
+        if self.mode() >= Mode::ReadOnly {
+            return Err(EPERM);
+        }
+        self.md.pre_commit().inspect_err(|&e| {
+            self.metadata_operation_failed("dm_clone_metadata_pre_commit", e)
+        })?;
+        // The order this target exists for: data first, then the record of
+        // it. A test build (`clone_commit_before_flush`) swaps the two to
+        // show that the crash-consistency test catches the difference.
+        #[cfg(not(clone_commit_before_flush))]
+        self.flush_dest()?;
+        self.md
+            .commit()
+            .inspect_err(|&e| self.metadata_operation_failed("dm_clone_metadata_commit", e))?;
+        #[cfg(clone_commit_before_flush)]
+        self.flush_dest()?;
+        if self.md.is_hydration_done() {
+            self.handle.table_event();
+        }
+        Ok(true)
+    }
+
+    fn flush_dest(&self) -> Result {
+        self.dest
+            .issue_flush()
+            .inspect_err(|&e| self.metadata_operation_failed("flush destination device", e))
+    }
+
+    /// Whether `bio` must wait for a commit: a flush or FUA while regions
+    /// are marked but not committed (C's `bio_triggers_commit`).
+    pub(crate) fn triggers_commit(&self, bio: &DmBio<DmClone>) -> bool {
+        (bio.is_preflush() || bio.is_fua()) && self.md.changed_this_transaction()
+    }
+
+    /// Sends a bio remapped to the destination, after a commit if it needs
+    /// one (C's `issue_bio`).
+    pub(crate) fn issue_bio(self: &Arc<Self>, bio: DmBio<DmClone>) {
+        if !self.triggers_commit(&bio) {
+            bio.submit();
+            return;
+        }
+        if self.mode() >= Mode::ReadOnly {
+            bio.end(BlkStatus::IOERR);
+            return;
+        }
+        self.deferred.lock().flush_bios.push(bio);
+        self.wake();
+    }
+
+    /// Hands bios that waited for a hydration to the worker (C's
+    /// `issue_deferred_bios`). Callable from any context.
+    pub(crate) fn issue_deferred_bios(self: &Arc<Self>, mut bios: BioList<DmClone>) {
+        if bios.is_empty() {
+            return;
+        }
+        let mut flush = BioList::new();
+        let mut normal = BioList::new();
+        while let Some(bio) = bios.pop() {
+            if self.triggers_commit(&bio) {
+                flush.push(bio);
+            } else {
+                normal.push(bio);
+            }
+        }
+        {
+            let mut d = self.deferred.lock();
+            while let Some(bio) = normal.pop() {
+                d.bios.push(bio);
+            }
+            while let Some(bio) = flush.pop() {
+                d.flush_bios.push(bio);
+            }
+        }
+        self.wake();
+    }
+
+    fn process_deferred_bios(&self) {
+        let mut bios = self.deferred.lock().bios.take();
+        while let Some(bio) = bios.pop() {
+            bio.submit();
+        }
+    }
+
+    /// A discard that covers whole regions goes down to the destination if
+    /// allowed; otherwise it just completes (C's `complete_discard_bio`).
+    pub(crate) fn complete_discard_bio(&self, mut bio: DmBio<DmClone>, success: bool) {
+        if self.settings.discard_passdown.load(Ordering::Relaxed) && success {
+            let (first, n) = self
+                .regions
+                .covered(bio.sector(), u64::from(bio.sectors()));
+            bio.set_dev(&self.dest);
+            bio.trim_discard(
+                self.regions.start(first),
+                (n << self.regions.shift) as u32,
+            );
+            bio.submit();
+        } else {
+            bio.end(BlkStatus::OK);
+        }
+    }
+
+    /// Discarded regions count as hydrated (there is nothing to copy): C's
+    /// `process_deferred_discards`.
+    fn process_deferred_discards(&self) {
+        let mut discards = self.deferred.lock().discards.take();
+        if discards.is_empty() {
+            return;
+        }
+        let mut ok = self.mode() < Mode::ReadOnly;
+        let mut done = BioList::new();
+        while let Some(bio) = discards.pop() {
+            if ok {
+                let (first, n) = self
+                    .regions
+                    .covered(bio.sector(), u64::from(bio.sectors()));
+                ok = self.md.cond_set_range(first, n).is_ok();
+            }
+            done.push(bio);
+        }
+        while let Some(bio) = done.pop() {
+            self.complete_discard_bio(bio, ok);
+        }
+    }
+
+    fn need_commit_due_to_time(&self) -> bool {
+        let since = periodic::jiffies().wrapping_sub(self.last_commit.load(Ordering::Relaxed));
+        // C: !time_in_range(jiffies, last, last + COMMIT_PERIOD).
+        since as i64 > periodic::HZ as i64 || (since as i64) < 0
+    }
+
+    /// Commits for the flushes and FUA writes waiting, or because a second
+    /// passed (C's `process_deferred_flush_bios`).
+    fn process_deferred_flush_bios(&self) {
+        let mut bios = self.deferred.lock().flush_bios.take();
+        if bios.is_empty()
+            && !(self.md.changed_this_transaction() && self.need_commit_due_to_time())
+        {
+            return;
+        }
+        let dest_flushed = match self.commit_metadata() {
+            Ok(f) => f,
+            Err(_) => {
+                while let Some(bio) = bios.pop() {
+                    bio.end(BlkStatus::IOERR);
+                }
+                return;
+            }
+        };
+        self.last_commit
+            .store(periodic::jiffies(), Ordering::Relaxed);
+        while let Some(bio) = bios.pop() {
+            // An empty flush is covered by the destination flush the commit
+            // just did.
+            if bio.is_preflush() && dest_flushed {
+                bio.end(BlkStatus::OK);
+            } else {
+                bio.submit();
+            }
+        }
+    }
+}

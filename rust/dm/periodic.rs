@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Periodic work: a delayed work item that calls back every `period`
+//! jiffies until cancelled (C's self-rearming `delayed_work`, like
+//! dm-clone's and dm-thin's "waker"). 6.12's `kernel::workqueue` has no
+//! delayed work, so the timer side is a small C helper.
+//!
+//! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
+
+use super::bindings;
+use core::ptr::NonNull;
+use kernel::{
+    error::code::ENOMEM,
+    ffi::c_void,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+/// Clock ticks per second (`HZ`).
+pub const HZ: u64 = bindings::HZ as u64;
+
+/// The current time in jiffies.
+pub fn jiffies() -> u64 {
+    // SAFETY: Reads a global counter.
+    unsafe { bindings::rdm_jiffies() as u64 }
+}
+
+/// What runs periodically.
+pub trait Tick: Send + Sync + 'static {
+    /// Called from a system workqueue (process context) every period.
+    fn tick(this: ArcBorrow<'_, Self>);
+}
+
+/// A periodic call of `T::tick` on a shared `T`. Nothing runs until
+/// [`PeriodicWork::start`]; dropping it cancels and waits for a running call.
+///
+/// # Invariants
+///
+/// `p` was allocated by `rdm_periodic_alloc` with `ctx` the pointer of
+/// `owner` (kept alive by the `Arc` in this value) and is freed only by drop.
+pub struct PeriodicWork<T: Tick> {
+    p: NonNull<bindings::rdm_periodic>,
+    owner: Arc<T>,
+}
+
+// SAFETY: The C work item may be scheduled and cancelled from any thread;
+// `T` is `Send + Sync`.
+unsafe impl<T: Tick> Send for PeriodicWork<T> {}
+// SAFETY: As above: every method is thread-safe.
+unsafe impl<T: Tick> Sync for PeriodicWork<T> {}
+
+impl<T: Tick> PeriodicWork<T> {
+    /// Prepares calls of `T::tick(owner)` every `period` jiffies.
+    pub fn new(owner: Arc<T>, period: u64) -> Result<Self> {
+        let ctx = (&*owner as *const T).cast_mut().cast::<c_void>();
+        // SAFETY: `run::<T>` matches the callback type; `ctx` stays valid
+        // while the work exists, since `owner` is kept with it.
+        let p = unsafe { bindings::rdm_periodic_alloc(Some(Self::run), ctx, period as _) };
+        let p = NonNull::new(p).ok_or(ENOMEM)?;
+        // INVARIANT: just allocated with `ctx` pointing at `owner`.
+        Ok(Self { p, owner })
+    }
+
+    /// Calls `tick` now, then every period (C's `do_waker()` from `resume`).
+    pub fn start(&self) {
+        T::tick(self.owner.as_arc_borrow());
+        // SAFETY: `p` is live (invariant).
+        unsafe { bindings::rdm_periodic_schedule(self.p.as_ptr()) };
+    }
+
+    /// Stops the calls and waits for one that is running.
+    pub fn stop(&self) {
+        // SAFETY: `p` is live (invariant).
+        unsafe { bindings::rdm_periodic_cancel_sync(self.p.as_ptr()) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the C work item with the `ctx` given at allocation.
+    unsafe extern "C" fn run(ctx: *mut c_void) {
+        // SAFETY: `ctx` is the pointer of the `Arc<T>` kept by the
+        // `PeriodicWork`, which cancels the work before dropping it.
+        let this = unsafe { ArcBorrow::from_raw(ctx.cast::<T>().cast_const()) };
+        T::tick(this);
+    }
+}
+
+impl<T: Tick> Drop for PeriodicWork<T> {
+    fn drop(&mut self) {
+        // SAFETY: `p` is live and owned (invariant); this cancels and waits
+        // before freeing, so `owner` outlives every call.
+        unsafe { bindings::rdm_periodic_free(self.p.as_ptr()) };
+    }
+}

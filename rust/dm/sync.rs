@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Synchronisation that bio completion needs: a spinlock that disables
+//! interrupts (6.12's `kernel::sync::SpinLock` does not, so it must not be
+//! taken from `end_io`, which may run in hard or soft interrupt context), and
+//! a counter one can wait on until it drops to zero.
+//!
+//! C header: [`include/linux/spinlock.h`](srctree/include/linux/spinlock.h),
+//! [`include/linux/wait_bit.h`](srctree/include/linux/wait_bit.h)
+
+use super::bindings;
+use core::sync::atomic::{AtomicI32, Ordering};
+use kernel::{ffi::c_ulong, sync::lock::Backend};
+
+/// A `spinlock_t` taken with `spin_lock_irqsave()`: usable from process,
+/// softirq and hardirq context alike (C's `spin_lock_irqsave` pattern).
+///
+/// Create one with [`new_irq_spinlock!`](crate::new_irq_spinlock).
+pub type IrqSpinLock<T> = kernel::sync::lock::Lock<T, IrqSaveBackend>;
+
+/// The lock backend of [`IrqSpinLock`].
+pub struct IrqSaveBackend;
+
+// SAFETY: The kernel's `spinlock_t` ensures mutual exclusion; `lock` disables
+// local interrupts and returns the saved flags, which `unlock` restores, so
+// the lock is never taken again by an interrupt on the CPU that holds it.
+unsafe impl Backend for IrqSaveBackend {
+    type State = bindings::spinlock_t;
+    type GuardState = c_ulong;
+
+    unsafe fn init(
+        ptr: *mut Self::State,
+        name: *const kernel::ffi::c_char,
+        key: *mut bindings::lock_class_key,
+    ) {
+        // SAFETY: The caller guarantees `ptr` is valid for writes and `name`,
+        // `key` valid for reads indefinitely.
+        unsafe { bindings::__spin_lock_init(ptr, name, key) }
+    }
+
+    unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+        // SAFETY: The caller guarantees `ptr` is an initialised lock.
+        unsafe { bindings::rdm_spin_lock_irqsave(ptr) }
+    }
+
+    unsafe fn unlock(ptr: *mut Self::State, flags: &Self::GuardState) {
+        // SAFETY: The caller owns the lock; `flags` are the ones its `lock`
+        // saved.
+        unsafe { bindings::rdm_spin_unlock_irqrestore(ptr, *flags) }
+    }
+}
+
+/// Initialiser of an [`IrqSpinLock`] protecting `$inner`, with a lock class
+/// of its own (as `kernel::new_spinlock!`).
+#[macro_export]
+macro_rules! new_irq_spinlock {
+    ($inner:expr $(, $name:literal)? $(,)?) => {
+        $crate::dm::sync::IrqSpinLock::new(
+            $inner,
+            ::kernel::optional_name!($($name)?),
+            ::kernel::static_lock_class!(),
+        )
+    };
+}
+
+/// A count of operations in flight that one can wait to drain (C's
+/// `atomic_t` + `wait_event(..., !atomic_read(...))` + `wake_up`). Changing
+/// it never sleeps, so it works from any context.
+pub struct WaitCount(AtomicI32);
+
+impl WaitCount {
+    /// A count of zero.
+    pub const fn new() -> Self {
+        Self(AtomicI32::new(0))
+    }
+
+    /// The current count.
+    pub fn get(&self) -> i32 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: i32) {
+        self.0.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Subtracts one and wakes the waiters when that reaches zero.
+    pub fn dec(&self) {
+        if self.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // SAFETY: The address only identifies the wait queue.
+            unsafe { bindings::rdm_wake_up_var(self.0.as_ptr().cast()) };
+        }
+    }
+
+    /// Sleeps until the count is zero.
+    pub fn wait_zero(&self) {
+        // SAFETY: The pointer is valid while `self` is borrowed; the callee
+        // only reads it (atomically, with `READ_ONCE`) and uses it as a key.
+        unsafe { bindings::rdm_wait_var_zero(self.0.as_ptr()) };
+    }
+}
+
+impl Default for WaitCount {
+    fn default() -> Self {
+        Self::new()
+    }
+}
