@@ -22,11 +22,7 @@ use crate::dm_err;
 use crate::target::DmClone;
 use crate::worker::{CloneCore, Mode};
 use core::sync::atomic::Ordering;
-use kernel::{
-    prelude::*,
-    rbtree::RBTreeNodeReservation,
-    sync::Arc,
-};
+use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc};
 
 /// A kcopyd copy of `count` regions from `first`.
 struct Copy {
@@ -67,7 +63,11 @@ impl CloneCore {
     /// A hydration ended with `status`: mark the region, then let its
     /// waiting bios go, or fail them (C's `hydration_complete`). Returns
     /// the status for an overwrite bio. Never sleeps (bio completion).
-    pub(crate) fn hydration_complete(self: &Arc<Self>, region: u64, status: BlkStatus) -> BlkStatus {
+    pub(crate) fn hydration_complete(
+        self: &Arc<Self>,
+        region: u64,
+        status: BlkStatus,
+    ) -> BlkStatus {
         let r = if self.mode() >= Mode::ReadOnly {
             Err(EPERM)
         } else if status.is_ok() {
@@ -123,7 +123,10 @@ impl CloneCore {
                 job,
             ),
             Err(_) => {
-                dm_err!("{}: hydration failed: out of memory", self.handle.device_name());
+                dm_err!(
+                    "{}: hydration failed: out of memory",
+                    self.handle.device_name()
+                );
                 for region in first..first + count {
                     self.hydration_complete(region, BlkStatus::IOERR);
                 }

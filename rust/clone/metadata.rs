@@ -24,14 +24,7 @@ use crate::dm::{
 use crate::superblock::{self as sb, Regions, Superblock};
 use crate::{dm_err, new_irq_spinlock};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel::{
-    alloc::KVVec,
-    c_str,
-    error::code::*,
-    new_mutex,
-    prelude::*,
-    sync::Mutex,
-};
+use kernel::{alloc::KVVec, c_str, error::code::*, new_mutex, prelude::*, sync::Mutex};
 
 /// Blocks the block manager lets one thread hold
 /// (`DM_CLONE_MAX_CONCURRENT_LOCKS`).
@@ -106,10 +99,7 @@ impl DirtyMap {
 
     fn set(&mut self, region: u64) {
         let word = (region / 64) as usize;
-        if let (Some(r), Some(w)) = (
-            self.regions.get_mut(word),
-            self.words.get_mut(word / 64),
-        ) {
+        if let (Some(r), Some(w)) = (self.regions.get_mut(word), self.words.get_mut(word / 64)) {
             *r |= 1 << (region % 64);
             *w |= 1 << (word % 64);
         }
@@ -169,10 +159,7 @@ impl PersistentData {
         let root = bitset
             .resize(&tm, root, 0, regions.nr as u32, false)
             .inspect_err(|_| {
-                dm_err!(
-                    "Failed to resize on-disk bitset to {} entries",
-                    regions.nr
-                )
+                dm_err!("Failed to resize on-disk bitset to {} entries", regions.nr)
             })?;
         let mut pd = Self { tm, bitset, root };
         pd.write_superblock(regions)?;
@@ -387,7 +374,8 @@ impl Metadata {
 
     /// Whether regions were marked since the last commit.
     pub(crate) fn changed_this_transaction(&self) -> bool {
-        self.changed_current.load(Ordering::SeqCst) || self.changed_committing.load(Ordering::SeqCst)
+        self.changed_current.load(Ordering::SeqCst)
+            || self.changed_committing.load(Ordering::SeqCst)
     }
 
     fn writable(d: &DiskState) -> Result<&PersistentData> {

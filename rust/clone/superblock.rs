@@ -73,7 +73,10 @@ impl Superblock {
     /// Reads the fields from a superblock (at least [`SIZE`] bytes).
     pub fn decode(b: &[u8]) -> Self {
         let mut sm_root = [0u8; SPACE_MAP_ROOT_SIZE];
-        for (d, s) in sm_root.iter_mut().zip(&b[SM_ROOT..SM_ROOT + SPACE_MAP_ROOT_SIZE]) {
+        for (d, s) in sm_root
+            .iter_mut()
+            .zip(&b[SM_ROOT..SM_ROOT + SPACE_MAP_ROOT_SIZE])
+        {
             *d = *s;
         }
         Self {

@@ -132,7 +132,8 @@ impl Operations for DmClone {
             );
         }
         let path = args.next_str(c_str!("Invalid number of arguments"))?;
-        let dest = target.get_device_read_write(path, c_str!("Error opening destination device"))?;
+        let dest =
+            target.get_device_read_write(path, c_str!("Error opening destination device"))?;
         if dest.size_sectors() < len {
             return Err(args.fail(c_str!("Device size larger than destination device"), EINVAL));
         }
@@ -142,8 +143,11 @@ impl Operations for DmClone {
             return Err(args.fail(c_str!("Device size larger than source device"), EINVAL));
         }
 
-        let region_size =
-            args.next_u64_in(MIN_REGION_SIZE, MAX_REGION_SIZE, c_str!("Invalid region size"))?;
+        let region_size = args.next_u64_in(
+            MIN_REGION_SIZE,
+            MAX_REGION_SIZE,
+            c_str!("Invalid region size"),
+        )?;
         if !region_size.is_power_of_two() {
             return Err(args.fail(c_str!("Region size is not a power of 2"), EINVAL));
         }
@@ -195,7 +199,8 @@ impl Operations for DmClone {
             for _ in 0..n / 2 {
                 let name = args.next_str(reason)?;
                 if is(name, "hydration_threshold") {
-                    let v = args.next_u32(c_str!("Invalid value for argument `hydration_threshold'"))?;
+                    let v =
+                        args.next_u32(c_str!("Invalid value for argument `hydration_threshold'"))?;
                     settings.hydration_threshold.store(v, Ordering::Relaxed);
                 } else if is(name, "hydration_batch_size") {
                     let v =
@@ -297,7 +302,12 @@ impl Operations for DmClone {
         MapResult::Submitted
     }
 
-    fn end_io(&self, _target: &Target, bio: &mut DmBio<Self>, status: &mut BlkStatus) -> EndIoResult {
+    fn end_io(
+        &self,
+        _target: &Target,
+        bio: &mut DmBio<Self>,
+        status: &mut BlkStatus,
+    ) -> EndIoResult {
         let core = &self.core;
         if let Some(region) = bio.data().take() {
             // An overwrite: the region is hydrated (or not) now; the waiting

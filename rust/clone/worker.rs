@@ -238,9 +238,9 @@ impl CloneCore {
         if self.mode() >= Mode::ReadOnly {
             return Err(EPERM);
         }
-        self.md.pre_commit().inspect_err(|&e| {
-            self.metadata_operation_failed("dm_clone_metadata_pre_commit", e)
-        })?;
+        self.md
+            .pre_commit()
+            .inspect_err(|&e| self.metadata_operation_failed("dm_clone_metadata_pre_commit", e))?;
         // The order this target exists for: data first, then the record of
         // it. A test build (`clone_commit_before_flush`) swaps the two to
         // show that the crash-consistency test catches the difference.
@@ -322,14 +322,9 @@ impl CloneCore {
     /// allowed; otherwise it just completes (C's `complete_discard_bio`).
     pub(crate) fn complete_discard_bio(&self, mut bio: DmBio<DmClone>, success: bool) {
         if self.settings.discard_passdown.load(Ordering::Relaxed) && success {
-            let (first, n) = self
-                .regions
-                .covered(bio.sector(), u64::from(bio.sectors()));
+            let (first, n) = self.regions.covered(bio.sector(), u64::from(bio.sectors()));
             bio.set_dev(&self.dest);
-            bio.trim_discard(
-                self.regions.start(first),
-                (n << self.regions.shift) as u32,
-            );
+            bio.trim_discard(self.regions.start(first), (n << self.regions.shift) as u32);
             bio.submit();
         } else {
             bio.end(BlkStatus::OK);
@@ -347,9 +342,7 @@ impl CloneCore {
         let mut done = BioList::new();
         while let Some(bio) = discards.pop() {
             if ok {
-                let (first, n) = self
-                    .regions
-                    .covered(bio.sector(), u64::from(bio.sectors()));
+                let (first, n) = self.regions.covered(bio.sector(), u64::from(bio.sectors()));
                 ok = self.md.cond_set_range(first, n).is_ok();
             }
             done.push(bio);

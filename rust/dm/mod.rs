@@ -29,14 +29,14 @@ pub mod emit;
 mod error;
 pub mod hash;
 pub mod io;
+pub mod kcopyd;
 mod limits;
+mod noio;
 pub mod parse;
 #[cfg(dm_persistent_data)]
 pub mod pdata;
-pub mod security;
-pub mod kcopyd;
-mod noio;
 pub mod periodic;
+pub mod security;
 pub mod sync;
 mod target;
 mod workqueue;
@@ -49,8 +49,8 @@ pub use error::reason;
 pub use limits::QueueLimits;
 pub use noio::noio;
 pub use target::{
-    features, Ctr, DeviceCallout, TargetHandle, EndIoResult, MapResult, Operations, Registration, StatusType,
-    Target, STATUS_NOFLUSH,
+    features, Ctr, DeviceCallout, EndIoResult, MapResult, Operations, Registration, StatusType,
+    Target, TargetHandle, STATUS_NOFLUSH,
 };
 pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};
 
