@@ -25,8 +25,14 @@ pub mod verity_table;
 #[path = "../../../rust/era/superblock.rs"]
 pub mod era_superblock;
 
+#[path = "../../../rust/clone/superblock.rs"]
+pub mod clone_superblock;
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod clone_tests;
 
 #[cfg(test)]
 mod verity_tests;
