@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Selftests of tools/dm-swap: attaching our targets to a device in use by a
-# live table swap, under a fio verify workload on a mounted ext4.
+# Selftests of tools/dm-swap: attaching our targets (era, clone) to a device
+# in use by a live table swap, under a fio verify workload on a mounted ext4.
 . "$(dirname "$0")/lib.sh"
 
 SWAP="$TOP/tools/dm-swap"
@@ -12,9 +12,11 @@ MNT=$SCRATCH/mnt
 setup() {
 	modprobe dm-persistent-data
 	load_module dm-era-rs
+	load_module dm-clone-rs
 	modprobe dm-flakey
 	DISK=$(new_loop attach-disk 256)
 	META=$(new_loop attach-meta 8)
+	CLONE_META=$(new_loop attach-clone-meta 8)
 	DISKN=$(devnum "$DISK")
 	SIZE=$(blockdev --getsz "$DISK")
 	LINEAR="0 $SIZE linear $DISKN 0"
@@ -26,6 +28,7 @@ teardown() {
 	dm_remove_all_test_devices
 	free_loop "$DISK"
 	free_loop "$META"
+	free_loop "$CLONE_META"
 }
 
 live_type() { dmsetup table "$1" | awk '{print $3}'; }
@@ -56,12 +59,11 @@ t_refuses_mismatched_tables() {
 	umount_fs_and_check
 }
 
-# 50 swaps linear -> era -> linear while fio writes and verifies files on
-# the mounted filesystem.
-t_swaps_under_fio_verify() {
-	local i era
+# N_SWAPS swaps linear -> TABLE -> linear while fio writes and verifies files
+# on the mounted filesystem; MODULE must serve TABLE (and TYPE be live).
+swaps_under_fio_verify() { # TABLE TYPE MODULE
+	local i table=$1 type=$2 mod=$3
 	mount_fs
-	era="0 $SIZE era $META $DISKN 128"
 	fio --name=verify --directory="$MNT" --size=48M --nrfiles=4 --rw=randwrite --bs=4k \
 		--ioengine=libaio --iodepth=8 --direct=1 --verify=crc32c --verify_backlog=256 \
 		--verify_fatal=1 --verify_state_save=0 --invalidate=0 --time_based --runtime=600 \
@@ -69,10 +71,10 @@ t_swaps_under_fio_verify() {
 	local fio=$!
 	sleep 2
 	for i in $(seq "$N_SWAPS"); do
-		"$SWAP" rdmt-fs "$era" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to era"; }
-		[ "$(live_type rdmt-fs)" = era ] || { kill $fio; fail "swap $i: era not live"; }
-		# Our module serves the era table.
-		[ "$(module_refcount dm-era-rs)" -ge 1 ] || { kill $fio; fail "dm_era_rs not in use"; }
+		"$SWAP" rdmt-fs "$table" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to $type"; }
+		[ "$(live_type rdmt-fs)" = "$type" ] || { kill $fio; fail "swap $i: $type not live"; }
+		# Our module serves the table.
+		[ "$(module_refcount "$mod")" -ge 1 ] || { kill $fio; fail "$mod not in use"; }
 		"$SWAP" rdmt-fs "$LINEAR" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to linear"; }
 		[ "$(live_type rdmt-fs)" = linear ] || { kill $fio; fail "swap $i: linear not live"; }
 	done
@@ -84,9 +86,32 @@ t_swaps_under_fio_verify() {
 	grep -qE "err= *0" "$SCRATCH/fio-swap.out" || { cat "$SCRATCH/fio-swap.out"; fail "fio error (rc $rc)"; }
 	grep -qiE "verify failed|bad magic|bad header|checksum mismatch" "$SCRATCH/fio-swap.out" &&
 		{ cat "$SCRATCH/fio-swap.out"; fail "verify mismatch"; }
+	umount_fs_and_check
+}
+
+t_swaps_era_under_fio_verify() {
+	swaps_under_fio_verify "0 $SIZE era $META $DISKN 128" era dm-era-rs
 	# The era metadata saw every swap as a new era.
 	era_check "$META" >/dev/null
-	umount_fs_and_check
+}
+
+# clone(no_hydration) with the disk as both destination and source: reads
+# of regions not written since the attach come from the disk as before,
+# writes land on the disk too, and the clone metadata records which regions
+# were written (a partial write first copies its region onto itself). Back
+# on linear, nothing was lost.
+t_swaps_clone_under_fio_verify() {
+	module_loaded dm-clone && fail "the C dm-clone module is loaded"
+	dd if=/dev/zero of="$CLONE_META" bs=1M count=8 status=none
+	swaps_under_fio_verify "0 $SIZE clone $CLONE_META $DISKN $DISKN 128 1 no_hydration" \
+		clone dm-clone-rs
+	module_loaded dm-clone && fail "the C dm-clone module got loaded"
+	# The clone metadata counted the regions fio wrote as hydrated.
+	dmsetup create rdmt-cl --table "0 $SIZE clone $CLONE_META $DISKN $DISKN 128 1 no_hydration"
+	local hydrated
+	hydrated=$(dmsetup status rdmt-cl | awk '{split($7, h, "/"); print h[1]}')
+	dmsetup remove rdmt-cl
+	[ "$hydrated" -gt 0 ] || fail "no region recorded as written"
 }
 
 # A table whose constructor fails: nothing changes.
@@ -137,9 +162,10 @@ t_failed_preresume_rolls_back() {
 }
 
 setup
-ktap_header attach 4
+ktap_header attach 5
 run_test refuses_mismatched_tables t_refuses_mismatched_tables
-run_test swaps_under_fio_verify t_swaps_under_fio_verify
+run_test swaps_era_under_fio_verify t_swaps_era_under_fio_verify
+run_test swaps_clone_under_fio_verify t_swaps_clone_under_fio_verify
 run_test failed_constructor_keeps_old_table t_failed_constructor_keeps_old_table
 run_test failed_preresume_rolls_back t_failed_preresume_rolls_back
 teardown
