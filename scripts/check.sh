@@ -78,7 +78,7 @@ for t in "$top"/selftests/host/*.sh; do
 done
 
 # --- selftests in the guest ---
-"$top/tools/vm-run" --kernel "$kdir" --log "$out/guest-console.log" -- \
+"$top/tools/vm-run" --kernel "$kdir" --timeout 3600 --log "$out/guest-console.log" -- \
 	"$top/selftests/run.sh" | tee "$out/selftests.log"
 rc=${PIPESTATUS[0]}
 line=$(grep -a '^selftests:' "$out/selftests.log" | tail -n1)

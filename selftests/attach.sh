@@ -66,7 +66,7 @@ swaps_under_fio_verify() { # TABLE TYPE MODULE
 	mount_fs
 	fio --name=verify --directory="$MNT" --size=48M --nrfiles=4 --rw=randwrite --bs=4k \
 		--ioengine=libaio --iodepth=8 --direct=1 --verify=crc32c --verify_backlog=256 \
-		--verify_fatal=1 --verify_state_save=0 --invalidate=0 --time_based --runtime=600 \
+		--verify_fatal=1 --verify_state_save=0 --invalidate=0 --time_based --runtime=3600 \
 		--output="$SCRATCH/fio-swap.out" &
 	local fio=$!
 	sleep 2
