@@ -396,8 +396,11 @@ impl Metadata {
         let spare = d.spare.take().ok_or(EINVAL)?;
         let mut b = self.bitmaps.lock();
         let dirty = core::mem::replace(&mut b.current, spare);
-        let changed = self.changed_current.swap(false, Ordering::SeqCst);
+        // Hand the flag over without a moment where both read false: a
+        // flush bio checking in between would skip the commit it needs.
+        let changed = self.changed_current.load(Ordering::SeqCst);
         self.changed_committing.store(changed, Ordering::SeqCst);
+        self.changed_current.store(false, Ordering::SeqCst);
         drop(b);
         d.committing = Some(dirty);
         Ok(())
