@@ -66,6 +66,20 @@ fn read_group(args: &mut dm::Args<'_>, max: u32, reason: &'static CStr) -> Resul
     Ok(n)
 }
 
+/// A value as C's `kstrtouint(s, 10, ...)` reads it: decimal, an optional
+/// leading `+`, at most 32 bits.
+fn kstrtouint(s: &CStr) -> Option<u32> {
+    let b = s.as_bytes();
+    let b = b.strip_prefix(b"+").unwrap_or(b);
+    parse::parse_u32(b).ok()
+}
+
+/// The next argument as a `kstrtouint` value; fails with `reason`.
+fn next_kstrtouint(args: &mut dm::Args<'_>, reason: &'static CStr) -> Result<u32> {
+    let s = args.next_str(reason)?;
+    kstrtouint(s).ok_or_else(|| args.fail(reason, EINVAL))
+}
+
 fn is(arg: &CStr, name: &str) -> bool {
     arg.as_bytes().eq_ignore_ascii_case(name.as_bytes())
 }
@@ -199,12 +213,16 @@ impl Operations for DmClone {
             for _ in 0..n / 2 {
                 let name = args.next_str(reason)?;
                 if is(name, "hydration_threshold") {
-                    let v =
-                        args.next_u32(c_str!("Invalid value for argument `hydration_threshold'"))?;
+                    let v = next_kstrtouint(
+                        args,
+                        c_str!("Invalid value for argument `hydration_threshold'"),
+                    )?;
                     settings.hydration_threshold.store(v, Ordering::Relaxed);
                 } else if is(name, "hydration_batch_size") {
-                    let v =
-                        args.next_u32(c_str!("Invalid value for argument `hydration_batch_size'"))?;
+                    let v = next_kstrtouint(
+                        args,
+                        c_str!("Invalid value for argument `hydration_batch_size'"),
+                    )?;
                     settings.hydration_batch_size.store(v, Ordering::Relaxed);
                 } else {
                     return Err(args.fail(c_str!("Invalid core argument"), EINVAL));
@@ -442,13 +460,10 @@ impl Operations for DmClone {
             dm_err!("{}: Message `{}' takes exactly one value", name, msg);
             return Err(EINVAL);
         }
-        let value = args
-            .get(1)
-            .and_then(|v| parse::parse_u32(v.as_bytes()).ok())
-            .ok_or_else(|| {
-                dm_err!("{}: Invalid value for message `{}'", name, msg);
-                EINVAL
-            })?;
+        let value = args.get(1).and_then(kstrtouint).ok_or_else(|| {
+            dm_err!("{}: Invalid value for message `{}'", name, msg);
+            EINVAL
+        })?;
         setting.store(value, Ordering::SeqCst);
         if is(msg, "hydration_threshold") {
             core.wake();
