@@ -22,7 +22,7 @@
 #   era        origin: dust      origin: dust     origin, metadata flakey on origin
 #              (era.sh: origin and metadata failing all I/O, a constructor
 #              over failing metadata)
-#   clone      dest: flakey      (clone.sh: dest, dest             flakey on source
+#   clone      dest: flakey      (clone.sh: dest, dest, metadata   flakey on source
 #              (clone.sh: source metadata)                         and dest
 #              dust, metadata)
 #
@@ -59,7 +59,7 @@
 #   sleep SECONDS
 #
 # Every test proves that our module served the device (`served`).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 PY=(python3 -I -S)
@@ -901,6 +901,46 @@ t_clone_dest_read_errors_and_dropped_writes() {
 	end_test
 }
 
+# Metadata under flakey, dropping every write after a commit (a status
+# query commits, as C's): writes hydrating two more regions and the remove
+# succeed, the commits never land. The metadata on disk is then the last
+# commit that landed: a new device opens it with the two regions hydrated
+# before the drop, which read what was written; the two regions hydrated
+# after it read the source again (the writes were never flushed).
+t_clone_metadata_dropped_writes() {
+	begin clone
+	roloop "$DATA"
+	local src=$LOOP
+	loop cl-dst 8 "$GARB"
+	local dst=$LOOP
+	loop cl-md 4
+	local md=$LOOP msz=8192 t st="clone 8 [0-9]+/[0-9]+ $CR"
+	t="0 $S clone /dev/mapper/rdmt-z-md $dst $src $CR 1 no_hydration"
+	steps "create rdmt-z-md 0 $msz flakey $md 0 1 0" \
+		"create rdmt-a-clone $t" \
+		"$(served rdmt-a-clone)" \
+		"write $C $((3 * 16)) 16 $PC 0" \
+		"write $C $((4 * 16 + 2)) 1 $PC 1" \
+		"status rdmt-a-clone $st 2/128 0 .* rw" \
+		"swap rdmt-z-md 0 $msz flakey $md 0 0 1 1 drop_writes" \
+		"write $C $((5 * 16)) 16 $PC 0" \
+		"write $C $((6 * 16 + 3)) 1 $PC 2" \
+		"status rdmt-a-clone $st 4/128 0 .* rw" \
+		"read $C $((5 * 16)) 16 = $PC 0" \
+		"remove rdmt-a-clone" \
+		"swap rdmt-z-md 0 $msz flakey $md 0 1 0" \
+		"create rdmt-a-clone $t" \
+		"$(served rdmt-a-clone)" \
+		"status rdmt-a-clone $st 2/128 0 .* rw" \
+		"read $C $((3 * 16)) 16 = $PC 0" \
+		"read $C $((4 * 16 + 2)) 1 = $PC 1" \
+		"read $C $((4 * 16 + 3)) 1 = $DATA $((4 * 16 + 3))" \
+		"read $C $((5 * 16)) 16 = $DATA $((5 * 16))" \
+		"read $C $((6 * 16)) 16 = $DATA $((6 * 16))" \
+		"remove rdmt-a-clone" "remove rdmt-z-md"
+	end_test
+}
+
 # Source under flakey failing reads (1 s up, 1 s down), destination under
 # flakey failing all I/O (2 s up, 1 s down), hydration disabled: the
 # checking workload (its writes to unhydrated regions copy them first);
@@ -973,7 +1013,7 @@ for ko in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
 done
 modprobe dm-flakey && modprobe dm-dust || echo "# modprobe dm-flakey dm-dust failed"
 suite_setup
-ktap_header faults 11
+ktap_header faults 12
 echo "# set-up $((SECONDS - T0)) s"
 faults_test linear_flakey_modes t_linear_flakey_modes
 faults_test linear_dust t_linear_dust
@@ -985,6 +1025,7 @@ faults_test era_origin_dust_and_drops t_era_origin_dust_and_drops
 faults_test era_origin_intermittent t_era_origin_intermittent
 faults_test era_metadata_dropped_writes t_era_metadata_dropped_writes
 faults_test clone_dest_read_errors_and_dropped_writes t_clone_dest_read_errors_and_dropped_writes
+faults_test clone_metadata_dropped_writes t_clone_metadata_dropped_writes
 faults_test clone_intermittent t_clone_intermittent
 cleanup
 rm -f "$DMIO" "$SCRATCH"/flt-* "$SCRATCH"/dm-*-rs.ko

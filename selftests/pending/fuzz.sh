@@ -4,7 +4,7 @@
 # Fuzzing of table lines and messages: tools/dm-fuzz sends FUZZ_COUNT
 # (default 10000) malformed, random and valid table lines per target, and
 # messages to the tables that were accepted, through the DM ioctls, then a
-# sample of them (FUZZ_DMSETUP, default 40) through `dmsetup create` and
+# sample of them (FUZZ_DMSETUP, default 20) through `dmsetup create` and
 # `dmsetup message`, which must agree. One test per target:
 #
 #   fuzz_linear   linear_rs   dm-linear-rs.ko
@@ -26,11 +26,12 @@
 #   FUZZ_SEED     the seed (printed as `# seed: N`; default: random). The
 #                 same seed replays the same inputs, per target.
 #   FUZZ_COUNT    table lines per target (default 10000)
-#   FUZZ_DMSETUP  inputs also sent through dmsetup, per target (default 40;
+#   FUZZ_DMSETUP  inputs also sent through dmsetup, per target (default 20;
 #                 each costs ~0.4 s under TCG)
 #   FUZZ_TARGETS  the targets (default "linear verity era clone")
 #   FUZZ_IMPL     rust (default) or c: the kernel's targets instead (the
 #                 built-in linear, dm-verity, dm-era, dm-clone), to compare
+#   FUZZ_KO_DIR   where our .ko files are (default: the project directory)
 #   FUZZ_RESULTS  a directory: keep each input's outcome there
 #                 (<target>.<impl>), for `tools/dm-fuzz compare A B`
 #
@@ -39,7 +40,7 @@
 #
 # A single input is replayed in a guest with its module loaded:
 #   FUZZ_SEED=N tools/dm-fuzz run era --replay 1234
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 FUZZ_IMPL=${FUZZ_IMPL:-rust}
 case "$FUZZ_IMPL" in
@@ -48,11 +49,12 @@ rust | c) ;;
 esac
 FUZZ_TARGETS=${FUZZ_TARGETS:-linear verity era clone}
 FUZZ_COUNT=${FUZZ_COUNT:-10000}
-FUZZ_DMSETUP=${FUZZ_DMSETUP:-40}
+FUZZ_DMSETUP=${FUZZ_DMSETUP:-20}
 if [ -z "${FUZZ_SEED:-}" ]; then
 	read -r FUZZ_SEED < <(od -An -N4 -tu4 /dev/urandom)
 fi
 FUZZ_RESULTS=${FUZZ_RESULTS:-}
+FUZZ_KO_DIR=${FUZZ_KO_DIR:-$TOP}
 FUZZ=$TOP/tools/dm-fuzz
 
 die() {
@@ -83,7 +85,7 @@ target_info() {
 		MOD=$rust OTHER=$c
 	else
 		MOD=$c OTHER=$rust
-		[ "$1" = linear ] && TNAME=linear
+		if [ "$1" = linear ]; then TNAME=linear; fi
 	fi
 }
 
@@ -97,9 +99,9 @@ use_impl() {
 	[ -n "$MOD" ] || return 0
 	if ! mod_loaded "$MOD"; then
 		if [ "$FUZZ_IMPL" = rust ]; then
-			[ -f "$TOP/$KO.ko" ] || die "$TOP/$KO.ko does not exist: the Rust $1 target is not built (yet)"
+			[ -f "$FUZZ_KO_DIR/$KO.ko" ] || die "$FUZZ_KO_DIR/$KO.ko does not exist: the Rust $1 target is not built (yet)"
 			for d in $DEPS; do modprobe "$d" || die "modprobe $d failed"; done
-			cp "$TOP/$KO.ko" "$SCRATCH/$KO.ko"
+			cp "$FUZZ_KO_DIR/$KO.ko" "$SCRATCH/$KO.ko"
 			insmod "$SCRATCH/$KO.ko" || die "insmod $KO.ko failed"
 		else
 			modprobe "${MOD//_/-}" || die "modprobe ${MOD//_/-} failed"
@@ -171,7 +173,7 @@ t_fuzz() {
 		>"$SCRATCH/fuzz-$t.out" 2>&1 || rc=$?
 	echo "$MODPROBE" >/proc/sys/kernel/modprobe
 	cat "$SCRATCH/fuzz-$t.out"
-	grep -E '^# [a-z]+ \((rust|c)\): ' "$SCRATCH/fuzz-$t.out" >"$SCRATCH/fuzz-summary" || true
+	grep -E '^# [a-z]+ (\((rust|c)\):|time:|rejected loads, most time:) ' "$SCRATCH/fuzz-$t.out" >"$SCRATCH/fuzz-summary" || true
 	if [ $rc -ge 124 ] || [ $rc = 3 ]; then
 		# killed, timed out or a kernel report: the input in flight
 		j=$SCRATCH/fuzz-$t/journal

@@ -42,7 +42,7 @@
 # Every test proves that our module served the device: the live table's
 # target type, our module loaded and pinned, the C twin (dm_verity, dm_era,
 # dm_clone) not loaded; no kernel report (oops, WARNING, ...) in the log.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 N_CYCLES=${N_CYCLES:-100}
 N_LOADS=${N_LOADS:-20}
@@ -541,6 +541,8 @@ fio_start() {
 		--verify_backlog=64 --verify_fatal=1 --verify_state_save=0 --time_based --runtime=1800 \
 		--output="$SCRATCH/fio.out" >/dev/null 2>&1 &
 	WPID=$!
+	# A test that fails leaves no workload holding its device open.
+	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
 	# Under way before the cycles start.
 	local k=$3 i a
 	for ((i = 0; i < 600; i++)); do
@@ -589,6 +591,7 @@ fio_stop_check() {
 reader_start() {
 	"${PY[@]}" "$DMIO" reader --dev "$1" --image "$2" >"$SCRATCH/reader.out" 2>&1 &
 	WPID=$!
+	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
 	local k=$3 i a
 	for ((i = 0; i < 600; i++)); do
 		read -r -a a <"/sys/block/$k/stat"
@@ -681,6 +684,8 @@ t_cycles_verity() {
 
 # era: every resume starts a new era, so the era has moved on by at least
 # 2 * N_CYCLES afterwards; the metadata passes era_check after the remove.
+# (The C dm-era of 6.12 failed this once when tried: era_check found a
+# damaged writeset, "missing bits".)
 t_cycles_era() {
 	cleanup
 	use_rust era
