@@ -120,6 +120,7 @@ dm_exists() { dm_kname "$1"; [ -n "$KNAME" ]; }
 # the log after the last mark.
 kmark() {
 	KMARK="clone-selftest mark $BASHPID-$RANDOM$RANDOM"
+	KMARK_T=$SECONDS
 	echo "$KMARK" >/dev/kmsg
 }
 klog() {
@@ -244,7 +245,14 @@ wipe_md() { dd if=/dev/zero of="$MD" bs=64k count=1 oflag=direct status=none; }
 # The loop devices do buffered I/O on their backing files (tmpfs): writing
 # the file is what the loop device reads.
 reset_dst() { dd if="$GARB" of="$DSTF" bs=1M conv=notrunc status=none; }
-exp_init() { dd if="$SRCF" of="$EXP" bs=1M status=none; }
+# exp_init: the expected image is the source (copied only if a test changed
+# it: the exp_* and wr helpers leave a marker file).
+exp_init() {
+	[ -e "$EXP" ] && ! [ -e "$EXP.dirty" ] && return 0
+	dd if="$SRCF" of="$EXP" bs=1M status=none
+	rm -f "$EXP.dirty"
+}
+exp_dirty() { [ -e "$EXP.dirty" ] || : >"$EXP.dirty"; }
 
 # ctable SOURCE-DEV ARGS...: a clone table over the whole source.
 ctable() {
@@ -330,6 +338,7 @@ wr() {
 	"${TO[@]}" dd if="$POOL" of=$CDEV bs="$len" count=1 skip="$pos" seek="$off" \
 		iflag=skip_bytes oflag=seek_bytes,direct conv=notrunc status=none ||
 		die "write of $len bytes at $off failed"
+	exp_dirty
 	dd if="$POOL" of="$EXP" bs="$len" count=1 skip="$pos" seek="$off" \
 		iflag=skip_bytes oflag=seek_bytes conv=notrunc status=none
 }
@@ -337,10 +346,12 @@ wr() {
 # exp_zero OFF LEN: the expected image reads zeroes there (a discard passed
 # down to the destination loop device, which punches a hole).
 exp_zero() {
+	exp_dirty
 	dd if=/dev/zero of="$EXP" bs="$2" count=1 seek="$1" oflag=seek_bytes conv=notrunc status=none
 }
 # exp_from FILE OFF LEN: the expected image has FILE's bytes there.
 exp_from() {
+	exp_dirty
 	dd if="$1" of="$EXP" bs="$3" count=1 skip="$2" seek="$2" iflag=skip_bytes \
 		oflag=seek_bytes conv=notrunc status=none
 }
@@ -933,14 +944,16 @@ t_source_faults() {
 }
 
 # assert_log_not_flooded: the failed copies retried forever are logged
-# rate-limited (C: DMERR_LIMIT, 10 per 5 s, then "callbacks suppressed"):
-# at most 30 "hydration failed" lines since the mark (C logs ~10).
+# rate-limited (C: DMERR_LIMIT, bursts of 10 per 5 s, then "callbacks
+# suppressed"): at most 10 "hydration failed" lines per 5 s since the mark,
+# plus 20 (C logs ~20 in this suite; an unlimited log, thousands).
 assert_log_not_flooded() {
-	local n
+	local n max=$((10 * ((SECONDS - KMARK_T) / 5 + 1) + 20))
 	klog
 	n=$(grep -c "hydration failed" <<<"$KLOG") || true
-	echo "# $n 'hydration failed' lines"
-	[ "$n" -le 30 ] || die "kernel log flooded: $n 'hydration failed' lines since the mark (not rate-limited)"
+	echo "# $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s"
+	[ "$n" -le "$max" ] ||
+		die "kernel log flooded: $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s since the mark (not rate-limited?)"
 }
 
 # Destination failing writes (dm-flakey error_writes): writes to hydrated
@@ -1401,6 +1414,7 @@ t_flush_fua() {
 	assert_no_kernel_report
 }
 exp_from_pool() { # LEN OFF POOL-OFF
+	exp_dirty
 	dd if="$POOL" of="$EXP" bs="$1" count=1 skip="$3" seek="$2" iflag=skip_bytes \
 		oflag=seek_bytes conv=notrunc status=none
 }

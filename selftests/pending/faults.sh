@@ -944,7 +944,7 @@ t_clone_metadata_dropped_writes() {
 # Source under flakey failing reads (1 s up, 1 s down), destination under
 # flakey failing all I/O (2 s up, 1 s down), hydration disabled: the
 # checking workload (its writes to unhydrated regions copy them first);
-# then background hydration for 3 s, still failing. A commit whose flush of
+# then background hydration for 1 s, still failing. A commit whose flush of
 # the destination fails switches the clone to read-only mode (as C:
 # "Metadata operation `flush destination device' failed"); it then reloads
 # the committed bitmap, so a region hydrated since the last commit reads
@@ -968,7 +968,7 @@ t_clone_intermittent() {
 		"$(served rdmt-a-clone)" \
 		"rw $C 0 2048 $DATA reads-fail ro=rdmt-a-clone" \
 		"msg rdmt-a-clone enable_hydration" \
-		"sleep 3" \
+		"sleep 1" \
 		"swap-ro rdmt-z-src 0 $S flakey $src 0 1 0" \
 		"swap rdmt-z-dst 0 $S flakey $dst 0 1 0" \
 		"reopen-if-ro rdmt-a-clone 0 $S clone $md /dev/mapper/rdmt-z-dst /dev/mapper/rdmt-z-src $CR" \
