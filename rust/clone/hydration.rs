@@ -18,7 +18,7 @@ use crate::dm::{
     kcopyd::{CopyJob, Region},
     BioList, BlkStatus, DmBio,
 };
-use crate::dm_err;
+use crate::dm_err_limit;
 use crate::target::DmClone;
 use crate::worker::{CloneCore, Mode};
 use core::sync::atomic::Ordering;
@@ -35,7 +35,7 @@ impl CopyJob for Copy {
     /// C's `hydration_kcopyd_callback`.
     fn done(job: KBox<Self>, read_failed: bool, write_failed: bool) {
         let status = if read_failed || write_failed {
-            dm_err!("{}: hydration failed", job.core.handle.device_name());
+            dm_err_limit!("{}: hydration failed", job.core.handle.device_name());
             BlkStatus::IOERR
         } else {
             BlkStatus::OK
@@ -123,7 +123,7 @@ impl CloneCore {
                 job,
             ),
             Err(_) => {
-                dm_err!(
+                dm_err_limit!(
                     "{}: hydration failed: out of memory",
                     self.handle.device_name()
                 );

@@ -458,6 +458,22 @@ impl Metadata {
         pd.load(&self.regions, &self.region_map)
     }
 
+    /// Reads the metadata again from disk, with a new block manager (a
+    /// cache of its own), before this instance served any I/O: the table
+    /// this one replaces (`dmsetup reload`) went on hydrating and writing
+    /// until its postsuspend committed, after this constructor had loaded
+    /// the hydrated set. Nothing is marked in this instance yet.
+    pub(crate) fn reopen(&self, dev: &dm::Device) -> Result {
+        let mut d = self.disk.lock();
+        Self::writable(&d)?;
+        let mut pd = PersistentData::open(dev, &self.regions, false)?;
+        pd.load(&self.regions, &self.region_map)?;
+        d.pd = Some(pd);
+        let done = first_zero(&self.region_map, &self.regions, 0) >= self.regions.nr;
+        self.hydration_done.store(done, Ordering::Release);
+        Ok(())
+    }
+
     /// Drops the uncommitted transaction by reopening the metadata from disk
     /// (C's `dm_clone_metadata_abort`); if that fails, metadata I/O fails
     /// from now on.

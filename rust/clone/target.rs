@@ -40,6 +40,8 @@ pub(crate) struct DmClone {
     waker: PeriodicWork<CloneCore>,
     wq: Arc<dm::Workqueue>,
     core: Arc<CloneCore>,
+    /// No resume yet: the first one reads the metadata again.
+    fresh: AtomicBool,
     /// The table arguments after the three devices, as given, for the table
     /// echo (C's `ctr_args`).
     table_args: KVec<u8>,
@@ -278,6 +280,7 @@ impl Operations for DmClone {
                 waker,
                 wq,
                 core,
+                fresh: AtomicBool::new(true),
                 table_args,
             },
             GFP_KERNEL,
@@ -346,6 +349,27 @@ impl Operations for DmClone {
         core.hydrations_in_flight.wait_zero();
         self.wq.flush();
         let _ = core.commit_metadata();
+    }
+
+    fn preresume(&self, _target: &Target) -> Result {
+        if self.fresh.swap(false, Ordering::SeqCst) {
+            // When this table replaces another clone table (`dmsetup
+            // reload`), the old one went on hydrating and taking writes
+            // until its postsuspend, which has committed by now: read the
+            // hydrated set again, or a region hydrated between the reload
+            // and the resume would read the source again and lose the
+            // writes made to it. (C reads the metadata only in the
+            // constructor, and loses them.)
+            let core = &self.core;
+            core.md.reopen(&core.metadata_dev).inspect_err(|e| {
+                dm_err!(
+                    "{}: Failed to reload metadata on resume ({})",
+                    core.handle.device_name(),
+                    e.to_errno()
+                );
+            })?;
+        }
+        Ok(())
     }
 
     fn resume(&self, _target: &Target) {

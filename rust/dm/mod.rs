@@ -36,6 +36,7 @@ pub mod parse;
 #[cfg(dm_persistent_data)]
 pub mod pdata;
 pub mod periodic;
+pub mod ratelimit;
 pub mod security;
 pub mod sync;
 mod target;

@@ -11,7 +11,7 @@ use crate::{
     table::{CorruptionMode, ErrorMode},
     Verity,
 };
-use crate::{dm_err, geometry};
+use crate::{dm_err, dm_err_limit, geometry};
 use core::sync::atomic::Ordering;
 use kernel::{c_str, error::code::*, prelude::*, str::CString};
 
@@ -33,12 +33,12 @@ pub(crate) fn map(v: &Verity, target: &Target, mut bio: DmBio<Verity>) -> MapRes
     bio.set_sector(sector);
     let spb = v.geo.sectors_per_block();
     if (sector | u64::from(bio.sectors())) & (spb - 1) != 0 {
-        dm_err!("unaligned io");
+        dm_err_limit!("unaligned io");
         return MapResult::Kill(bio);
     }
     let end = sector + u64::from(bio.sectors());
     if end >> (v.geo.data_block_bits - 9) > v.geo.data_blocks {
-        dm_err!("io out of range");
+        dm_err_limit!("io out of range");
         return MapResult::Kill(bio);
     }
     if bio.is_write() {
@@ -255,6 +255,9 @@ fn handle_error(v: &Verity, target: &Target, kind: BlockType, block: u64) -> boo
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
             (n < MAX_CORRUPTED_ERRS).then_some(n + 1)
         });
+    // C logs this with DMERR_LIMIT as well; the per-device cap of
+    // MAX_CORRUPTED_ERRS already bounds it, and a global rate limit would
+    // hide one device's first corruption behind another's.
     if let Ok(prev) = counted {
         let name = match kind {
             BlockType::Data => "data",

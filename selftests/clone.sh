@@ -39,7 +39,7 @@
 # runs every selftests/*.sh but lib.sh and run.sh as a suite. Starting a
 # process costs 0.1-0.4 s under TCG: the helpers use builtins and sysfs
 # where they can.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 # ==== the implementation under test ===========================================
 CLONE_IMPL=${CLONE_IMPL:-rust}
