@@ -59,7 +59,7 @@
 #   sleep SECONDS
 #
 # Every test proves that our module served the device (`served`).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 PY=(python3 -I -S)
