@@ -9,7 +9,8 @@
 #
 #   selftests/host/boot-verity.sh
 #
-# Environment: RDM_BOOT_TIMEOUT (seconds per boot, default 120),
+# Environment: RDM_BOOT_TIMEOUT (seconds per boot, default 120; 480 on the
+# debug kernel, RDM_KERNEL_FLAVOUR=debug, which boots ~4x slower),
 # RDM_BOOT_KEEP=1 keeps the work folder (kept anyway when a test fails),
 # RDM_BOOT_MODULE (default: the project's dm-verity-rs.ko).
 #
@@ -18,7 +19,13 @@
 set -u
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-boot_timeout=${RDM_BOOT_TIMEOUT:-120}
+if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
+	boot_timeout=${RDM_BOOT_TIMEOUT:-480}
+else
+	boot_timeout=${RDM_BOOT_TIMEOUT:-120}
+fi
+# The boot that must hang (test 8) is given this much to show it waits.
+hang_timeout=$(((boot_timeout * 3 + 7) / 8))
 module=${RDM_BOOT_MODULE:-$top/dm-verity-rs.ko}
 kdir=$("$top/scripts/build-kernel.sh" --print-dir)
 bzimage=$kdir/arch/x86/boot/bzImage
@@ -354,7 +361,7 @@ test_corrupt() {
 test_waitfor_missing() {
 	. "$work/vars"
 	local log="$work/waitfor-missing.log" l
-	boot_timeout=45 boot "$log" "dm-mod.waitfor=PARTLABEL=nosuch dm-mod.create=\"vroot,,,ro,$(table /dev/vda /dev/vdb)\" root=/dev/dm-0" \
+	boot_timeout=$hang_timeout boot "$log" "dm-mod.waitfor=PARTLABEL=nosuch dm-mod.create=\"vroot,,,ro,$(table /dev/vda /dev/vdb)\" root=/dev/dm-0" \
 		-initrd "$work/initramfs.gz" \
 		-drive "file=$work/data.img,if=virtio,format=raw,readonly=on" \
 		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on" && { echo "the guest did not hang"; return 1; }
