@@ -42,7 +42,7 @@
 # Every test proves that our module served the device: the live table's
 # target type, our module loaded and pinned, the C twin (dm_verity, dm_era,
 # dm_clone) not loaded; no kernel report (oops, WARNING, ...) in the log.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 N_CYCLES=${N_CYCLES:-100}
 N_LOADS=${N_LOADS:-20}

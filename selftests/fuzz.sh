@@ -40,7 +40,7 @@
 #
 # A single input is replayed in a guest with its module loaded:
 #   FUZZ_SEED=N tools/dm-fuzz run era --replay 1234
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 FUZZ_IMPL=${FUZZ_IMPL:-rust}
 case "$FUZZ_IMPL" in
