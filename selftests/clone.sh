@@ -50,19 +50,6 @@ esac
 CLONE_KO=${CLONE_KO:-$TOP/dm-clone-rs.ko}
 REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 
-# die WHY: says why (lib.sh's fail keeps the reason only in a variable of
-# the test's subshell) and fails the test.
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() {
-	local n=
-	[ -e "/sys/module/$1/refcnt" ] && read -r n <"/sys/module/$1/refcnt"
-	echo "${n:--1}"
-}
 impl_mod() { if [ "$1" = rust ]; then echo dm_clone_rs; else echo dm_clone; fi; }
 other_mod() { if [ "$1" = rust ]; then echo dm_clone; else echo dm_clone_rs; fi; }
 

@@ -133,13 +133,9 @@ REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 W=$SCRATCH/clone-crash
 PY=$W/clone_crash.py
 
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() { # MOD: sets REFCNT (-1: not loaded)
+# mod_refcount MOD: sets REFCNT (-1: not loaded), without the fork of
+# lib.sh's version (its caller would run it in a command substitution).
+mod_refcount() {
 	REFCNT=-1
 	[ -e "/sys/module/$1/refcnt" ] && read -r REFCNT <"/sys/module/$1/refcnt"
 	: "${REFCNT:=-1}"

@@ -51,20 +51,6 @@ PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
 DMIO=$SCRATCH/cycles-dmio.py
 
-# die WHY: says why (lib.sh's fail keeps the reason only in a variable of
-# the test's subshell) and fails the test.
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() {
-	local n=
-	[ -e "/sys/module/$1/refcnt" ] && read -r n <"/sys/module/$1/refcnt"
-	echo "${n:--1}"
-}
-
 # target_info TARGET: sets TT (target type), MOD (our module), KO (its
 # file), TWIN (the C module registering the same target type, or ""), DEPS
 # (modules ours needs).

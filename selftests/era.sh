@@ -52,19 +52,6 @@ esac
 ERA_KO=$TOP/dm-era-rs.ko
 REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 
-# die WHY: says why (lib.sh's fail keeps the reason in a variable of the
-# test's subshell only) and fails the test.
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() {
-	local n=
-	[ -e "/sys/module/$1/refcnt" ] && read -r n <"/sys/module/$1/refcnt"
-	echo "${n:--1}"
-}
 impl_mod() { if [ "$1" = rust ]; then echo dm_era_rs; else echo dm_era; fi; }
 
 # use_impl rust|c: that implementation is loaded, the other one is not. No

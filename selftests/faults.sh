@@ -68,18 +68,10 @@ DMIO=$SCRATCH/faults-dmio.py
 # Deadline of the other commands touching a device under test.
 TO=(timeout 120)
 
-# die WHY: says why (lib.sh's fail keeps the reason only in a variable of
-# the test's subshell) and fails the test.
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
 # note TEXT: a diagnostic line on the suite's output, also from a test
 # that passes (run_test shows a test's own output only when it fails).
 note() { echo "# $*" >&3; }
 
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
 
 # use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
 # device of the twin may exist). Sets TT (target type), MOD, TWIN.

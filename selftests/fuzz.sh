@@ -57,18 +57,6 @@ FUZZ_RESULTS=${FUZZ_RESULTS:-}
 FUZZ_KO_DIR=${FUZZ_KO_DIR:-$TOP}
 FUZZ=$TOP/tools/dm-fuzz
 
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() {
-	local n=
-	[ -e "/sys/module/$1/refcnt" ] && read -r n <"/sys/module/$1/refcnt"
-	echo "${n:--1}"
-}
-
 # target_info TARGET: sets TNAME (target type), MOD (module under test, ""
 # for the built-in linear), OTHER (the other implementation's module, ""
 # if none), KO (the .ko of ours), DEPS (modules to modprobe first).

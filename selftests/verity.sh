@@ -34,20 +34,6 @@ c) VERITY_MOD=dm_verity VERITY_OTHER=dm_verity_rs ;;
 esac
 VERITY_KO=${VERITY_KO:-$TOP/dm-verity-rs.ko}
 
-# die WHY: says why (lib.sh's fail keeps the reason only in a variable of
-# the test's subshell) and fails the test.
-die() {
-	echo "FAIL: $*" >&2
-	fail "$*"
-}
-
-mod_loaded() { [ -e "/sys/module/$1/refcnt" ]; }
-mod_refcount() {
-	local n=
-	[ -e "/sys/module/$1/refcnt" ] && read -r n <"/sys/module/$1/refcnt"
-	echo "${n:--1}"
-}
-
 # need_module: the selected implementation is loaded, the other one is not.
 # Run at the start of every test, so that each test fails on its own and at
 # once when the module is missing, rather than the kernel auto-loading the
