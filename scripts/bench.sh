@@ -10,7 +10,8 @@
 #
 # BENCH_* variables are passed to the guest (see tools/bench-guest);
 # BENCH_MEMORY sets the guest memory (default 2G); BENCH_NO_BUILD=1 measures
-# the .ko files as they are, without `make modules` (recorded in the results).
+# the .ko files as they are, without `make modules` (recorded in the results);
+# BENCH_README=1 puts the tables in the README (tools/bench-report --readme).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +53,7 @@ esac
 
 envs=()
 for v in ${!BENCH_@}; do
-	case $v in BENCH_MEMORY | BENCH_NO_BUILD) ;; *) envs+=("$v=${!v}") ;; esac
+	case $v in BENCH_MEMORY | BENCH_NO_BUILD | BENCH_README) ;; *) envs+=("$v=${!v}") ;; esac
 done
 
 echo "bench: one $accel guest boot; log: $out/guest.log"
@@ -79,7 +80,12 @@ tar -C "$out" -xzf "$out/guest-results.tgz"
 rm -f "$out/guest-results.tgz"
 
 echo "host_load_after=$(cut -d' ' -f1 /proc/loadavg)" >>"$out/host-meta.txt"
-"$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start))
+echo "wall_seconds=$(($(date +%s) - start))" >>"$out/host-meta.txt"
+readme=()
+[ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/README")
+"$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
+[ "${BENCH_README:-0}" = 1 ] && echo "bench: the README's table is updated" ||
+	echo "bench: to show these tables in the README: tools/bench-report $out --readme README"
 echo "bench: total $(($(date +%s) - start)) s; results in $out/"
 if [ "$rc" -ne 0 ]; then
 	echo "bench: the guest run failed (vm-run exit $rc: failed fio runs or a kernel report)" >&2
