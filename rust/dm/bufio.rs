@@ -6,7 +6,7 @@
 
 use super::{bindings, error::from_err_ptr, workqueue::Workqueue, Device};
 use core::{marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU8};
-use kernel::{c_str, error::code::ENOMEM, prelude::*, types::Opaque};
+use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
 
 /// A dm-bufio client over one device.
 ///
@@ -22,10 +22,12 @@ use kernel::{c_str, error::code::ENOMEM, prelude::*, types::Opaque};
 ///   from a `&Device` of the same target, and targets declare the client
 ///   before their devices, so it is dropped first).
 /// - Prefetch work queued by [`BufioClient::prefetch_async`] only runs on
-///   `prefetch_wq`, which `drop` drains before destroying the client.
+///   `wq`, which `drop` drains before destroying the client.
+/// - `block_size` is the client's block size.
 pub struct BufioClient {
     client: NonNull<bindings::dm_bufio_client>,
-    prefetch_wq: Workqueue,
+    wq: Workqueue,
+    block_size: usize,
 }
 
 // SAFETY: dm-bufio clients are internally locked and usable from any thread.
@@ -47,12 +49,14 @@ unsafe extern "C" fn buffer_alloc_callback(b: *mut bindings::dm_buffer) {
 impl BufioClient {
     /// Creates a client for `dev` with buffers of `block_size` bytes, keeping
     /// at least `reserved` buffers in reserve.
-    pub fn new(dev: &Device, block_size: u32, reserved: u32) -> Result<Self> {
-        let prefetch_wq = Workqueue::new(
-            c_str!("dm_bufio_prefetch_rs"),
-            super::workqueue::WQ_MEM_RECLAIM,
-            0,
-        )?;
+    ///
+    /// Prefetches ([`BufioClient::prefetch_async`]) run on `wq`, which the
+    /// client owns from now on; the caller may queue its own work there too
+    /// ([`BufioClient::workqueue`]). Sharing one queue is what C dm-verity
+    /// does with its `kverityd`: a bio's prefetch and its verification then
+    /// run in order on the same worker, with no second worker to wake and
+    /// switch to for each bio.
+    pub fn new(dev: &Device, block_size: u32, reserved: u32, wq: Workqueue) -> Result<Self> {
         // SAFETY: `dev.bdev()` is open while `dev` lives (see invariants);
         // the aux size matches `buffer_alloc_callback`.
         let c = unsafe {
@@ -70,8 +74,14 @@ impl BufioClient {
         // INVARIANT: created above and owned; see the type's documentation.
         Ok(Self {
             client,
-            prefetch_wq,
+            wq,
+            block_size: block_size as usize,
         })
+    }
+
+    /// The workqueue prefetches run on (given to [`BufioClient::new`]).
+    pub fn workqueue(&self) -> &Workqueue {
+        &self.wq
     }
 
     /// Size of the device in blocks.
@@ -127,18 +137,19 @@ impl BufioClient {
             let work = KBox::into_raw(work);
             // SAFETY: `work` is a valid, exclusively owned allocation; the
             // work function takes ownership back. The client outlives the
-            // work since `drop` drains `prefetch_wq` first (invariant).
+            // work since `drop` drains `wq` first (invariant).
             unsafe {
                 let w = Opaque::raw_get(core::ptr::addr_of!((*work).work));
                 bindings::rdm_init_work(w, Some(prefetch_work_fn));
-                bindings::rdm_queue_work(self.prefetch_wq.as_raw(), w);
+                bindings::rdm_queue_work(self.wq.as_raw(), w);
             }
         }
     }
 
-    /// Drops every cached buffer (`dm_bufio_client_reset()`).
+    /// Waits for the work queued so far on the workqueue, then drops every
+    /// cached buffer (`dm_bufio_client_reset()`).
     pub fn reset(&self) {
-        self.prefetch_wq.flush();
+        self.wq.flush();
         // SAFETY: `client` is live (invariant).
         unsafe { bindings::dm_bufio_client_reset(self.client.as_ptr()) };
     }
@@ -147,7 +158,7 @@ impl BufioClient {
 impl Drop for BufioClient {
     fn drop(&mut self) {
         // No prefetch may run on the client once it is gone.
-        self.prefetch_wq.flush();
+        self.wq.flush();
         // SAFETY: `client` is live and owned (invariant); no buffer is held,
         // since every `Buffer` borrows `self`.
         unsafe { bindings::dm_bufio_client_destroy(self.client.as_ptr()) };
@@ -203,8 +214,7 @@ impl<'a> Buffer<'a> {
         b: *mut bindings::dm_buffer,
         data: *mut core::ffi::c_void,
     ) -> Result<Self> {
-        // SAFETY: `client` is live.
-        let len = unsafe { bindings::dm_bufio_get_block_size(client.client.as_ptr()) } as usize;
+        let len = client.block_size;
         match (NonNull::new(b), NonNull::new(data.cast::<u8>())) {
             // INVARIANT: held buffer and its data, per the caller.
             (Some(b), Some(data)) => Ok(Self {

@@ -22,9 +22,14 @@ pub const MAX_STATE_SIZE: usize = 512;
 /// # Invariants
 ///
 /// `tfm` is a live transform owned by this value, and its descriptor fits
-/// `HASH_MAX_DESCSIZE` (checked in [`Shash::new`]).
+/// `HASH_MAX_DESCSIZE` (checked in [`Shash::new`]); `digest_size` and
+/// `state_size` are its sizes.
 pub struct Shash {
     tfm: NonNull<bindings::crypto_shash>,
+    // Kept here: they are checked on every digest, and asking the crypto API
+    // is an out-of-line call each (these are static inlines in C).
+    digest_size: usize,
+    state_size: usize,
 }
 
 // SAFETY: A `crypto_shash` may be shared by threads; per-call state lives in
@@ -43,13 +48,25 @@ impl Shash {
         // SAFETY: `name` is a valid string.
         let tfm = from_err_ptr(unsafe { bindings::crypto_alloc_shash(name.as_char_ptr(), 0, 0) })?;
         let tfm = NonNull::new(tfm).ok_or(ENOMEM)?;
-        let this = Self { tfm };
+        // SAFETY: `tfm` is live.
+        let (digest_size, state_size) = unsafe {
+            (
+                bindings::rdm_crypto_shash_digestsize(tfm.as_ptr()) as usize,
+                bindings::rdm_crypto_shash_statesize(tfm.as_ptr()) as usize,
+            )
+        };
+        // Owned from here: dropped (freed) on the error paths below.
+        let this = Self {
+            tfm,
+            digest_size,
+            state_size,
+        };
         let desc = core::mem::size_of::<bindings::shash_desc>();
         // SAFETY: `tfm` is live.
         let ctx = unsafe { bindings::rdm_crypto_shash_descsize(this.tfm.as_ptr()) } as usize;
         if desc + ctx > bindings::HASH_MAX_DESCSIZE
-            || this.digest_size() > MAX_DIGEST_SIZE
-            || this.state_size() > MAX_STATE_SIZE
+            || digest_size > MAX_DIGEST_SIZE
+            || state_size > MAX_STATE_SIZE
         {
             return Err(EINVAL);
         }
@@ -59,14 +76,12 @@ impl Shash {
 
     /// Digest size in bytes.
     pub fn digest_size(&self) -> usize {
-        // SAFETY: `tfm` is live.
-        unsafe { bindings::rdm_crypto_shash_digestsize(self.tfm.as_ptr()) as usize }
+        self.digest_size
     }
 
     /// Size of an exported state in bytes.
     pub fn state_size(&self) -> usize {
-        // SAFETY: `tfm` is live.
-        unsafe { bindings::rdm_crypto_shash_statesize(self.tfm.as_ptr()) as usize }
+        self.state_size
     }
 
     /// The algorithm's name, e.g. `sha256`.

@@ -51,8 +51,21 @@ pub(crate) fn map(v: &Verity, target: &Target, mut bio: DmBio<Verity>) -> MapRes
     MapResult::Submitted
 }
 
+/// Hash blocks a bio may need, below the top level, for the prefetch to be
+/// skipped when all of them are cached (see [`prefetch`]).
+const PREFETCH_CHECK_MAX: u64 = 4;
+
 /// Starts reading the hash blocks a read of `n` blocks from `block` needs,
-/// below the top level (which stays cached), as C's `verity_submit_prefetch`.
+/// below the top level (which stays cached), as C's `verity_submit_prefetch`:
+/// at level 0 the aligned cluster of `PREFETCH_CLUSTER >> data_block_bits`
+/// hash blocks around them, at the levels above the blocks themselves.
+///
+/// Unlike C, nothing is queued when the hash blocks the bio itself needs
+/// (at most [`PREFETCH_CHECK_MAX`]) are all cached already: C queues a work
+/// item that looks up every block of the cluster (64 lookups for 4 KiB
+/// blocks) to find them cached, on every bio. The cluster's other blocks
+/// are then read when a bio first needs one of them (it misses, and
+/// prefetches its own cluster), instead of ahead of time.
 fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
     if let Some(bits) = &v.validated {
         while n != 0 && test_bit(bits, block) {
@@ -68,9 +81,17 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
     }
     let mut ranges = [(0u64, 0u32); geometry::MAX_LEVELS];
     let mut nr = 0;
+    // Lookups left before giving up on finding everything cached.
+    let mut check = PREFETCH_CHECK_MAX;
+    let mut all_cached = true;
     for level in (0..v.geo.levels - 1).rev() {
         let (mut start, _) = v.geo.hash_at_level(block, level);
         let (mut end, _) = v.geo.hash_at_level(block + u64::from(n) - 1, level);
+        if all_cached {
+            let count = end - start + 1;
+            all_cached = count <= check && (start..=end).all(|b| v.bufio.get_cached(b).is_some());
+            check = check.saturating_sub(count);
+        }
         if level == 0 {
             let mut cluster = PREFETCH_CLUSTER >> v.geo.data_block_bits;
             if cluster != 0 {
@@ -87,7 +108,9 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
         ranges[nr] = (start, (end - start + 1) as u32);
         nr += 1;
     }
-    v.bufio.prefetch_async(&ranges[..nr]);
+    if !all_cached {
+        v.bufio.prefetch_async(&ranges[..nr]);
+    }
 }
 
 fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {

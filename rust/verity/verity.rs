@@ -48,10 +48,12 @@ module_dm_target! {
 
 /// One verity device.
 ///
-/// Field order is drop order: the workqueue drains pending verifications
-/// first, then the buffer cache goes, then the devices it reads.
+/// Field order is drop order: the buffer cache goes first (with its
+/// workqueue, `kverityd`, drained of pending prefetches and verifications),
+/// then the devices it reads.
 struct Verity {
-    verify_wq: dm::Workqueue,
+    /// The hash block cache. Its workqueue is the target's `kverityd`: hash
+    /// prefetches and data verification run there, as in C.
     bufio: BufioClient,
     hash: Shash,
     data_dev: dm::Device,
@@ -209,14 +211,14 @@ impl Operations for Verity {
         )
         .map_err(|r| args.fail(reason(r), E2BIG))?;
 
-        let bufio = BufioClient::new(&hash_dev, 1 << hash_block_bits, 1)
+        let verify_wq =
+            dm::Workqueue::new(c_str!("kverityd"), dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI, 0)
+                .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
+        let bufio = BufioClient::new(&hash_dev, 1 << hash_block_bits, 1, verify_wq)
             .map_err(|e| args.fail(c_str!("Cannot initialize dm-bufio"), e))?;
         if bufio.device_size() < geo.hash_end {
             return Err(args.fail(c_str!("Hash device is too small"), E2BIG));
         }
-        let verify_wq =
-            dm::Workqueue::new(c_str!("kverityd"), dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI, 0)
-                .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
 
         let validated = if opts.check_at_most_once {
             if data_blocks > i32::MAX as u64 {
@@ -244,7 +246,6 @@ impl Operations for Verity {
         let recheck_buf = KBox::pin_init(new_mutex!(buf), GFP_KERNEL)?;
 
         let mut v = Verity {
-            verify_wq,
             bufio,
             hash,
             data_dev,
@@ -283,7 +284,7 @@ impl Operations for Verity {
     }
 
     fn postsuspend(&self, _target: &Target) {
-        self.verify_wq.flush();
+        // Flushes kverityd, then empties the cache.
         self.bufio.reset();
     }
 
@@ -340,7 +341,7 @@ impl Operations for Verity {
 
 impl CompletionHandler for Verity {
     fn completion_queue(&self) -> &dm::Workqueue {
-        &self.verify_wq
+        self.bufio.workqueue()
     }
 
     fn bio_completed(
