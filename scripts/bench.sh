@@ -12,6 +12,9 @@
 # BENCH_MEMORY sets the guest memory (default 2G); BENCH_NO_BUILD=1 measures
 # the .ko files as they are, without `make modules` (recorded in the results);
 # BENCH_README=1 puts the tables in the README (tools/bench-report --readme).
+# RDM_QEMU_OPTS="-icount shift=0" (passed to QEMU by tools/vm-run): the
+# guest clock counts executed instructions, so throughput and ratios no
+# longer depend on the host's load (recorded in the results).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +44,7 @@ esac
 # Provenance of what is measured.
 {
 	echo "accel=$accel"
+	echo "qemu_opts=${RDM_QEMU_OPTS:-}"
 	echo "host_load_before=$(cut -d' ' -f1 /proc/loadavg)"
 	echo "no_build=${BENCH_NO_BUILD:-0}"
 	echo "git=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet HEAD -- rust Kbuild 2>/dev/null || echo -dirty)"
