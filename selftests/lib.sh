@@ -10,6 +10,9 @@ set -u
 # No udev runs in the guest: let libdevmapper (dmsetup, veritysetup) create
 # and remove the /dev/mapper nodes itself.
 export DM_DISABLE_UDEV=1
+# The tests' marks in the kernel log (dmesg_mark) must not be rate-limited
+# away (printk_devkmsg=ratelimit allows 10 writes to /dev/kmsg per 5 s).
+echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
 SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 TESTS_PASSED=0
@@ -90,10 +93,17 @@ assert_fails() {
 	fi
 }
 
-# dmesg_mark: remember the end of the kernel log; dmesg_since_mark prints
-# what was logged after it.
-dmesg_mark() { DMESG_MARK=$(dmesg | wc -l); }
-dmesg_since_mark() { dmesg | tail -n +"$((DMESG_MARK + 1))"; }
+# dmesg_mark: write a unique mark into the kernel log; dmesg_since_mark
+# prints what was logged after it. (A line count would break once the ring
+# buffer is full, e.g. after the fuzz suite: old lines leave as new ones
+# come.) Without the mark in the log any more, everything is printed.
+dmesg_mark() {
+	DMESG_MARK="rdm-selftest-mark-$BASHPID-$RANDOM$RANDOM"
+	echo "$DMESG_MARK" >/dev/kmsg
+}
+dmesg_since_mark() {
+	dmesg | awk -v m="$DMESG_MARK" 'seen { print; next } index($0, m) { seen = 1 } { all[NR] = $0 } END { if (!seen) for (i = 1; i <= NR; i++) print all[i] }'
+}
 
 # assert_dmesg REGEX: the kernel logged a line matching REGEX since the mark.
 assert_dmesg() {
