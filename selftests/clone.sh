@@ -289,14 +289,16 @@ cstatus() {
 }
 
 # wait_hydrated [SECONDS]: polls until every region is hydrated and none is
-# hydrating (fails after SECONDS, default 90).
+# hydrating (fails after SECONDS, default 90; both scale with the test
+# deadline, for a slower kernel).
 wait_hydrated() {
-	local end=$((SECONDS + ${1:-90}))
+	local limit=$((${1:-90} * TEST_DEADLINE / 600))
+	local end=$((SECONDS + limit))
 	while :; do
 		cstatus
 		[ "$ST_MODE" != Fail ] || die "clone in Fail mode while waiting for hydration"
 		[ "$ST_HYD" = "$ST_NREG" ] && [ "$ST_HYDRATING" = 0 ] && return 0
-		[ $SECONDS -lt $end ] || die "hydration not finished after ${1:-90} s: $ST"
+		[ $SECONDS -lt $end ] || die "hydration not finished after $limit s: $ST"
 		sleep 0.3
 	done
 }

@@ -51,6 +51,11 @@ struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flag
 	return alloc_workqueue("%s", flags, max_active, name);
 }
 
+struct workqueue_struct *rdm_alloc_ordered_workqueue(const char *name, unsigned int flags)
+{
+	return alloc_ordered_workqueue("%s", flags, name);
+}
+
 void rdm_init_work(struct work_struct *work, work_func_t fn)
 {
 	INIT_WORK(work, fn);

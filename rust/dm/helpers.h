@@ -28,6 +28,7 @@ void rdm_bio_advance_iter(struct bio *bio, struct bvec_iter *iter, unsigned int 
 /* workqueues */
 struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flags,
 					     int max_active);
+struct workqueue_struct *rdm_alloc_ordered_workqueue(const char *name, unsigned int flags);
 void rdm_init_work(struct work_struct *work, work_func_t fn);
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 void rdm_flush_workqueue(struct workqueue_struct *wq);

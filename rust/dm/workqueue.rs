@@ -12,7 +12,8 @@ pub const WQ_MEM_RECLAIM: u32 = bindings::WQ_MEM_RECLAIM;
 /// `WQ_HIGHPRI`: run work on the high-priority worker pool.
 pub const WQ_HIGHPRI: u32 = bindings::WQ_HIGHPRI;
 
-/// A workqueue allocated with `alloc_workqueue()`; destroyed, after running
+/// A workqueue allocated with `alloc_workqueue()` or
+/// `alloc_ordered_workqueue()`; destroyed, after running
 /// all pending work, on drop.
 ///
 /// # Invariants
@@ -32,6 +33,18 @@ impl Workqueue {
     pub fn new(name: &CStr, flags: u32, max_active: i32) -> Result<Self> {
         // SAFETY: `name` is a valid string; the callee copies it.
         let wq = unsafe { bindings::rdm_alloc_workqueue(name.as_char_ptr(), flags, max_active) };
+        let wq = NonNull::new(from_err_ptr(wq)?).ok_or(ENOMEM)?;
+        // INVARIANT: just allocated, owned here.
+        Ok(Self { wq })
+    }
+
+    /// Allocates an ordered workqueue (`alloc_ordered_workqueue()`: unbound,
+    /// one work item at a time, in queueing order) named `name` (copied)
+    /// with `WQ_*` `flags`. Its worker runs on whichever CPU is free rather
+    /// than on the one that queued the work.
+    pub fn new_ordered(name: &CStr, flags: u32) -> Result<Self> {
+        // SAFETY: `name` is a valid string; the callee copies it.
+        let wq = unsafe { bindings::rdm_alloc_ordered_workqueue(name.as_char_ptr(), flags) };
         let wq = NonNull::new(from_err_ptr(wq)?).ok_or(ENOMEM)?;
         // INVARIANT: just allocated, owned here.
         Ok(Self { wq })

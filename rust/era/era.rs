@@ -246,7 +246,10 @@ impl Operations for Era {
         let md = Metadata::open(&metadata_dev, spb)
             .map_err(|e| args.fail(c_str!("Error reading metadata"), e))?;
         let wq = Arc::new(
-            dm::Workqueue::new(c_str!("dm-era"), dm::WQ_MEM_RECLAIM, 1).map_err(|e| {
+            // Ordered and unbound, as C: the worker (mark, commit, submit)
+            // runs beside the submitter instead of queueing behind it on
+            // its CPU.
+            dm::Workqueue::new_ordered(c_str!("dm-era"), dm::WQ_MEM_RECLAIM).map_err(|e| {
                 args.fail(c_str!("could not create workqueue for metadata object"), e)
             })?,
             GFP_KERNEL,
