@@ -312,10 +312,8 @@ impl CloneCore {
     }
 
     fn process_deferred_bios(&self) {
-        let mut bios = self.deferred.lock().bios.take();
-        while let Some(bio) = bios.pop() {
-            bio.submit();
-        }
+        let bios = self.deferred.lock().bios.take();
+        bios.submit_all();
     }
 
     /// A discard that covers whole regions goes down to the destination if
@@ -347,9 +345,11 @@ impl CloneCore {
             }
             done.push(bio);
         }
-        while let Some(bio) = done.pop() {
-            self.complete_discard_bio(bio, ok);
-        }
+        dm::with_plug(|| {
+            while let Some(bio) = done.pop() {
+                self.complete_discard_bio(bio, ok);
+            }
+        });
     }
 
     fn need_commit_due_to_time(&self) -> bool {

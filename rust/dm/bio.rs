@@ -3,7 +3,12 @@
 //! Bios handed to a target by dm core.
 
 use super::{bindings, Device, Operations};
-use core::{marker::PhantomData, mem::ManuallyDrop, pin::Pin, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    mem::{ManuallyDrop, MaybeUninit},
+    pin::Pin,
+    ptr::NonNull,
+};
 
 /// The operation of a bio (`enum req_op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +313,35 @@ impl<T: Operations> BioList<T> {
     pub fn take(&mut self) -> Self {
         core::mem::take(self)
     }
+
+    /// Submits every bio, in order, under one block plug (C's
+    /// `submit_bios()` in dm-clone).
+    pub fn submit_all(mut self) {
+        with_plug(|| {
+            while let Some(bio) = self.pop() {
+                bio.submit();
+            }
+        });
+    }
+}
+
+/// Runs `f` under a block plug (`blk_start_plug()` .. `blk_finish_plug()`),
+/// as C's workers do around their submission loops: the bios `f` submits
+/// share one time stamp and, to a request-based device, go down as a batch
+/// when it ends. Nested plugs are no-ops (the outer one flushes). `f` may
+/// sleep: the scheduler flushes the plug first.
+pub fn with_plug<R>(f: impl FnOnce() -> R) -> R {
+    let mut plug = MaybeUninit::<bindings::blk_plug>::uninit();
+    // SAFETY: `blk_start_plug()` initialises the plug and, unless the task
+    // already has one, makes it the task's; it stays in this frame, never
+    // moved, until `blk_finish_plug()` below, on the same task (`f` runs
+    // synchronously here and cannot keep it).
+    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
+    let r = f();
+    // SAFETY: Started above on this task and still in place; this detaches
+    // it from the task if it is the task's.
+    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
+    r
 }
 
 impl<T: Operations> Drop for BioList<T> {

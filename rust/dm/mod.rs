@@ -43,7 +43,7 @@ mod target;
 mod workqueue;
 
 pub use args::Args;
-pub use bio::{BioList, BlkStatus, DmBio, Op};
+pub use bio::{with_plug, BioList, BlkStatus, DmBio, Op};
 pub use device::{Device, DiscardLimits};
 pub use emit::StatusWriter;
 pub use error::reason;

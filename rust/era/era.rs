@@ -150,25 +150,28 @@ impl EraCore {
         }
         let index = md.current_index();
         let mut retry = BioList::new();
-        while let Some(mut bio) = marked.pop() {
-            if failed {
-                bio.end(BlkStatus::IOERR);
-                continue;
-            }
-            let (first, count) = self.blocks_of(&bio);
-            // Only mark in core what is committed on disk.
-            for b in first..first + count {
-                self.tracker.set(index, b);
-            }
-            match self.tracker.register(first, count) {
-                Some(slot) => {
-                    bio.data().set(Some(slot));
-                    bio.submit();
+        // As C, the writes go down under one plug.
+        dm::with_plug(|| {
+            while let Some(mut bio) = marked.pop() {
+                if failed {
+                    bio.end(BlkStatus::IOERR);
+                    continue;
                 }
-                // Every slot busy: try again once writes completed.
-                None => retry.push(bio),
+                let (first, count) = self.blocks_of(&bio);
+                // Only mark in core what is committed on disk.
+                for b in first..first + count {
+                    self.tracker.set(index, b);
+                }
+                match self.tracker.register(first, count) {
+                    Some(slot) => {
+                        bio.data().set(Some(slot));
+                        bio.submit();
+                    }
+                    // Every slot busy: try again once writes completed.
+                    None => retry.push(bio),
+                }
             }
-        }
+        });
         if !retry.is_empty() {
             let mut d = self.deferred.lock();
             while let Some(bio) = retry.pop() {
