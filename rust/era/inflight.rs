@@ -113,9 +113,19 @@ impl Tracker {
     /// in the current era; `None` if it must be deferred to the worker to be
     /// marked first.
     pub(crate) fn try_let_through(&self, first: u32, count: u32) -> Option<u32> {
+        let all_marked = || {
+            let bits = &self.bits[self.current.load(SeqCst) & 1];
+            (first..first.saturating_add(count)).all(|b| bits.test(b))
+        };
+        // A first look without a slot: a write to an unmarked block is
+        // deferred anyway (the common case of a fresh block costs no slot).
+        if !all_marked() {
+            return None;
+        }
+        // The look that counts comes after the slot is taken (see the
+        // ordering argument above).
         let slot = self.register(first, count)?;
-        let bits = &self.bits[self.current.load(SeqCst) & 1];
-        if (first..first.saturating_add(count)).all(|b| bits.test(b)) {
+        if all_marked() {
             Some(slot)
         } else {
             self.release(slot);
