@@ -32,10 +32,7 @@ impl Workqueue {
     /// Allocates a workqueue named `name` (copied) with `WQ_*` `flags`.
     pub fn new(name: &CStr, flags: u32, max_active: i32) -> Result<Self> {
         // SAFETY: `name` is a valid string; the callee copies it.
-        let wq = unsafe { bindings::rdm_alloc_workqueue(name.as_char_ptr(), flags, max_active) };
-        let wq = NonNull::new(from_err_ptr(wq)?).ok_or(ENOMEM)?;
-        // INVARIANT: just allocated, owned here.
-        Ok(Self { wq })
+        Self::adopt(unsafe { bindings::rdm_alloc_workqueue(name.as_char_ptr(), flags, max_active) })
     }
 
     /// Allocates an ordered workqueue (`alloc_ordered_workqueue()`: unbound,
@@ -44,9 +41,15 @@ impl Workqueue {
     /// than on the one that queued the work.
     pub fn new_ordered(name: &CStr, flags: u32) -> Result<Self> {
         // SAFETY: `name` is a valid string; the callee copies it.
-        let wq = unsafe { bindings::rdm_alloc_ordered_workqueue(name.as_char_ptr(), flags) };
+        Self::adopt(unsafe { bindings::rdm_alloc_ordered_workqueue(name.as_char_ptr(), flags) })
+    }
+
+    /// Takes ownership of what an allocator returned: a new workqueue, an
+    /// error pointer or NULL.
+    fn adopt(wq: *mut bindings::workqueue_struct) -> Result<Self> {
         let wq = NonNull::new(from_err_ptr(wq)?).ok_or(ENOMEM)?;
-        // INVARIANT: just allocated, owned here.
+        // INVARIANT: the allocators return a new workqueue that nothing else
+        // owns.
         Ok(Self { wq })
     }
 
