@@ -48,7 +48,6 @@ rust | c) ;;
 *) echo "clone.sh: CLONE_IMPL must be rust or c, not '$CLONE_IMPL'" >&2; exit 2 ;;
 esac
 CLONE_KO=${CLONE_KO:-$TOP/dm-clone-rs.ko}
-REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 
 impl_mod() { if [ "$1" = rust ]; then echo dm_clone_rs; else echo dm_clone; fi; }
 other_mod() { if [ "$1" = rust ]; then echo dm_clone; else echo dm_clone_rs; fi; }
@@ -91,51 +90,14 @@ assert_served() {
 	[[ "$(dmsetup targets)" =~ (^|$'\n')clone\ +v1\.0\.0($'\n'|$) ]] || die "clone v1.0.0 not registered"
 }
 
-# dm_kname NAME: sets KNAME to the dm-N kernel name of device NAME.
-dm_kname() {
-	local f n
-	KNAME=
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		if [ "$n" = "$1" ]; then f=${f#/sys/block/}; KNAME=${f%%/*}; return 0; fi
-	done
+# The kernel log helpers (kmark, klog, assert_klog, assert_no_kernel_report)
+# are lib.sh's; a lost mark counts the flood's likely cause.
+klog_lost_hint() {
+	local n
+	n=$(dmesg | grep -c "hydration failed") || true
+	echo "log flooded? $n 'hydration failed' lines in the buffer"
 }
-dm_exists() { dm_kname "$1"; [ -n "$KNAME" ]; }
-
-# Kernel log marks: a unique line written to /dev/kmsg; klog sets KLOG to
-# the log after the last mark.
-kmark() {
-	KMARK="clone-selftest mark $BASHPID-$RANDOM$RANDOM"
-	KMARK_T=$SECONDS
-	echo "$KMARK" >/dev/kmsg
-}
-klog() {
-	local -a lines
-	local i n IFS=$'\n'
-	# Line by line from the end (${l##*"$KMARK"} on the whole log costs
-	# O(log size x log since the mark): seconds on a big log under TCG).
-	mapfile -t lines < <(dmesg)
-	for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
-		[[ "${lines[i]}" != *"$KMARK"* ]] || break
-	done
-	if [ "$i" -lt 0 ]; then
-		n=$(printf '%s\n' "${lines[@]}" | grep -c "hydration failed") || true
-		die "kernel log mark lost (log flooded? $n 'hydration failed' lines in the buffer): $KMARK"
-	fi
-	KLOG="${lines[*]:i+1}"
-}
-assert_klog() { # REGEX
-	klog
-	[[ "$KLOG" =~ $1 ]] || { echo "$KLOG" | tail -n 5 >&2; die "kernel log has no line matching: $1"; }
-}
-assert_no_kernel_report() {
-	klog
-	if [[ "$KLOG" =~ $REPORT_RE ]]; then
-		echo "$KLOG" | head -n 40 >&2
-		die "kernel report in the log"
-	fi
-}
+KLOG_LOST_HINT=klog_lost_hint
 
 # ==== devices and data ========================================================
 # Upper devices are named rdmt-a-*, the devices under them rdmt-z-* (lib.sh's
@@ -188,15 +150,7 @@ teardown() {
 
 # clone_cleanup: removes every test device, uppers first.
 clone_cleanup() {
-	local f n names=()
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		case $n in rdmt-a-*) names=("$n" "${names[@]}") ;; rdmt-*) names+=("$n") ;; esac
-	done
-	for n in "${names[@]}"; do
-		timeout 60 dmsetup remove --retry "$n" >/dev/null 2>&1 || true
-	done
+	dm_remove_all_test_devices
 }
 
 # watchdog SECONDS: the test's deadline (see TEST_DEADLINE); the test
@@ -940,6 +894,7 @@ assert_log_not_flooded() {
 	local n max=$((10 * ((SECONDS - KMARK_T) / 5 + 1) + 20))
 	klog
 	n=$(grep -c "hydration failed" <<<"$KLOG") || true
+	[ "$KLOG_LOST" = 0 ] || die "kernel log flooded: the mark was pushed out ($n 'hydration failed' lines in the buffer)"
 	echo "# $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s"
 	[ "$n" -le "$max" ] ||
 		die "kernel log flooded: $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s since the mark (not rate-limited?)"

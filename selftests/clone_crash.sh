@@ -129,7 +129,6 @@ REGION=128                       # sectors (64 KiB)
 MD_MIB=8
 SECTORS=$((SRC_MIB * 2048))
 REPLAY=$TOP/tools/log-writes-replay
-REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 W=$SCRATCH/clone-crash
 PY=$W/clone_crash.py
 
@@ -192,21 +191,6 @@ assert_served() {
 	for m in $OTHERS; do
 		if mod_loaded "$m"; then die "$m is loaded too"; fi
 	done
-}
-
-kmark() {
-	KMARK="clone-crash-selftest mark $BASHPID-$RANDOM$RANDOM"
-	echo "$KMARK" >/dev/kmsg
-}
-assert_no_kernel_report() {
-	local l
-	l=$(dmesg)
-	[[ "$l" == *"$KMARK"* ]] || die "kernel log mark lost: $KMARK"
-	l=${l##*"$KMARK"}
-	if [[ "$l" =~ $REPORT_RE ]]; then
-		echo "$l" | grep -E -A20 "$REPORT_RE" | head -n 40 >&2
-		die "kernel report in the log"
-	fi
 }
 
 # Removes the test's devices, uppers first, and detaches its loop devices.

@@ -46,7 +46,6 @@
 
 N_CYCLES=${N_CYCLES:-100}
 N_LOADS=${N_LOADS:-20}
-REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
 DMIO=$SCRATCH/cycles-dmio.py
@@ -93,28 +92,6 @@ assert_served() {
 	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "the C $TWIN is loaded"; fi
 }
 
-# Kernel log marks: a unique line written to /dev/kmsg; klog sets KLOG to
-# the log after the last mark, or to the whole log with KLOG_LOST=1 if the
-# mark is no longer in the ring buffer (a flood of messages since; the
-# console log that vm-run checks still has everything).
-kmark() {
-	KMARK="cycles-selftest mark $BASHPID-$RANDOM$RANDOM"
-	echo "$KMARK" >/dev/kmsg
-}
-klog() {
-	local l
-	l=$(dmesg)
-	KLOG_LOST=0 KLOG=${l##*"$KMARK"}
-	[[ "$l" == *"$KMARK"* ]] || KLOG_LOST=1
-}
-assert_no_kernel_report() {
-	klog
-	if [[ "$KLOG" =~ $REPORT_RE ]]; then
-		echo "$KLOG" | grep -E -A20 "$REPORT_RE" | head -n 60 >&2
-		die "kernel report in the log"
-	fi
-}
-
 # note TEXT: a diagnostic line on the suite's output, also from a test
 # that passes (run_test shows a test's own output only when it fails).
 note() { echo "# $*" >&3; }
@@ -130,29 +107,10 @@ dn() {
 # a FIFO nobody writes to).
 nap() { read -r -t "$1" -u "$NAPFD" || true; }
 
-# dm_kname NAME: sets KNAME to the dm-N kernel name of device NAME.
-dm_kname() {
-	local f n
-	KNAME=
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		if [ "$n" = "$1" ]; then f=${f#/sys/block/}; KNAME=${f%%/*}; return 0; fi
-	done
-	die "no dm device named $1"
-}
 
 # cleanup: removes every test device, uppers (rdmt-a-*) first.
 cleanup() {
-	local f n names=()
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		case $n in rdmt-a-*) names=("$n" "${names[@]}") ;; rdmt-*) names+=("$n") ;; esac
-	done
-	for n in "${names[@]}"; do
-		timeout 60 dmsetup remove --retry "$n" >/dev/null 2>&1 || true
-	done
+	dm_remove_all_test_devices
 }
 
 # ==== the helper: DM ioctls, module load loop, O_DIRECT reader ===============
@@ -635,7 +593,7 @@ t_cycles_linear() {
 	table="0 32768 linear_rs $(dn "$lo") 0"
 	dmsetup create $DEVNAME --table "$table"
 	assert_served $DEVNAME
-	dm_kname $DEVNAME
+	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
 	note "set-up: $((SECONDS - T1)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
@@ -655,7 +613,7 @@ t_cycles_verity() {
 	verity_loops
 	dmsetup create $DEVNAME --readonly --table "$VTABLE"
 	assert_served $DEVNAME
-	dm_kname $DEVNAME
+	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
 	note "set-up: $((SECONDS - T1)) s"
 	reader_start /dev/mapper/$DEVNAME "$VIMG" "$KNAME"
 	run_cycles "$VTABLE" ro
@@ -682,7 +640,7 @@ t_cycles_era() {
 	dmsetup create $DEVNAME --table "$table"
 	assert_served $DEVNAME
 	s=$(dmsetup status $DEVNAME); set -- $s; e0=$6
-	dm_kname $DEVNAME
+	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
 	note "set-up: $((SECONDS - T1)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
@@ -713,7 +671,7 @@ t_cycles_clone() {
 	table="0 32768 clone $(dn "$md") $(dn "$dst") $(dn "$src") 128"
 	dmsetup create $DEVNAME --table "$table"
 	assert_served $DEVNAME
-	dm_kname $DEVNAME
+	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
 	note "set-up: $((SECONDS - T1)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table" "" --hydrated --compare "$CSRC" --from $((12 << 20))

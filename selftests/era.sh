@@ -50,7 +50,6 @@ rust | c) ;;
 *) echo "era.sh: ERA_IMPL must be rust or c, not '$ERA_IMPL'" >&2; exit 2 ;;
 esac
 ERA_KO=$TOP/dm-era-rs.ko
-REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 
 impl_mod() { if [ "$1" = rust ]; then echo dm_era_rs; else echo dm_era; fi; }
 
@@ -92,43 +91,6 @@ assert_served() {
 	if mod_loaded $other; then die "$other is loaded too"; fi
 }
 
-# dm_kname NAME: sets KNAME to the dm-N kernel name of device NAME ("" if
-# there is none).
-dm_kname() {
-	local f n
-	KNAME=
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		if [ "$n" = "$1" ]; then f=${f#/sys/block/}; KNAME=${f%%/*}; return 0; fi
-	done
-}
-dm_exists() { dm_kname "$1"; [ -n "$KNAME" ]; }
-
-# Kernel log marks: a unique line written to /dev/kmsg (no process needed);
-# klog sets KLOG to the log after the last mark.
-kmark() {
-	KMARK="era-selftest mark $BASHPID-$RANDOM$RANDOM"
-	echo "$KMARK" >/dev/kmsg
-}
-klog() {
-	local l
-	l=$(dmesg)
-	[[ "$l" == *"$KMARK"* ]] || die "kernel log mark lost: $KMARK"
-	KLOG=${l##*"$KMARK"}
-}
-assert_klog() { # REGEX
-	klog
-	[[ "$KLOG" =~ $1 ]] || { echo "$KLOG" | tail -n 5 >&2; die "kernel log has no line matching: $1"; }
-}
-assert_no_kernel_report() {
-	klog
-	if [[ "$KLOG" =~ $REPORT_RE ]]; then
-		echo "$KLOG" | head -n 40 >&2
-		die "kernel report in the log"
-	fi
-}
-
 # Devices. Upper devices are named rdmt-a-*, the devices under them rdmt-z-*
 # (lib.sh's clean-up removes in name order: uppers first).
 ERA=rdmt-a-era
@@ -166,15 +128,7 @@ teardown() {
 
 # era_cleanup: removes every test device, uppers first.
 era_cleanup() {
-	local f n names=()
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		case $n in rdmt-a-*) names=("$n" "${names[@]}") ;; rdmt-*) names+=("$n") ;; esac
-	done
-	for n in "${names[@]}"; do
-		timeout 30 dmsetup remove --retry "$n" >/dev/null 2>&1 || true
-	done
+	dm_remove_all_test_devices 30
 }
 
 # begin [IMPL]: start of every test: no leftovers, the implementation loaded,

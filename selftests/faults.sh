@@ -61,7 +61,6 @@
 # Every test proves that our module served the device (`served`).
 . "$(dirname "$0")/lib.sh"
 
-REPORT_RE=$(<"$TOP/tools/kernel-report-patterns")
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
 DMIO=$SCRATCH/faults-dmio.py
@@ -98,20 +97,6 @@ use_rust() {
 # served NAME: the step that checks NAME is served by our module.
 served() { echo "served $1 $TT $MOD ${TWIN:--}"; }
 
-# Kernel log marks: a unique line written to /dev/kmsg; klog sets KLOG to
-# the log after the last mark, or to the whole log with KLOG_LOST=1 if the
-# mark is no longer in the ring buffer (a flood of messages since; the
-# console log that vm-run checks still has everything).
-kmark() {
-	KMARK="faults-selftest mark $BASHPID-$RANDOM$RANDOM"
-	echo "$KMARK" >/dev/kmsg
-}
-klog() {
-	local l
-	l=$(dmesg)
-	KLOG_LOST=0 KLOG=${l##*"$KMARK"}
-	[[ "$l" == *"$KMARK"* ]] || KLOG_LOST=1
-}
 # end_test [REGEX...]: the kernel logged no report since the mark (and a
 # line matching each REGEX).
 end_test() {
@@ -130,15 +115,8 @@ end_test() {
 # devices the tests made (listed in $LOOPS) and their images.
 LOOPS=$SCRATCH/flt-loops
 cleanup() {
-	local f n names=() loops=()
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		case $n in rdmt-a-*) names=("$n" "${names[@]}") ;; rdmt-*) names+=("$n") ;; esac
-	done
-	for n in "${names[@]}"; do
-		timeout 60 dmsetup remove --retry "$n" >/dev/null 2>&1 || true
-	done
+	local f loops=()
+	dm_remove_all_test_devices
 	[ ! -s "$LOOPS" ] || mapfile -t loops <"$LOOPS"
 	[ ${#loops[@]} = 0 ] || losetup -d "${loops[@]}" 2>/dev/null || true
 	: >"$LOOPS"
