@@ -33,6 +33,10 @@
 #                 built-in linear, dm-verity, dm-era, dm-clone), to compare
 #   FUZZ_KO_DIR   where our .ko files are (default: the project directory)
 #   FUZZ_RESULTS  a directory: keep each input's outcome there
+#   FUZZ_TIMEOUT  seconds one target's run may take before it counts as
+#                 hung (default 300 + FUZZ_COUNT / 5: 2,300 s for 10,000
+#                 inputs; the base kernel needs ~100-400 s, the debug
+#                 kernel up to ~1,000 s for clone)
 #                 (<target>.<impl>), for `tools/dm-fuzz compare A B`
 #
 #   tools/vm-run -- selftests/run.sh fuzz
@@ -50,6 +54,7 @@ esac
 FUZZ_TARGETS=${FUZZ_TARGETS:-linear verity era clone}
 FUZZ_COUNT=${FUZZ_COUNT:-10000}
 FUZZ_DMSETUP=${FUZZ_DMSETUP:-20}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-$((300 + FUZZ_COUNT / 5))}
 if [ -z "${FUZZ_SEED:-}" ]; then
 	read -r FUZZ_SEED < <(od -An -N4 -tu4 /dev/urandom)
 fi
@@ -155,7 +160,7 @@ t_fuzz() {
 	# autoloaded (and dm-fuzz checks that it is not loaded).
 	MODPROBE=$(cat /proc/sys/kernel/modprobe)
 	echo >/proc/sys/kernel/modprobe
-	timeout -k 10 900 python3 "$FUZZ" run "$t" --impl "$FUZZ_IMPL" --seed "$FUZZ_SEED" \
+	timeout -k 10 "$FUZZ_TIMEOUT" python3 "$FUZZ" run "$t" --impl "$FUZZ_IMPL" --seed "$FUZZ_SEED" \
 		--count "$FUZZ_COUNT" --dmsetup "$FUZZ_DMSETUP" --scratch "$SCRATCH/fuzz-$t" "${res[@]}" \
 		>"$SCRATCH/fuzz-$t.out" 2>&1 || rc=$?
 	echo "$MODPROBE" >/proc/sys/kernel/modprobe
