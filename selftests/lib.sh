@@ -253,4 +253,10 @@ dm_remove_all_test_devices() {
 		done
 		[ "$busy" = 1 ] && [ "$removed" = 1 ] || break
 	done
+	# A device whose table load failed (dmsetup creates the device, then
+	# loads the table) has no sysfs entry if dmsetup could not remove it:
+	# only dm's own list shows it.
+	for n in $(dmsetup ls 2>/dev/null | awk '/^rdmt-/ {print $1}'); do
+		timeout "${1:-60}" dmsetup remove --retry "$n" >/dev/null 2>&1 || true
+	done
 }
