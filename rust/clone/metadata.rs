@@ -266,7 +266,7 @@ impl Metadata {
         let spare = DirtyMap::new(nr_words).inspect_err(|_| {
             dm_err!("Failed to allocate dirty bitmap");
         })?;
-        let done = first_zero(&region_map, &regions, 0) >= regions.nr;
+        let done = first_with(&region_map, &regions, 0, false) >= regions.nr;
         Ok(try_pin_init!(Self {
             disk <- new_mutex!(DiskState {
                 pd: Some(pd),
@@ -308,7 +308,15 @@ impl Metadata {
 
     /// The first unhydrated region from `start`, or the number of regions.
     pub(crate) fn find_next_unhydrated(&self, start: u64) -> u64 {
-        first_zero(&self.region_map, &self.regions, start)
+        first_with(&self.region_map, &self.regions, start, false)
+    }
+
+    /// The first hydrated region from `start`, or the number of regions.
+    pub(crate) fn find_next_hydrated(&self, start: u64) -> u64 {
+        if self.is_hydration_done() {
+            return start.min(self.regions.nr);
+        }
+        first_with(&self.region_map, &self.regions, start, true)
     }
 
     /// Number of hydrated regions (in core: committed or about to be).
@@ -442,7 +450,7 @@ impl Metadata {
             .flush(&pd.tm, pd.root)
             .inspect_err(|_| dm_err!("dm_bitset_flush failed"))?;
         pd.write_superblock(&self.regions)?;
-        if first_zero(&self.region_map, &self.regions, 0) >= self.regions.nr {
+        if first_with(&self.region_map, &self.regions, 0, false) >= self.regions.nr {
             self.hydration_done.store(true, Ordering::Release);
         }
         self.changed_committing.store(false, Ordering::SeqCst);
@@ -469,7 +477,7 @@ impl Metadata {
         let mut pd = PersistentData::open(dev, &self.regions, false)?;
         pd.load(&self.regions, &self.region_map)?;
         d.pd = Some(pd);
-        let done = first_zero(&self.region_map, &self.regions, 0) >= self.regions.nr;
+        let done = first_with(&self.region_map, &self.regions, 0, false) >= self.regions.nr;
         self.hydration_done.store(done, Ordering::Release);
         Ok(())
     }
@@ -504,14 +512,15 @@ impl Metadata {
     }
 }
 
-/// The first region from `start` whose bit is clear in `map`, or `nr`.
-fn first_zero(map: &[AtomicU64], regions: &Regions, start: u64) -> u64 {
+/// The first region from `start` whose bit in `map` is `set`, or `nr`.
+fn first_with(map: &[AtomicU64], regions: &Regions, start: u64, set: bool) -> u64 {
     let mut i = start;
     while i < regions.nr {
         let Some(w) = map.get((i / 64) as usize) else {
             break;
         };
-        let bits = !w.load(Ordering::Acquire) >> (i % 64);
+        let w = w.load(Ordering::Acquire);
+        let bits = if set { w } else { !w } >> (i % 64);
         if bits != 0 {
             let r = i + u64::from(bits.trailing_zeros());
             return r.min(regions.nr);

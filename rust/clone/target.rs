@@ -6,12 +6,12 @@
 
 use crate::dm::{
     self, kcopyd::KcopydClient, parse, periodic, periodic::PeriodicWork, BlkStatus, DmBio,
-    EndIoResult, MapResult, Op, Operations, StatusType, StatusWriter, Target,
+    EndIoResult, MapResult, Mapping, Op, Operations, StatusType, StatusWriter, Target,
 };
 use crate::metadata::Metadata;
 use crate::superblock::{Regions, METADATA_BLOCK_SIZE};
 use crate::worker::{CloneCore, Mode, Settings};
-use crate::{dm_err, dm_warn};
+use crate::{dm_err, dm_err_limit, dm_warn};
 use core::{
     fmt::Write,
     pin::Pin,
@@ -34,6 +34,17 @@ const METADATA_MAX_SECTORS: u64 = 255 * (1 << 14) * 8;
 /// Above this size the excess metadata space is reported unused
 /// (`DM_CLONE_METADATA_MAX_SECTORS_WARNING`, 16 GiB).
 const METADATA_MAX_SECTORS_WARNING: u64 = 16 * (1 << 21);
+
+/// Where `map` sends a bio.
+enum Route {
+    /// Hydrated regions: the destination.
+    Dest,
+    /// A read of unhydrated regions: the source.
+    Source,
+    /// A write to an unhydrated region: the destination once the region is
+    /// hydrated.
+    Hydrate,
+}
 
 /// One clone target. Field order is drop order (see `Drop`).
 pub(crate) struct DmClone {
@@ -87,6 +98,21 @@ fn is(arg: &CStr, name: &str) -> bool {
 }
 
 impl DmClone {
+    /// Shortens `bio` (being mapped, its sector already the target's) to end
+    /// where region `stop`, one of the regions it covers, starts.
+    fn cut_before(&self, mapping: &Mapping<'_>, bio: &mut DmBio<Self>, stop: u64) -> Result {
+        let keep = self.core.regions.start(stop) - bio.sector();
+        mapping.accept_partial(bio, keep as u32).inspect_err(|_| {
+            dm_err_limit!(
+                "{}: cannot split a bio at region {} ({} + {})",
+                self.core.handle.device_name(),
+                stop,
+                bio.sector(),
+                bio.sectors()
+            );
+        })
+    }
+
     /// A discard: whole regions it covers count as hydrated and the discard
     /// goes down to the destination (C's `process_discard_bio`).
     fn process_discard_bio(&self, bio: DmBio<Self>) {
@@ -181,9 +207,9 @@ impl Operations for DmClone {
                 EINVAL,
             ));
         }
-        target
-            .set_max_io_len(region_size)
-            .map_err(|e| args.fail(c_str!("Failed to set max io len"), e))?;
+        // No `max_io_len`: C has dm core split every bio at region
+        // boundaries; `map` here takes a run of regions in one state whole
+        // (see there).
 
         let settings = Settings {
             hydration_enabled: AtomicBool::new(true),
@@ -288,7 +314,7 @@ impl Operations for DmClone {
         .map_err(|e| args.fail(c_str!("Failed to allocate clone structure"), e.into()))
     }
 
-    fn map(&self, target: &Target, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
         let core = &self.core;
         core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
         if core.mode() == Mode::Fail {
@@ -308,19 +334,60 @@ impl Operations for DmClone {
             self.process_discard_bio(bio);
             return MapResult::Submitted;
         }
+        // C sets `max_io_len` to the region size, so dm core cuts a 1 MiB
+        // read of 64 KiB regions into 16 bios, each mapped alone. Here a bio
+        // goes whole while its regions are all in the state of its first
+        // one; it is cut (`accept_partial`, dm core sends the rest next) at
+        // the first region in another state, and a write to an unhydrated
+        // region at that region's end, as it hydrates one region.
         let region = core.regions.of(sector);
-        if core.md.is_region_hydrated(region) {
-            bio.set_dev(&core.dest);
-            core.issue_bio(bio);
-            return MapResult::Submitted;
+        let last = core
+            .regions
+            .of(sector + u64::from(bio.sectors()).max(1) - 1);
+        // Where the bio goes, and the first region it must not reach.
+        let (route, stop) = if core.md.is_region_hydrated(region) {
+            // Hydrated regions stay hydrated.
+            let stop = if last > region {
+                core.md.find_next_unhydrated(region + 1)
+            } else {
+                last + 1
+            };
+            (Route::Dest, stop)
+        } else if !bio.is_write() {
+            // A region hydrated after this look can only have been written
+            // by a write that had not completed when this read was issued:
+            // the source's data is still an answer.
+            let stop = if last > region {
+                core.md.find_next_hydrated(region + 1)
+            } else {
+                last + 1
+            };
+            (Route::Source, stop)
+        } else {
+            (Route::Hydrate, region + 1)
+        };
+        if stop <= last && self.cut_before(target, &mut bio, stop).is_err() {
+            // Never for the reads and writes dm core maps here; the bio
+            // fails rather than reach regions in another state.
+            core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
+            return MapResult::Kill(bio);
         }
-        if !bio.is_write() {
-            bio.set_dev(&core.source);
-            return MapResult::Remapped(bio);
+        match route {
+            Route::Dest => {
+                bio.set_dev(&core.dest);
+                core.issue_bio(bio);
+                MapResult::Submitted
+            }
+            Route::Source => {
+                bio.set_dev(&core.source);
+                MapResult::Remapped(bio)
+            }
+            Route::Hydrate => {
+                bio.set_dev(&core.dest);
+                core.hydrate_bio_region(bio);
+                MapResult::Submitted
+            }
         }
-        bio.set_dev(&core.dest);
-        core.hydrate_bio_region(bio);
-        MapResult::Submitted
     }
 
     fn end_io(

@@ -205,13 +205,6 @@ impl<T: Operations> DmBio<T> {
         unsafe { Pin::new_unchecked(&mut *p) }
     }
 
-    /// Accepts only the first `sectors` of the bio; dm core sends the rest in
-    /// another bio (`dm_accept_partial_bio()`). Only valid in `map`.
-    pub fn accept_partial(&mut self, sectors: u32) {
-        // SAFETY: `bio` is a live dm clone being mapped (invariants).
-        unsafe { bindings::dm_accept_partial_bio(self.bio.as_ptr(), sectors) };
-    }
-
     /// Restricts the bio to `sectors` sectors from `sector` (C's
     /// `trim_bio()` in dm-clone: a discard that only covers whole regions).
     /// Only for bios without data pages (discards).

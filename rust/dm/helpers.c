@@ -16,6 +16,22 @@ void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev)
 	bio_set_dev(bio, bdev);
 }
 
+/*
+ * dm_accept_partial_bio() for a bio in its target's map: only reads and
+ * writes (dm core sends those once, never as duplicates, and with a length
+ * to shorten; empty flushes have none), never on a zoned device (a BUG in
+ * dm core), and at least one and at most all of the bio's sectors.
+ */
+int rdm_accept_partial_bio(struct bio *bio, unsigned int n_sectors)
+{
+	if (bio_op(bio) != REQ_OP_READ && bio_op(bio) != REQ_OP_WRITE)
+		return -EINVAL;
+	if (!n_sectors || n_sectors > bio_sectors(bio) || bdev_is_zoned(bio->bi_bdev))
+		return -EINVAL;
+	dm_accept_partial_bio(bio, n_sectors);
+	return 0;
+}
+
 sector_t rdm_bdev_nr_sectors(struct block_device *bdev)
 {
 	return bdev_nr_sectors(bdev);

@@ -17,6 +17,7 @@
 #include "dm-space-map.h"
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev);
+int rdm_accept_partial_bio(struct bio *bio, unsigned int n_sectors);
 sector_t rdm_bdev_nr_sectors(struct block_device *bdev);
 unsigned int rdm_bdev_logical_block_size(struct block_device *bdev);
 

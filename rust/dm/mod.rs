@@ -50,8 +50,8 @@ pub use error::reason;
 pub use limits::QueueLimits;
 pub use noio::noio;
 pub use target::{
-    features, Ctr, DeviceCallout, EndIoResult, MapResult, Operations, Registration, StatusType,
-    Target, TargetHandle, STATUS_NOFLUSH,
+    features, Ctr, DeviceCallout, EndIoResult, MapResult, Mapping, Operations, Registration,
+    StatusType, Target, TargetHandle, STATUS_NOFLUSH,
 };
 pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};
 

@@ -101,8 +101,9 @@ pub trait Operations: Sized + Send + Sync + 'static {
     /// acquired so far is released by dropping it.
     fn ctr(target: &mut Ctr<'_>, args: &mut Args<'_>) -> Result<Pin<KBox<Self>>>;
 
-    /// Maps a bio.
-    fn map(&self, target: &Target, bio: DmBio<Self>) -> MapResult<Self>;
+    /// Maps a bio. `target` dereferences to the [`Target`] and can shorten
+    /// `bio` ([`Mapping::accept_partial`]).
+    fn map(&self, target: &Mapping<'_>, bio: DmBio<Self>) -> MapResult<Self>;
 
     /// Sees a mapped bio complete; may change its status.
     fn end_io(
@@ -170,6 +171,45 @@ pub trait Operations: Sized + Send + Sync + 'static {
     /// Adjusts the queue limits of the mapped device.
     fn io_hints(&self, _target: &Target, _limits: &mut QueueLimits) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The target as `map` sees it: the [`Target`] (it dereferences to it), and
+/// what only `map` may do to the bio it maps.
+///
+/// # Invariants
+///
+/// `bio` is the clone that dm core is mapping in the `map` call this value
+/// was made for (so `dm_accept_partial_bio()` may shorten it), and the value
+/// does not outlive that call (it is only lent to [`Operations::map`]).
+pub struct Mapping<'a> {
+    target: &'a Target,
+    bio: *mut bindings::bio,
+}
+
+impl Mapping<'_> {
+    /// Accepts only the first `sectors` of `bio`, the bio being mapped; dm
+    /// core sends the rest to the target in another bio, after this one
+    /// (`dm_accept_partial_bio()`). `EINVAL`, and `bio` unchanged, for any
+    /// other bio, for an operation other than a read or a write, for a zoned
+    /// device, and for no sectors or more than the bio has.
+    pub fn accept_partial<T: Operations>(&self, bio: &mut DmBio<T>, sectors: u32) -> Result {
+        if bio.as_raw() != self.bio {
+            return Err(EINVAL);
+        }
+        // SAFETY: `bio` is the clone being mapped in this `map` call
+        // (invariants, and checked above), so dm core's length for it is
+        // live; the helper checks the rest of `dm_accept_partial_bio()`'s
+        // conditions.
+        to_result(unsafe { bindings::rdm_accept_partial_bio(bio.as_raw(), sectors) })
+    }
+}
+
+impl core::ops::Deref for Mapping<'_> {
+    type Target = Target;
+
+    fn deref(&self) -> &Target {
+        self.target
     }
 }
 
@@ -645,7 +685,13 @@ impl<T: Operations> Vtable<T> {
         let bio = unsafe { DmBio::<T>::from_raw(bio) };
         // SAFETY: `ti` is live and constructed.
         let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
-        let (code, bio) = match this.map(target, bio) {
+        // INVARIANT: `bio` is the clone being mapped; the value is only lent
+        // to this call of `map`.
+        let mapping = Mapping {
+            target,
+            bio: bio.as_raw(),
+        };
+        let (code, bio) = match this.map(&mapping, bio) {
             MapResult::Remapped(b) => (bindings::DM_MAPIO_REMAPPED, Some(b)),
             MapResult::Submitted => (bindings::DM_MAPIO_SUBMITTED, None),
             MapResult::Kill(b) => (bindings::DM_MAPIO_KILL, Some(b)),

@@ -31,7 +31,8 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 use dm::{
-    BioList, BlkStatus, DmBio, EndIoResult, MapResult, Operations, StatusType, StatusWriter, Target,
+    BioList, BlkStatus, DmBio, EndIoResult, MapResult, Mapping, Operations, StatusType,
+    StatusWriter, Target,
 };
 use inflight::Tracker;
 use kernel::{
@@ -302,7 +303,7 @@ impl Operations for Era {
         .map_err(|e| args.fail(c_str!("Error allocating era structure"), e.into()))
     }
 
-    fn map(&self, target: &Target, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
         bio.set_dev(&self.origin_dev);
         // Flushes carry no data and no sector: pass them straight through.
         if bio.sectors() == 0 {

@@ -12,7 +12,7 @@ pub mod dm;
 pub mod mapping;
 
 use core::fmt::Write;
-use dm::{DmBio, MapResult, Operations, StatusType, StatusWriter, Target};
+use dm::{DmBio, MapResult, Mapping, Operations, StatusType, StatusWriter, Target};
 use kernel::{c_str, prelude::*};
 
 module_dm_target! {
@@ -54,7 +54,7 @@ impl Operations for Linear {
     }
 
     #[inline]
-    fn map(&self, target: &Target, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
         bio.set_dev(&self.dev);
         // An empty flush has no sector to remap: pass it through untouched.
         if bio.sectors() != 0 {

@@ -28,7 +28,8 @@ use dm::{
     bufio::BufioClient,
     completion::{CompletionHandler, CompletionHook},
     hash::{Shash, MAX_DIGEST_SIZE, MAX_STATE_SIZE},
-    reason, security, BlkStatus, DmBio, MapResult, Operations, StatusType, StatusWriter, Target,
+    reason, security, BlkStatus, DmBio, MapResult, Mapping, Operations, StatusType, StatusWriter,
+    Target,
 };
 use geometry::Geometry;
 use kernel::{c_str, new_mutex, prelude::*, str::CString, sync::Mutex};
@@ -279,7 +280,7 @@ impl Operations for Verity {
             .map_err(|e| args.fail(c_str!("Cannot allocate verity structure"), e.into()))
     }
 
-    fn map(&self, target: &Target, bio: DmBio<Self>) -> MapResult<Self> {
+    fn map(&self, target: &Mapping<'_>, bio: DmBio<Self>) -> MapResult<Self> {
         verify::map(self, target, bio)
     }
 
