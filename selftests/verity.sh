@@ -75,18 +75,6 @@ assert_served() {
 	assert_other_not_loaded
 }
 
-# dm_dev NAME: sets DMDEV to the dm-N kernel name of device NAME, or "".
-dm_dev() {
-	local f n
-	DMDEV=
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] || continue
-		read -r n <"$f"
-		if [ "$n" = "$1" ]; then DMDEV=${f#/sys/block/} DMDEV=${DMDEV%%/*}; return 0; fi
-	done
-}
-dm_exists() { dm_dev "$1"; [ -n "$DMDEV" ]; }
-
 # dn DEV: sets DN_OUT to DEV's major:minor, the name the target prints.
 dn() { read -r DN_OUT <"/sys/class/block/${1##*/}/dev"; }
 
@@ -461,10 +449,10 @@ t_image() {
 	# veritysetup open (the parameters come from the superblock)
 	veritysetup open "$d" rdmt-img "$h" "$ROOT" "${oopts[@]}" || die "veritysetup open"
 	assert_served rdmt-img "$expect"
-	dm_dev rdmt-img
-	read -r x <"/sys/block/$DMDEV/queue/logical_block_size"
+	dm_kname rdmt-img || die "no dm device for rdmt-img"
+	read -r x <"/sys/block/$KNAME/queue/logical_block_size"
 	assert_eq "$ss" "$x" "logical block size"
-	read -r x <"/sys/block/$DMDEV/queue/minimum_io_size"
+	read -r x <"/sys/block/$KNAME/queue/minimum_io_size"
 	assert_eq "$ss" "$x" "minimum I/O size"
 	cmp -n "$bytes" /dev/mapper/rdmt-img "$POOL" || die "veritysetup-opened device differs from the source"
 	# plain dmsetup, the table line built by hand, on the same devices
