@@ -257,13 +257,19 @@ wait_hydrated() {
 	done
 }
 
+# scaled SECONDS: sets LIMIT to SECONDS scaled with the test deadline (a
+# slower kernel gets a longer deadline, and more time for every wait).
+scaled() { LIMIT=$(($1 * TEST_DEADLINE / 600)); }
+
 # wait_idle: polls until no region is hydrating (after disable_hydration).
 wait_idle() {
-	local end=$((SECONDS + 60))
+	local end
+	scaled 60
+	end=$((SECONDS + LIMIT))
 	while :; do
 		cstatus
 		[ "$ST_HYDRATING" = 0 ] && return 0
-		[ $SECONDS -lt $end ] || die "regions still hydrating after 60 s: $ST"
+		[ $SECONDS -lt $end ] || die "regions still hydrating after $LIMIT s: $ST"
 		sleep 0.2
 	done
 }
@@ -905,11 +911,13 @@ t_source_faults() {
 		die "read of the overwritten region failed"
 	"${TO[@]}" dmsetup message rdmt-z-dust 0 addbadblock $((20 * R + 100))
 	msg enable_hydration
-	local end=$((SECONDS + 90))
+	local end
+	scaled 90
+	end=$((SECONDS + LIMIT))
 	while :; do
 		cstatus
 		[ "$ST_HYD" -lt $((NREG - 1)) ] || break
-		[ $SECONDS -lt $end ] || die "hydration stuck: $ST"
+		[ $SECONDS -lt $end ] || die "hydration not done after $LIMIT s: $ST"
 		sleep 0.3
 	done
 	sleep 1
@@ -1250,11 +1258,13 @@ t_bad_input() {
 
 # wait_hydrated_at_least N: polls until N regions are hydrated.
 wait_hydrated_at_least() {
-	local end=$((SECONDS + 60))
+	local end
+	scaled 60
+	end=$((SECONDS + LIMIT))
 	while :; do
 		cstatus
 		[ "$ST_HYD" -lt "$1" ] || return 0
-		[ $SECONDS -lt $end ] || die "fewer than $1 regions hydrated after 60 s: $ST"
+		[ $SECONDS -lt $end ] || die "fewer than $1 regions hydrated after $LIMIT s: $ST"
 		sleep 0.2
 	done
 }

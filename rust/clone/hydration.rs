@@ -176,7 +176,8 @@ impl CloneCore {
             h.insert(node.into_node(region, BioList::new()));
             drop(h);
             self.hydrations_in_flight.add(1);
-            bio.data().set(Some(region));
+            // `region` < `MAX_REGIONS` = 2^31 (checked by the constructor).
+            bio.data().set(Some(region as u32));
             bio.submit();
         } else {
             let mut waiting = BioList::new();

@@ -155,8 +155,9 @@ impl Operations for DmClone {
     const VERSION: [u32; 3] = [1, 0, 0];
 
     /// The region of an overwrite: a write covering a whole unhydrated
-    /// region, which hydrates it when it completes.
-    type PerBio = Option<u64>;
+    /// region, which hydrates it when it completes. Regions are counted in
+    /// 31 bits (`MAX_REGIONS`), so it fits `bi_private` (see `dm::target`).
+    type PerBio = Option<u32>;
 
     fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
         if args.count() < 4 {
@@ -397,7 +398,7 @@ impl Operations for DmClone {
         status: &mut BlkStatus,
     ) -> EndIoResult {
         let core = &self.core;
-        if let Some(region) = bio.data().take() {
+        if let Some(region) = bio.data().take().map(u64::from) {
             // An overwrite: the region is hydrated (or not) now; the waiting
             // bios go on before this one completes.
             let s = core.hydration_complete(region, *status);

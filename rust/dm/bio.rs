@@ -73,8 +73,8 @@ impl BlkStatus {
 /// # Invariants
 ///
 /// - `bio` points to a live bio that dm core allocated for a target of type
-///   `T` (so `dm_per_bio_data(bio, T::PER_BIO_SIZE)` is `T::PerBio`), and it
-///   has not been completed or resubmitted.
+///   `T` (so its per-bio data, in `bi_private` or in front of the bio, is
+///   `T::PerBio`), and it has not been completed or resubmitted.
 /// - Its `T::PerBio` was initialised by the `map` trampoline.
 /// - Only this value accesses the bio and its per-bio data.
 pub struct DmBio<T: Operations> {

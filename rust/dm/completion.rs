@@ -59,6 +59,12 @@ impl<T: CompletionHandler> DmBio<T> {
     /// [`CompletionHandler::bio_completed`] run before it completes. Return
     /// [`super::MapResult::Submitted`] after this.
     pub fn submit_intercepted(mut self, target: &Target) {
+        const {
+            assert!(
+                !super::target::per_bio_in_private::<T>(),
+                "the hook must not live in bi_private, which it saves and replaces"
+            )
+        };
         let bio = self.as_raw();
         let hook: *mut CompletionHook = {
             // SAFETY: Only the pinned address is taken; nothing is moved.
