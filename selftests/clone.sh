@@ -1270,7 +1270,7 @@ wait_hydrated_at_least() {
 }
 
 # ==== 11. suspend, reload and remove while hydrating ==========================
-# 256 KiB regions (256 of them) over a slow source (dm-delay, 5 ms): suspend
+# 256 KiB regions (256 of them) over a slow source (dm-delay, 20 ms): suspend
 # waits for the copies in flight (none hydrating while suspended) and nothing
 # moves until resume; a reload
 # with other core args takes over where the old table stopped; remove in the
@@ -1278,7 +1278,11 @@ wait_hydrated_at_least() {
 # committed count. The destination ends equal to the source.
 t_suspend_reload_remove() {
 	begin
-	"${TO[@]}" dmsetup create rdmt-z-slow --table "0 $SZ delay $SRC 0 5"
+	# 20 ms per source read: one region at a time, the device takes 5 s to
+	# hydrate, time enough to suspend or remove it half-way even on a guest
+	# that loses the CPU for a while (with 5 ms, a guest beside four others
+	# saw hydration end before its suspend).
+	"${TO[@]}" dmsetup create rdmt-z-slow --table "0 $SZ delay $SRC 0 20"
 	local st="$MD $DST /dev/mapper/rdmt-z-slow" n rs=512
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $st $rs" || die "create failed"
 	assert_served $CLONE
