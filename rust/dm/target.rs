@@ -183,6 +183,10 @@ pub trait Operations: Sized + Send + Sync + 'static {
 /// `bio` is the clone that dm core is mapping in the `map` call this value
 /// was made for (so `dm_accept_partial_bio()` may shorten it), and the value
 /// does not outlive that call (it is only lent to [`Operations::map`]).
+/// [`Mapping::accept_partial`] recognises that bio by its address: a target
+/// that ends the bio it maps and, in the same call, obtains another bio that
+/// happens to reuse the address, must not pass it (none of ours ends a bio
+/// and takes another in one `map`).
 pub struct Mapping<'a> {
     target: &'a Target,
     bio: *mut bindings::bio,
