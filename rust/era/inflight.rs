@@ -42,6 +42,7 @@ impl Bits {
         Ok(Self(v))
     }
 
+    #[inline]
     pub(crate) fn test(&self, b: u32) -> bool {
         self.0
             .get((b / 64) as usize)
@@ -85,6 +86,7 @@ impl Tracker {
 
     /// Takes a slot for a write to the `count` blocks from `first`; `None`
     /// if all are busy.
+    #[inline]
     pub(crate) fn register(&self, first: u32, count: u32) -> Option<u32> {
         // `first` is below 2^31, so no range encodes as `FREE`.
         let range = (u64::from(first) << 32) | u64::from(count);
@@ -102,6 +104,7 @@ impl Tracker {
     }
 
     /// Frees a slot when its write completes.
+    #[inline]
     pub(crate) fn release(&self, slot: u32) {
         if let Some(s) = self.slots.get(slot as usize) {
             s.store(FREE, SeqCst);
@@ -112,20 +115,16 @@ impl Tracker {
     /// `first` and lets it through (returns its slot) if they are all marked
     /// in the current era; `None` if it must be deferred to the worker to be
     /// marked first.
+    #[inline]
     pub(crate) fn try_let_through(&self, first: u32, count: u32) -> Option<u32> {
-        let all_marked = || {
-            let bits = &self.bits[self.current.load(SeqCst) & 1];
-            (first..first.saturating_add(count)).all(|b| bits.test(b))
-        };
-        // A first look without a slot: a write to an unmarked block is
-        // deferred anyway (the common case of a fresh block costs no slot).
-        if !all_marked() {
-            return None;
-        }
-        // The look that counts comes after the slot is taken (see the
-        // ordering argument above).
+        // The look comes after the slot is taken (see the ordering argument
+        // above). No look before it: a write to an unmarked block takes and
+        // gives back a slot on its way to the worker (little beside the
+        // worker's mark and commit), and a rewrite, the common case here,
+        // looks once.
         let slot = self.register(first, count)?;
-        if all_marked() {
+        let bits = &self.bits[self.current.load(SeqCst) & 1];
+        if (first..first.saturating_add(count)).all(|b| bits.test(b)) {
             Some(slot)
         } else {
             self.release(slot);
