@@ -9,7 +9,8 @@
 # table and writes out/bench/results.{json,md,svg}. See Documentation/bench.md.
 #
 # BENCH_* variables are passed to the guest (see tools/bench-guest);
-# BENCH_MEMORY sets the guest memory (default 2G); BENCH_NO_BUILD=1 measures
+# BENCH_MEMORY sets the guest memory (default 2G), BENCH_CPUS its vCPUs (2;
+# with -icount, 1 makes per-I/O figures repeat to ~0.2%); BENCH_NO_BUILD=1 measures
 # the .ko files as they are, without `make modules` (recorded in the results);
 # BENCH_README=1 puts the tables in the README (tools/bench-report --readme).
 # RDM_QEMU_OPTS="-icount shift=0" (passed to QEMU by tools/vm-run): the
@@ -59,14 +60,14 @@ esac
 
 envs=()
 for v in ${!BENCH_@}; do
-	case $v in BENCH_MEMORY | BENCH_NO_BUILD | BENCH_README | BENCH_TIMEOUT) ;; *) envs+=("$v=${!v}") ;; esac
+	case $v in BENCH_MEMORY | BENCH_CPUS | BENCH_NO_BUILD | BENCH_README | BENCH_TIMEOUT) ;; *) envs+=("$v=${!v}") ;; esac
 done
 
 echo "bench: one $accel guest boot; log: $out/guest.log"
 set +e
 deadline=1800
 case "${RDM_QEMU_OPTS:-}" in *icount*) deadline=5400 ;; esac
-"$top/tools/vm-run" --kernel "$kdir" --memory "${BENCH_MEMORY:-2G}" --timeout "${BENCH_TIMEOUT:-$deadline}" \
+"$top/tools/vm-run" --kernel "$kdir" --memory "${BENCH_MEMORY:-2G}" --cpus "${BENCH_CPUS:-2}" --timeout "${BENCH_TIMEOUT:-$deadline}" \
 	--log "$out/guest-console.log" -- env "${envs[@]}" "$top/tools/bench-guest" |
 	tee "$out/guest.log" | grep -a --line-buffered -v '^BENCH-B64 '
 rc=${PIPESTATUS[0]}
