@@ -305,8 +305,8 @@ impl Operations for Era {
     }
 
     // Inlined into dm's map trampoline, with `blocks_of` and the tracker's
-    // fast path: one call per bio, as C's `era_map` (measured: 0.4% of a 4k
-    // rewrite under `-icount`).
+    // fast path: one call per bio, as C's `era_map` (with the single look in
+    // `try_let_through`: 0.5% more 4k rewrites under `-icount`).
     #[inline]
     fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
         bio.set_dev(&self.origin_dev);
