@@ -75,7 +75,10 @@ impl CloneCore {
         } else {
             Ok(())
         };
-        let waiting = self.hydrating.lock().remove(&region).unwrap_or_default();
+        let waiting = self
+            .hydrating
+            .with(|h| h.remove(&region))
+            .unwrap_or_default();
         let result = match r {
             Ok(()) if status.is_ok() => {
                 self.issue_deferred_bios(waiting);
@@ -136,55 +139,78 @@ impl CloneCore {
 
     /// A write (remapped to the destination) to an unhydrated region: wait
     /// for the region's hydration, or start it (C's `hydrate_bio_region`).
-    pub(crate) fn hydrate_bio_region(self: &Arc<Self>, mut bio: DmBio<DmClone>) {
+    pub(crate) fn hydrate_bio_region(self: &Arc<Self>, bio: DmBio<DmClone>) {
         let region = self.regions.of(bio.sector());
-        {
-            let mut h = self.hydrating.lock();
+        // What to do with the bio once the look under the lock is done: the
+        // lock is held only for the closure (`IrqSpinLock`).
+        enum Next {
+            Waiting,
+            Issue(DmBio<DmClone>),
+            Reserve(DmBio<DmClone>),
+        }
+        let next = self.hydrating.with(|h| {
             if let Some(waiting) = h.get_mut(&region) {
                 waiting.push(bio);
-                return;
+                return Next::Waiting;
             }
             if self.md.is_region_hydrated(region) {
-                drop(h);
-                self.issue_bio(bio);
-                return;
+                return Next::Issue(bio);
             }
-        }
+            Next::Reserve(bio)
+        });
+        let bio = match next {
+            Next::Waiting => return,
+            Next::Issue(bio) => return self.issue_bio(bio),
+            Next::Reserve(bio) => bio,
+        };
         let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
             bio.end(BlkStatus::RESOURCE);
             return;
         };
-        let mut h = self.hydrating.lock();
-        if self.md.is_region_hydrated(region) {
-            drop(h);
-            self.issue_bio(bio);
-            return;
+        enum Then {
+            Waiting,
+            Issue(DmBio<DmClone>),
+            Fail(DmBio<DmClone>),
+            Overwrite(DmBio<DmClone>),
+            Copy,
         }
-        if let Some(waiting) = h.get_mut(&region) {
-            waiting.push(bio);
-            return;
-        }
-        if self.mode() >= Mode::ReadOnly {
-            drop(h);
-            bio.end(BlkStatus::IOERR);
-            return;
-        }
-        // A write of the whole region hydrates it by itself. Not a FUA one:
-        // its completion would have to wait for the commit that records the
-        // region; it takes the copy path and waits in `issue_bio` instead.
-        if u64::from(bio.sectors()) == self.regions.size() && !bio.is_fua() {
-            h.insert(node.into_node(region, BioList::new()));
-            drop(h);
-            self.hydrations_in_flight.add(1);
-            // `region` < `MAX_REGIONS` = 2^31 (checked by the constructor).
-            bio.data().set(Some(region as u32));
-            bio.submit();
-        } else {
-            let mut waiting = BioList::new();
-            waiting.push(bio);
-            h.insert(node.into_node(region, waiting));
-            drop(h);
-            self.hydration_copy(region, 1);
+        let whole = u64::from(bio.sectors()) == self.regions.size() && !bio.is_fua();
+        let then = self.hydrating.with(|h| {
+            if self.md.is_region_hydrated(region) {
+                return Then::Issue(bio);
+            }
+            if let Some(waiting) = h.get_mut(&region) {
+                waiting.push(bio);
+                return Then::Waiting;
+            }
+            if self.mode() >= Mode::ReadOnly {
+                return Then::Fail(bio);
+            }
+            // A write of the whole region hydrates it by itself. Not a FUA
+            // one: its completion would have to wait for the commit that
+            // records the region; it takes the copy path and waits in
+            // `issue_bio` instead.
+            if whole {
+                h.insert(node.into_node(region, BioList::new()));
+                Then::Overwrite(bio)
+            } else {
+                let mut waiting = BioList::new();
+                waiting.push(bio);
+                h.insert(node.into_node(region, waiting));
+                Then::Copy
+            }
+        });
+        match then {
+            Then::Waiting => {}
+            Then::Issue(bio) => self.issue_bio(bio),
+            Then::Fail(bio) => bio.end(BlkStatus::IOERR),
+            Then::Overwrite(mut bio) => {
+                self.hydrations_in_flight.add(1);
+                // `region` < `MAX_REGIONS` = 2^31 (checked by the constructor).
+                bio.data().set(Some(region as u32));
+                bio.submit();
+            }
+            Then::Copy => self.hydration_copy(region, 1),
         }
     }
 
@@ -225,19 +251,25 @@ impl CloneCore {
         let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
             return nr;
         };
+        let mut node = Some(node);
         while offset < nr {
             offset = self.md.find_next_unhydrated(offset);
             if offset >= nr {
                 break;
             }
-            let mut h = self.hydrating.lock();
-            if !self.md.is_region_hydrated(offset) && h.get(&offset).is_none() {
-                h.insert(node.into_node(offset, BioList::new()));
-                drop(h);
+            let taken = self.hydrating.with(|h| {
+                if !self.md.is_region_hydrated(offset) && h.get(&offset).is_none() {
+                    if let Some(n) = node.take() {
+                        h.insert(n.into_node(offset, BioList::new()));
+                        return true;
+                    }
+                }
+                false
+            });
+            if taken {
                 self.batch_hydration(batch, offset);
                 return offset + 1;
             }
-            drop(h);
             offset += 1;
         }
         offset

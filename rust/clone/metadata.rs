@@ -338,14 +338,15 @@ impl Metadata {
             );
             return Err(ERANGE);
         }
-        let mut b = self.bitmaps.lock();
-        if b.read_only {
-            return Err(EPERM);
-        }
-        b.current.set(region);
-        self.set_in_core(region);
-        self.changed_current.store(true, Ordering::SeqCst);
-        Ok(())
+        self.bitmaps.with(|b| {
+            if b.read_only {
+                return Err(EPERM);
+            }
+            b.current.set(region);
+            self.set_in_core(region);
+            self.changed_current.store(true, Ordering::SeqCst);
+            Ok(())
+        })
     }
 
     fn set_in_core(&self, region: u64) {
@@ -366,18 +367,19 @@ impl Metadata {
             );
             return Err(ERANGE);
         }
-        let mut b = self.bitmaps.lock();
-        if b.read_only {
-            return Err(EPERM);
-        }
-        for region in start..start + n {
-            if !self.test(region) {
-                b.current.set(region);
-                self.set_in_core(region);
-                self.changed_current.store(true, Ordering::SeqCst);
+        self.bitmaps.with(|b| {
+            if b.read_only {
+                return Err(EPERM);
             }
-        }
-        Ok(())
+            for region in start..start + n {
+                if !self.test(region) {
+                    b.current.set(region);
+                    self.set_in_core(region);
+                    self.changed_current.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Whether regions were marked since the last commit.
@@ -402,14 +404,15 @@ impl Metadata {
             return Err(EINVAL);
         }
         let spare = d.spare.take().ok_or(EINVAL)?;
-        let mut b = self.bitmaps.lock();
-        let dirty = core::mem::replace(&mut b.current, spare);
-        // Hand the flag over without a moment where both read false: a
-        // flush bio checking in between would skip the commit it needs.
-        let changed = self.changed_current.load(Ordering::SeqCst);
-        self.changed_committing.store(changed, Ordering::SeqCst);
-        self.changed_current.store(false, Ordering::SeqCst);
-        drop(b);
+        let dirty = self.bitmaps.with(|b| {
+            let dirty = core::mem::replace(&mut b.current, spare);
+            // Hand the flag over without a moment where both read false: a
+            // flush bio checking in between would skip the commit it needs.
+            let changed = self.changed_current.load(Ordering::SeqCst);
+            self.changed_committing.store(changed, Ordering::SeqCst);
+            self.changed_current.store(false, Ordering::SeqCst);
+            dirty
+        });
         d.committing = Some(dirty);
         Ok(())
     }
@@ -496,7 +499,7 @@ impl Metadata {
     /// No more metadata changes (read-only or fail mode).
     pub(crate) fn set_read_only(&self) {
         let d = self.disk.lock();
-        self.bitmaps.lock().read_only = true;
+        self.bitmaps.with(|b| b.read_only = true);
         if let Some(pd) = &d.pd {
             pd.tm.bm().set_read_only();
         }

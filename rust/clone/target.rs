@@ -6,7 +6,7 @@
 
 use crate::dm::{
     self, kcopyd::KcopydClient, parse, periodic, periodic::PeriodicWork, BlkStatus, DmBio,
-    EndIoResult, MapResult, Mapping, Op, Operations, StatusType, StatusWriter, Target,
+    EndIoBio, EndIoResult, MapBio, MapResult, Op, Operations, StatusType, StatusWriter, Target,
 };
 use crate::metadata::Metadata;
 use crate::superblock::{Regions, METADATA_BLOCK_SIZE};
@@ -14,7 +14,6 @@ use crate::worker::{CloneCore, Mode, Settings};
 use crate::{dm_err, dm_err_limit, dm_warn};
 use core::{
     fmt::Write,
-    pin::Pin,
     sync::atomic::{AtomicBool, AtomicU32, Ordering},
 };
 use kernel::{c_str, prelude::*, sync::Arc};
@@ -100,9 +99,10 @@ fn is(arg: &CStr, name: &str) -> bool {
 impl DmClone {
     /// Shortens `bio` (being mapped, its sector already the target's) to end
     /// where region `stop`, one of the regions it covers, starts.
-    fn cut_before(&self, mapping: &Mapping<'_>, bio: &mut DmBio<Self>, stop: u64) -> Result {
+    fn cut_before(&self, bio: &mut MapBio<'_, Self>, stop: u64) -> Result {
         let keep = self.core.regions.start(stop) - bio.sector();
-        mapping.accept_partial(bio, keep as u32).inspect_err(|_| {
+        let keep = u32::try_from(keep).map_err(|_| EINVAL)?;
+        bio.accept_partial(keep).inspect_err(|_| {
             dm_err_limit!(
                 "{}: cannot split a bio at region {} ({} + {})",
                 self.core.handle.device_name(),
@@ -143,7 +143,7 @@ impl DmClone {
             bio.end(BlkStatus::OK);
             return;
         }
-        core.deferred.lock().discards.push(bio);
+        core.deferred.with(|d| d.discards.push(bio));
         core.wake();
     }
 }
@@ -159,7 +159,7 @@ impl Operations for DmClone {
     /// 31 bits (`MAX_REGIONS`), so it fits `bi_private` (see `dm::target`).
     type PerBio = Option<u32>;
 
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
         if args.count() < 4 {
             return Err(args.fail(c_str!("Invalid number of arguments"), EINVAL));
         }
@@ -302,38 +302,34 @@ impl Operations for DmClone {
         target.set_flush_supported(true);
         target.set_discards_supported(true);
         target.set_num_discard_bios(1);
-        KBox::pin(
-            DmClone {
-                waker,
-                wq,
-                core,
-                fresh: AtomicBool::new(true),
-                table_args,
-            },
-            GFP_KERNEL,
-        )
-        .map_err(|e| args.fail(c_str!("Failed to allocate clone structure"), e.into()))
+        Ok(DmClone {
+            waker,
+            wq,
+            core,
+            fresh: AtomicBool::new(true),
+            table_args,
+        })
     }
 
-    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         let core = &self.core;
         core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
         if core.mode() == Mode::Fail {
             // dm core does not call `end_io` for killed bios.
             core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
-            return MapResult::Kill(bio);
+            return bio.kill();
         }
         // dm core sends flushes as empty bios.
         if bio.is_preflush() {
             bio.set_dev(&core.dest);
-            core.issue_bio(bio);
-            return MapResult::Submitted;
+            core.issue_bio(bio.keep());
+            return MapResult::submitted();
         }
         let sector = target.offset(bio.sector());
         bio.set_sector(sector);
         if bio.op() == Op::Discard {
-            self.process_discard_bio(bio);
-            return MapResult::Submitted;
+            self.process_discard_bio(bio.keep());
+            return MapResult::submitted();
         }
         // C sets `max_io_len` to the region size, so dm core cuts a 1 MiB
         // read of 64 KiB regions into 16 bios, each mapped alone. Here a bio
@@ -367,36 +363,31 @@ impl Operations for DmClone {
         } else {
             (Route::Hydrate, region + 1)
         };
-        if stop <= last && self.cut_before(target, &mut bio, stop).is_err() {
+        if stop <= last && self.cut_before(&mut bio, stop).is_err() {
             // Never for the reads and writes dm core maps here; the bio
             // fails rather than reach regions in another state.
             core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
-            return MapResult::Kill(bio);
+            return bio.kill();
         }
         match route {
             Route::Dest => {
                 bio.set_dev(&core.dest);
-                core.issue_bio(bio);
-                MapResult::Submitted
+                core.issue_bio(bio.keep());
+                MapResult::submitted()
             }
             Route::Source => {
                 bio.set_dev(&core.source);
-                MapResult::Remapped(bio)
+                bio.remap()
             }
             Route::Hydrate => {
                 bio.set_dev(&core.dest);
-                core.hydrate_bio_region(bio);
-                MapResult::Submitted
+                core.hydrate_bio_region(bio.keep());
+                MapResult::submitted()
             }
         }
     }
 
-    fn end_io(
-        &self,
-        _target: &Target,
-        bio: &mut DmBio<Self>,
-        status: &mut BlkStatus,
-    ) -> EndIoResult {
+    fn end_io(&self, mut bio: EndIoBio<'_, Self>, status: &mut BlkStatus) -> EndIoResult {
         let core = &self.core;
         if let Some(region) = bio.data().take().map(u64::from) {
             // An overwrite: the region is hydrated (or not) now; the waiting

@@ -280,7 +280,7 @@ impl CloneCore {
             bio.end(BlkStatus::IOERR);
             return;
         }
-        self.deferred.lock().flush_bios.push(bio);
+        self.deferred.with(|d| d.flush_bios.push(bio));
         self.wake();
     }
 
@@ -299,20 +299,19 @@ impl CloneCore {
                 normal.push(bio);
             }
         }
-        {
-            let mut d = self.deferred.lock();
+        self.deferred.with(|d| {
             while let Some(bio) = normal.pop() {
                 d.bios.push(bio);
             }
             while let Some(bio) = flush.pop() {
                 d.flush_bios.push(bio);
             }
-        }
+        });
         self.wake();
     }
 
     fn process_deferred_bios(&self) {
-        let bios = self.deferred.lock().bios.take();
+        let bios = self.deferred.with(|d| d.bios.take());
         bios.submit_all();
     }
 
@@ -322,8 +321,14 @@ impl CloneCore {
         if self.settings.discard_passdown.load(Ordering::Relaxed) && success {
             let (first, n) = self.regions.covered(bio.sector(), u64::from(bio.sectors()));
             bio.set_dev(&self.dest);
-            bio.trim_discard(self.regions.start(first), (n << self.regions.shift) as u32);
-            bio.submit();
+            let trimmed = u32::try_from(n << self.regions.shift)
+                .map_err(|_| EINVAL)
+                .and_then(|sectors| bio.trim_discard(self.regions.start(first), sectors));
+            match trimmed {
+                Ok(()) => bio.submit(),
+                // Never: whole regions covered by the discard lie within it.
+                Err(_) => bio.end(BlkStatus::IOERR),
+            }
         } else {
             bio.end(BlkStatus::OK);
         }
@@ -332,7 +337,7 @@ impl CloneCore {
     /// Discarded regions count as hydrated (there is nothing to copy): C's
     /// `process_deferred_discards`.
     fn process_deferred_discards(&self) {
-        let mut discards = self.deferred.lock().discards.take();
+        let mut discards = self.deferred.with(|d| d.discards.take());
         if discards.is_empty() {
             return;
         }
@@ -361,7 +366,7 @@ impl CloneCore {
     /// Commits for the flushes and FUA writes waiting, or because a second
     /// passed (C's `process_deferred_flush_bios`).
     fn process_deferred_flush_bios(&self) {
-        let mut bios = self.deferred.lock().flush_bios.take();
+        let mut bios = self.deferred.with(|d| d.flush_bios.take());
         if bios.is_empty()
             && !(self.md.changed_this_transaction() && self.need_commit_due_to_time())
         {

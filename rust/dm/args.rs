@@ -29,7 +29,7 @@ impl<'a> Args<'a> {
     /// # Safety
     ///
     /// Every pointer in `argv` must be a NUL-terminated string valid for `'a`.
-    pub(crate) unsafe fn for_ctr(argv: &'a [*mut kernel::ffi::c_char], target: &'a Target) -> Self {
+    pub(super) unsafe fn for_ctr(argv: &'a [*mut kernel::ffi::c_char], target: &'a Target) -> Self {
         Self {
             argv,
             next: 0,
@@ -40,7 +40,7 @@ impl<'a> Args<'a> {
     /// # Safety
     ///
     /// Every pointer in `argv` must be a NUL-terminated string valid for `'a`.
-    pub(crate) unsafe fn for_message(
+    pub(super) unsafe fn for_message(
         argv: &'a [*mut kernel::ffi::c_char],
         target_name: &'static CStr,
     ) -> Self {

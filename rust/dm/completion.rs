@@ -4,8 +4,10 @@
 //! context before dm core sees the bio complete (what dm-verity does to
 //! verify data).
 
-use super::{bindings, BlkStatus, DmBio, Operations, Target, Workqueue};
-use core::{marker::PhantomData, pin::Pin};
+use super::{
+    bindings, hash::HashInput, BlkStatus, MapBio, MapResult, Operations, Target, Workqueue,
+};
+use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{error::code::EIO, prelude::*, types::Opaque};
 
 /// Per-bio state of a target that takes over completions: its
@@ -54,11 +56,16 @@ pub trait CompletionHandler: Operations<PerBio = CompletionHook> {
     fn bio_completed(&self, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus;
 }
 
-impl<T: CompletionHandler> DmBio<T> {
+impl<'m, T: CompletionHandler> MapBio<'m, T> {
     /// Submits the remapped bio to its device, and has
-    /// [`CompletionHandler::bio_completed`] run before it completes. Return
-    /// [`super::MapResult::Submitted`] after this.
-    pub fn submit_intercepted(mut self, target: &Target) {
+    /// [`CompletionHandler::bio_completed`] run before it completes; returns
+    /// `map`'s result. The target the completion is handed to is the one
+    /// this bio is being mapped for (a `T`), so the type is known.
+    ///
+    /// # Context
+    ///
+    /// `map`.
+    pub fn submit_intercepted(mut self) -> MapResult<'m> {
         const {
             assert!(
                 !super::target::per_bio_in_private::<T>(),
@@ -66,22 +73,25 @@ impl<T: CompletionHandler> DmBio<T> {
             )
         };
         let bio = self.as_raw();
+        let ti = self.target_raw();
         let hook: *mut CompletionHook = {
             // SAFETY: Only the pinned address is taken; nothing is moved.
             unsafe { Pin::get_unchecked_mut(self.data()) }
         };
-        // SAFETY: We own the live bio (`DmBio` invariants) and its hook; the
+        // SAFETY: We own the live bio (`MapBio` invariants) and its hook; the
         // bio is not yet submitted, so nothing else looks at these fields.
+        // `ti` is the constructed target of type `T` the bio is mapped for.
         unsafe {
             (*hook).bio = bio;
-            (*hook).ti = target.as_raw();
+            (*hook).ti = ti;
             (*hook).orig_end_io = (*bio).bi_end_io;
             (*hook).orig_private = (*bio).bi_private;
             (*hook).iter = (*bio).bi_iter;
             (*bio).bi_end_io = Some(intercepted_end_io::<T>);
             (*bio).bi_private = hook.cast();
         }
-        self.submit();
+        self.keep().submit();
+        MapResult::submitted()
     }
 }
 
@@ -173,21 +183,29 @@ impl CompletedBio<'_> {
     /// Runs `f` on the next `block_size` bytes of data, then moves past them.
     /// Fails with `EIO` if they are not contiguous in memory (a block that
     /// spans pages; targets prevent it with their DMA alignment).
-    pub fn next_block<R>(&mut self, block_size: u32, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
-        if self.iter.bi_size < block_size {
+    pub fn next_block<R>(
+        &mut self,
+        block_size: u32,
+        f: impl FnOnce(&mut BioData<'_>) -> R,
+    ) -> Result<R> {
+        if block_size == 0 || self.iter.bi_size < block_size {
             return Err(EIO);
         }
         let mut len: u32 = 0;
         // SAFETY: `bio` is live and `iter` within its data (invariant).
         let p = unsafe { bindings::rdm_bio_iter_map(self.bio, &mut self.iter, &mut len) };
-        let r = if len >= block_size && !p.is_null() {
-            // SAFETY: The segment is mapped for `len >= block_size` bytes and
-            // nothing else accesses the bio's data until it completes.
-            Ok(f(unsafe {
-                core::slice::from_raw_parts_mut(p.cast::<u8>(), block_size as usize)
-            }))
-        } else {
-            Err(EIO)
+        let r = match NonNull::new(p.cast::<u8>()) {
+            Some(ptr) if len >= block_size => {
+                // INVARIANT: the segment is mapped for `len >= block_size`
+                // bytes until it is unmapped below, after `f`.
+                let mut data = BioData {
+                    ptr,
+                    len: block_size as usize,
+                    _p: PhantomData,
+                };
+                Ok(f(&mut data))
+            }
+            _ => Err(EIO),
         };
         // SAFETY: Unmaps what `rdm_bio_iter_map` mapped, in order.
         unsafe { bindings::rdm_unmap_local(p) };
@@ -201,5 +219,71 @@ impl CompletedBio<'_> {
         let bytes = bytes.min(self.iter.bi_size);
         // SAFETY: `bytes <= bi_size`.
         unsafe { bindings::rdm_bio_advance_iter(self.bio, &mut self.iter, bytes) };
+    }
+}
+
+/// One block of a bio's data, mapped for the length of a
+/// [`CompletedBio::next_block`] call.
+///
+/// Not a `&mut [u8]`: the pages of a bio may be user memory (`O_DIRECT`)
+/// that another thread writes while the device reads into it, which a Rust
+/// slice must never see. The data is read and written only by C (`memcpy`,
+/// `memset`, the crypto API), as C dm-verity does.
+///
+/// # Invariants
+///
+/// `ptr` is mapped and valid for `len` bytes for `'a`.
+pub struct BioData<'a> {
+    ptr: NonNull<u8>,
+    len: usize,
+    _p: PhantomData<&'a mut u8>,
+}
+
+impl BioData<'_> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block is empty (never: blocks have a size).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sets every byte to `byte`.
+    pub fn fill(&mut self, byte: u8) {
+        // SAFETY: Valid for `len` bytes (invariant).
+        unsafe { bindings::rdm_memset(self.ptr.as_ptr().cast(), byte.into(), self.len) };
+    }
+
+    /// Replaces the data with `src`; `EINVAL` if the lengths differ.
+    pub fn copy_from_slice(&mut self, src: &[u8]) -> Result {
+        if src.len() != self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: Both are valid for `len` bytes and do not overlap (`src`
+        // is a Rust slice, which bio pages never are).
+        unsafe { bindings::rdm_memcpy(self.ptr.as_ptr().cast(), src.as_ptr().cast(), self.len) };
+        Ok(())
+    }
+
+    /// Copies the data into `dst`; `EINVAL` if the lengths differ.
+    pub fn copy_to_slice(&self, dst: &mut [u8]) -> Result {
+        if dst.len() != self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: As in `copy_from_slice`.
+        unsafe {
+            bindings::rdm_memcpy(dst.as_mut_ptr().cast(), self.ptr.as_ptr().cast(), self.len)
+        };
+        Ok(())
+    }
+}
+
+// SAFETY: Valid for `len` bytes while borrowed (invariant); the crypto API
+// reads it from C.
+unsafe impl HashInput for BioData<'_> {
+    fn raw_parts(&self) -> (*const u8, usize) {
+        (self.ptr.as_ptr(), self.len)
     }
 }

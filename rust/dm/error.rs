@@ -5,7 +5,7 @@
 use kernel::prelude::*;
 
 /// Turns a pointer that may be an `ERR_PTR()` into a `Result`.
-pub(crate) fn from_err_ptr<T>(ptr: *mut T) -> Result<*mut T> {
+pub(super) fn from_err_ptr<T>(ptr: *mut T) -> Result<*mut T> {
     const MAX_ERRNO: usize = 4095;
     let v = ptr as usize;
     if v >= MAX_ERRNO.wrapping_neg() {

@@ -106,9 +106,32 @@ impl Shash {
         f(desc)
     }
 
-    fn update(desc: *mut bindings::shash_desc, data: &[u8]) -> Result {
-        // SAFETY: `desc` is initialised for our transform; `data` is valid.
-        to_result(unsafe { bindings::crypto_shash_update(desc, data.as_ptr(), data.len() as u32) })
+    fn update<D: HashInput + ?Sized>(desc: *mut bindings::shash_desc, data: &D) -> Result {
+        let (ptr, len) = data.raw_parts();
+        let len = u32::try_from(len).map_err(|_| EINVAL)?;
+        // SAFETY: `desc` is initialised for our transform; `ptr` is valid for
+        // `len` bytes while `data` is borrowed (`HashInput`'s contract).
+        to_result(unsafe { bindings::crypto_shash_update(desc, ptr, len) })
+    }
+
+    /// `out[..digest_size] = H(first || second)`.
+    pub fn digest2<D: HashInput + ?Sized>(
+        &self,
+        first: &D,
+        second: &[u8],
+        out: &mut [u8],
+    ) -> Result {
+        if out.len() < self.digest_size() {
+            return Err(EINVAL);
+        }
+        self.with_desc(|desc| {
+            // SAFETY: `desc` is set up for our transform.
+            to_result(unsafe { bindings::rdm_crypto_shash_init(desc) })?;
+            Self::update(desc, first)?;
+            Self::update(desc, second)?;
+            // SAFETY: `out` has room for the digest (checked above).
+            to_result(unsafe { bindings::crypto_shash_final(desc, out.as_mut_ptr()) })
+        })
     }
 
     /// `out[..digest_size] = H(parts[0] || parts[1] || ...)`.
@@ -120,7 +143,7 @@ impl Shash {
             // SAFETY: `desc` is set up for our transform.
             to_result(unsafe { bindings::rdm_crypto_shash_init(desc) })?;
             for p in parts {
-                Self::update(desc, p)?;
+                Self::update(desc, *p)?;
             }
             // SAFETY: `out` has room for the digest (checked above).
             to_result(unsafe { bindings::crypto_shash_final(desc, out.as_mut_ptr()) })
@@ -144,25 +167,44 @@ impl Shash {
 
     /// `out = H(prefix || data)`, starting from the state [`Shash::export_state`]
     /// produced for `prefix`.
-    pub fn digest_from_state(&self, state: &[u8], data: &[u8], out: &mut [u8]) -> Result {
+    pub fn digest_from_state<D: HashInput + ?Sized>(
+        &self,
+        state: &[u8],
+        data: &D,
+        out: &mut [u8],
+    ) -> Result {
         if out.len() < self.digest_size() || state.len() < self.state_size() {
             return Err(EINVAL);
         }
+        let (ptr, len) = data.raw_parts();
+        let len = u32::try_from(len).map_err(|_| EINVAL)?;
         self.with_desc(|desc| {
             // SAFETY: `desc` is set up for our transform; `state` holds an
             // exported state of it.
             to_result(unsafe { bindings::crypto_shash_import(desc, state.as_ptr().cast()) })?;
             // SAFETY: `desc` holds the imported state; `out` has room for the
             // digest.
-            to_result(unsafe {
-                bindings::crypto_shash_finup(
-                    desc,
-                    data.as_ptr(),
-                    data.len() as u32,
-                    out.as_mut_ptr(),
-                )
-            })
+            to_result(unsafe { bindings::crypto_shash_finup(desc, ptr, len, out.as_mut_ptr()) })
         })
+    }
+}
+
+/// Data a [`Shash`] can hash: byte slices, and views of bio data
+/// ([`super::completion::BioData`]) that Rust must not read as a slice.
+///
+/// # Safety
+///
+/// `raw_parts` returns a pointer valid for reads of the returned length for
+/// as long as `self` is borrowed.
+pub unsafe trait HashInput {
+    /// The data's address and length.
+    fn raw_parts(&self) -> (*const u8, usize);
+}
+
+// SAFETY: A slice is valid for its length while borrowed.
+unsafe impl HashInput for [u8] {
+    fn raw_parts(&self) -> (*const u8, usize) {
+        (self.as_ptr(), self.len())
     }
 }
 

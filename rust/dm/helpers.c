@@ -309,9 +309,31 @@ unsigned int rdm_bdev_max_discard_sectors(struct block_device *bdev)
 	return bdev_max_discard_sectors(bdev);
 }
 
-const struct queue_limits *rdm_bdev_limits(struct block_device *bdev)
+void rdm_bdev_discard_limits(struct block_device *bdev, struct rdm_discard_limits *out)
 {
-	return &bdev_get_queue(bdev)->limits;
+	const struct queue_limits *l = &bdev_get_queue(bdev)->limits;
+
+	/* Plain reads, as the block layer's own readers of the limits do. */
+	out->max_discard_sectors = bdev_max_discard_sectors(bdev);
+	out->max_hw_discard_sectors = READ_ONCE(l->max_hw_discard_sectors);
+	out->granularity = READ_ONCE(l->discard_granularity);
+	out->alignment = READ_ONCE(l->discard_alignment);
+	out->max_segments = READ_ONCE(l->max_discard_segments);
+}
+
+void rdm_memcpy(void *dst, const void *src, size_t n)
+{
+	memcpy(dst, src, n);
+}
+
+void rdm_memset(void *dst, int c, size_t n)
+{
+	memset(dst, c, n);
+}
+
+void rdm_might_sleep(void)
+{
+	might_sleep();
 }
 
 /* ---- noio.rs -------------------------------------------------------- */

@@ -82,7 +82,19 @@ unsigned long rdm_jiffies(void);
 
 /* device.rs: discard limits of an underlying device. */
 unsigned int rdm_bdev_max_discard_sectors(struct block_device *bdev);
-const struct queue_limits *rdm_bdev_limits(struct block_device *bdev);
+struct rdm_discard_limits {
+	unsigned int max_discard_sectors;
+	unsigned int max_hw_discard_sectors;
+	unsigned int granularity;
+	unsigned int alignment;
+	unsigned short max_segments;
+};
+void rdm_bdev_discard_limits(struct block_device *bdev, struct rdm_discard_limits *out);
+/* might_sleep(): a splat under CONFIG_DEBUG_ATOMIC_SLEEP in atomic context */
+void rdm_might_sleep(void);
+/* bio data that Rust must not read as a slice (completion.rs) */
+void rdm_memcpy(void *dst, const void *src, size_t n);
+void rdm_memset(void *dst, int c, size_t n);
 
 /* noio.rs */
 unsigned int rdm_memalloc_noio_save(void);

@@ -41,10 +41,17 @@ impl IoClient {
     /// Reads `buf.len()` bytes (a multiple of 512) from `sector` of `dev`
     /// into `buf`, waiting for the I/O. `buf` must be kmalloc'ed memory (a
     /// `KVec`), which dm-io addresses page by page.
+    ///
+    /// `EINVAL` for an empty buffer or a length that is not a multiple of 512.
+    ///
+    /// # Context
+    ///
+    /// Process context (sleeps).
     pub fn read_sync(&self, dev: &Device, sector: u64, buf: &mut KVec<u8>) -> Result {
-        if buf.len() % 512 != 0 {
+        if buf.is_empty() || buf.len() % 512 != 0 {
             return Err(EINVAL);
         }
+        super::might_sleep();
         let mut req = bindings::dm_io_request {
             bi_opf: bindings::req_op_REQ_OP_READ,
             mem: bindings::dm_io_memory {

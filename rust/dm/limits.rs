@@ -18,7 +18,7 @@ impl QueueLimits {
     /// # Safety
     ///
     /// `ptr` must be valid and exclusively accessible for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::queue_limits) -> &'a mut Self {
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::queue_limits) -> &'a mut Self {
         // SAFETY: `QueueLimits` is `repr(transparent)` over the C struct, and
         // the caller guarantees validity and exclusivity for `'a`.
         unsafe { &mut *ptr.cast() }

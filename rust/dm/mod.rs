@@ -9,10 +9,15 @@
 //! helpers (`helpers.c`).
 //!
 //! A bio's way: dm core calls the C vtable built by [`Registration`] → the
-//! trampoline wraps the raw pointers ([`Target`], [`DmBio`]) and borrows the
-//! target instance → [`Operations::map`] remaps it and gives it back
-//! ([`MapResult::Remapped`]), or keeps it ([`MapResult::Submitted`]) →
-//! completion → [`Operations::end_io`] → dm core.
+//! trampoline wraps the raw pointers ([`Target`], [`MapBio`]) and borrows the
+//! target instance → [`Operations::map`] remaps the bio and gives it back
+//! ([`MapBio::remap`]), or keeps it ([`MapBio::keep`] → [`DmBio`], then
+//! [`MapResult::submitted`]) → completion → [`Operations::end_io`]
+//! ([`EndIoBio`]) → dm core.
+//!
+//! Visibility: each target crate compiles this folder in as its module
+//! `dm`, so `pub(crate)` would reach the target's code. Everything internal
+//! is `pub(super)` (visible in `dm` only); targets see `pub` items alone.
 //!
 //! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h)
 
@@ -47,17 +52,26 @@ mod target;
 mod workqueue;
 
 pub use args::Args;
-pub use bio::{with_plug, BioList, BlkStatus, DmBio, Op};
+pub use bio::{with_plug, BioList, BlkStatus, DmBio, EndIoBio, MapBio, MapResult, Op};
 pub use device::{Device, DiscardLimits};
 pub use emit::StatusWriter;
 pub use error::reason;
 pub use limits::QueueLimits;
 pub use noio::noio;
 pub use target::{
-    features, Ctr, DeviceCallout, EndIoResult, MapResult, Mapping, Operations, Registration,
-    StatusType, Target, TargetHandle, STATUS_NOFLUSH,
+    features, Ctr, DeviceCallout, EndIoResult, Operations, Registration, StatusType, Target,
+    TargetHandle, STATUS_NOFLUSH,
 };
 pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};
+
+/// `might_sleep()`: in a kernel with `CONFIG_DEBUG_ATOMIC_SLEEP`, a report
+/// when called in atomic context, whether or not the caller then sleeps.
+/// Every method of this abstraction that may sleep calls it first.
+#[inline]
+fn might_sleep() {
+    // SAFETY: No preconditions.
+    unsafe { bindings::rdm_might_sleep() };
+}
 
 /// Logs an error with dm's prefix: `device-mapper: <DM_MSG_PREFIX>: ...`.
 ///

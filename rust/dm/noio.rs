@@ -11,8 +11,13 @@
 use super::bindings;
 
 /// Runs `f` with every allocation in it done as `GFP_NOIO` (use
-/// `GFP_KERNEL` inside). Process context only.
+/// `GFP_KERNEL` inside).
+///
+/// # Context
+///
+/// Process context: allocations in `f` may sleep (never to wait for I/O).
 pub fn noio<R>(f: impl FnOnce() -> R) -> R {
+    super::might_sleep();
     // SAFETY: Saves and sets the task's allocation scope; restored below.
     let flags = unsafe { bindings::rdm_memalloc_noio_save() };
     let r = f();

@@ -36,11 +36,12 @@ pub trait Tick: Send + Sync + 'static {
 ///
 /// # Invariants
 ///
-/// `p` was allocated by `rdm_periodic_alloc` with `ctx` the pointer of
-/// `owner` (kept alive by the `Arc` in this value) and is freed only by drop.
+/// `p` was allocated by `rdm_periodic_alloc` with `ctx` = `owner`, a pointer
+/// from [`Arc::into_raw`] whose reference this value owns; both are freed
+/// only by drop, the work cancelled first.
 pub struct PeriodicWork<T: Tick> {
     p: NonNull<bindings::rdm_periodic>,
-    owner: Arc<T>,
+    owner: *const T,
 }
 
 // SAFETY: The C work item may be scheduled and cancelled from any thread;
@@ -51,25 +52,54 @@ unsafe impl<T: Tick> Sync for PeriodicWork<T> {}
 
 impl<T: Tick> PeriodicWork<T> {
     /// Prepares calls of `T::tick(owner)` every `period` jiffies.
+    ///
+    /// # Context
+    ///
+    /// Process context (allocates with `GFP_KERNEL`).
     pub fn new(owner: Arc<T>, period: u64) -> Result<Self> {
-        let ctx = (&*owner as *const T).cast_mut().cast::<c_void>();
+        let owner = Arc::into_raw(owner);
         // SAFETY: `run::<T>` matches the callback type; `ctx` stays valid
-        // while the work exists, since `owner` is kept with it.
-        let p = unsafe { bindings::rdm_periodic_alloc(Some(Self::run), ctx, period as _) };
-        let p = NonNull::new(p).ok_or(ENOMEM)?;
-        // INVARIANT: just allocated with `ctx` pointing at `owner`.
+        // while the work exists, since the reference is kept with it.
+        let p = unsafe {
+            bindings::rdm_periodic_alloc(
+                Some(Self::run),
+                owner.cast_mut().cast::<c_void>(),
+                period as _,
+            )
+        };
+        let Some(p) = NonNull::new(p) else {
+            // SAFETY: From `Arc::into_raw` above, given back once.
+            drop(unsafe { Arc::from_raw(owner) });
+            return Err(ENOMEM);
+        };
+        // INVARIANT: just allocated with `ctx` = `owner`, from `into_raw`.
         Ok(Self { p, owner })
     }
 
+    fn owner(&self) -> ArcBorrow<'_, T> {
+        // SAFETY: `owner` came from `Arc::into_raw` and its reference is held
+        // by `self` (invariant), so it outlives the borrow.
+        unsafe { ArcBorrow::from_raw(self.owner) }
+    }
+
     /// Calls `tick` now, then every period (C's `do_waker()` from `resume`).
+    ///
+    /// # Context
+    ///
+    /// Process context.
     pub fn start(&self) {
-        T::tick(self.owner.as_arc_borrow());
+        T::tick(self.owner());
         // SAFETY: `p` is live (invariant).
         unsafe { bindings::rdm_periodic_schedule(self.p.as_ptr()) };
     }
 
     /// Stops the calls and waits for one that is running.
+    ///
+    /// # Context
+    ///
+    /// Process context (sleeps); not from `tick` itself.
     pub fn stop(&self) {
+        super::might_sleep();
         // SAFETY: `p` is live (invariant).
         unsafe { bindings::rdm_periodic_cancel_sync(self.p.as_ptr()) };
     }
@@ -78,8 +108,8 @@ impl<T: Tick> PeriodicWork<T> {
     ///
     /// Called by the C work item with the `ctx` given at allocation.
     unsafe extern "C" fn run(ctx: *mut c_void) {
-        // SAFETY: `ctx` is the pointer of the `Arc<T>` kept by the
-        // `PeriodicWork`, which cancels the work before dropping it.
+        // SAFETY: `ctx` came from `Arc::into_raw`, and its reference is held
+        // by the `PeriodicWork`, which cancels the work before dropping it.
         let this = unsafe { ArcBorrow::from_raw(ctx.cast::<T>().cast_const()) };
         T::tick(this);
     }
@@ -90,5 +120,8 @@ impl<T: Tick> Drop for PeriodicWork<T> {
         // SAFETY: `p` is live and owned (invariant); this cancels and waits
         // before freeing, so `owner` outlives every call.
         unsafe { bindings::rdm_periodic_free(self.p.as_ptr()) };
+        // SAFETY: From `Arc::into_raw` (invariant), given back once, after the
+        // last call.
+        drop(unsafe { Arc::from_raw(self.owner) });
     }
 }

@@ -73,7 +73,12 @@ impl Target {
 
     /// Sends a change uevent for the mapped device with one `NAME=value`
     /// environment variable.
+    ///
+    /// # Context
+    ///
+    /// Process context (allocates with `GFP_KERNEL`).
     pub fn send_change_uevent(&self, env: &CStr) {
+        super::might_sleep();
         // SAFETY: The target and its mapped device are live; `env` is a valid
         // string the callee only reads (the C signature lacks `const`).
         unsafe { bindings::rdm_dm_target_uevent(self.as_raw(), env.as_char_ptr().cast_mut()) };
@@ -119,7 +124,13 @@ pub fn verify_pkcs7_signature(data: &[u8], signature: &[u8]) -> Result {
 
 /// Restarts the machine (`kernel_restart()`), for targets configured to do so
 /// rather than serve corrupt data.
+///
+/// # Context
+///
+/// Process context (sleeps): C dm-verity defers it to a work item when it
+/// finds corruption in a bio's completion.
 pub fn restart(reason: &CStr) {
+    super::might_sleep();
     // SAFETY: `reason` is a valid string the callee only reads.
     unsafe { bindings::kernel_restart(reason.as_char_ptr().cast_mut()) };
 }

@@ -10,13 +10,49 @@
 
 use super::bindings;
 use core::sync::atomic::{AtomicI32, Ordering};
-use kernel::{ffi::c_ulong, sync::lock::Backend};
+use kernel::{ffi::c_ulong, prelude::*, sync::lock::Backend};
 
 /// A `spinlock_t` taken with `spin_lock_irqsave()`: usable from process,
 /// softirq and hardirq context alike (C's `spin_lock_irqsave` pattern).
 ///
+/// It is taken only for the length of a closure ([`IrqSpinLock::with`]), so
+/// nested locks are always released in the reverse order they were taken:
+/// with guards, dropping an outer guard first would restore the interrupt
+/// flags (enable interrupts) while the inner lock is still held, and an
+/// interrupt handler taking that lock on this CPU would deadlock.
+///
 /// Create one with [`new_irq_spinlock!`](crate::new_irq_spinlock).
-pub type IrqSpinLock<T> = kernel::sync::lock::Lock<T, IrqSaveBackend>;
+///
+/// # Context
+///
+/// Any context; the closure must not sleep.
+#[pin_data]
+pub struct IrqSpinLock<T> {
+    #[pin]
+    inner: kernel::sync::lock::Lock<T, IrqSaveBackend>,
+}
+
+impl<T> IrqSpinLock<T> {
+    /// The initialiser of a lock protecting `t` (use
+    /// [`new_irq_spinlock!`](crate::new_irq_spinlock)).
+    pub fn new(
+        t: T,
+        name: &'static CStr,
+        key: &'static kernel::sync::LockClassKey,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- kernel::sync::lock::Lock::new(t, name, key),
+        })
+    }
+
+    /// Runs `f` on the protected data with the lock held and local
+    /// interrupts disabled.
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.inner.lock();
+        f(&mut guard)
+    }
+}
 
 /// The lock backend of [`IrqSpinLock`].
 pub struct IrqSaveBackend;
@@ -86,14 +122,34 @@ impl WaitCount {
 
     /// Subtracts one and wakes the waiters when that reaches zero.
     pub fn dec(&self) {
-        if self.0.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // SAFETY: The address only identifies the wait queue.
-            unsafe { bindings::rdm_wake_up_var(self.0.as_ptr().cast()) };
+        // SAFETY: `self` is live for the call.
+        unsafe { Self::dec_raw(self) };
+    }
+
+    /// [`WaitCount::dec`] on a count that a waiter may free as soon as it
+    /// reaches zero: nothing is read through `this` after the decrement.
+    ///
+    /// # Safety
+    ///
+    /// `this` must be live until the decrement.
+    pub(super) unsafe fn dec_raw(this: *const Self) {
+        // SAFETY: Live until the decrement (caller's guarantee).
+        let count = unsafe { &(*this).0 };
+        let key = count.as_ptr().cast::<core::ffi::c_void>();
+        if count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // SAFETY: The address only identifies the wait queue (a hash
+            // key): it is not dereferenced, so it may be freed by now.
+            unsafe { bindings::rdm_wake_up_var(key) };
         }
     }
 
     /// Sleeps until the count is zero.
+    ///
+    /// # Context
+    ///
+    /// Process context (sleeps).
     pub fn wait_zero(&self) {
+        super::might_sleep();
         // SAFETY: The pointer is valid while `self` is borrowed; the callee
         // only reads it (atomically, with `READ_ONCE`) and uses it as a key.
         unsafe { bindings::rdm_wait_var_zero(self.0.as_ptr()) };

@@ -5,9 +5,14 @@
 //!
 //! C header: [`include/linux/device-mapper.h`](srctree/include/linux/device-mapper.h)
 
-use super::{bindings, Args, BlkStatus, Device, DmBio, QueueLimits, StatusWriter};
-use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
+use super::{
+    bindings,
+    device::{Anchor, TargetRef},
+    Args, BlkStatus, Device, EndIoBio, MapBio, MapResult, QueueLimits, StatusWriter,
+};
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
+    c_str,
     error::{from_result, to_result},
     ffi::{c_char, c_int, c_uint, c_void},
     prelude::*,
@@ -15,29 +20,15 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-/// What `map` did with a bio.
-pub enum MapResult<T: Operations> {
-    /// The bio was remapped (device and sector set): dm core submits it.
-    Remapped(DmBio<T>),
-    /// The target kept the bio and will submit or end it itself.
-    Submitted,
-    /// Fail the bio with an I/O error.
-    Kill(DmBio<T>),
-    /// Push the bio back to dm core to be mapped again (only while suspending
-    /// with `noflush`).
-    Requeue(DmBio<T>),
-    /// Like [`MapResult::Requeue`], after a delay.
-    DelayRequeue(DmBio<T>),
-}
-
-/// What `end_io` decided about a completed bio.
+/// What `end_io` decided about a completed bio. (Bio-based dm core has no
+/// delayed requeue: it `BUG()`s on `DM_ENDIO_DELAY_REQUEUE`, so there is
+/// none here.)
 pub enum EndIoResult {
     /// Completion goes on to the submitter.
     Done,
-    /// Push the bio back to be mapped again.
+    /// Push the bio back to be mapped again (dm core requeues it while
+    /// suspending with `noflush`, and fails it otherwise).
     Requeue,
-    /// Like [`EndIoResult::Requeue`], after a delay.
-    DelayRequeue,
 }
 
 /// Which text `status` should produce.
@@ -79,9 +70,21 @@ pub mod features {
 /// Hooks that are not implemented are left NULL in the C vtable, exactly as
 /// a C target leaves them out.
 ///
-/// `map` and `end_io` run concurrently on many CPUs and in atomic context:
-/// they get `&self`, and shared mutable state goes behind the kernel's
-/// synchronisation types.
+/// `map` and `end_io` run concurrently on many CPUs: they get `&self`, and
+/// shared mutable state goes behind the kernel's synchronisation types.
+///
+/// # Context
+///
+/// - `ctr`, `dtr` (dropping the value), `presuspend`, `presuspend_undo`,
+///   `postsuspend`, `preresume`, `resume`, `message`: process context, may
+///   sleep (dm core holds the device's suspend or table lock).
+/// - `map`: the submitter's context; may sleep only to allocate with
+///   `GFP_NOIO` semantics ([`super::noio`], mempools), never to wait for I/O.
+/// - `end_io`: bio completion, which may run in hard or soft interrupt
+///   context: must not sleep. It gets no [`Target`] (whose table events
+///   sleep); locks shared with it must be [`super::sync::IrqSpinLock`]s.
+/// - `status`, `iterate_devices`, `io_hints`: process context, may sleep,
+///   but `status` with [`STATUS_NOFLUSH`] must not cause I/O.
 #[vtable]
 pub trait Operations: Sized + Send + Sync + 'static {
     /// Target name, as in table lines (`dmsetup create ... --table "0 8 NAME ..."`).
@@ -97,22 +100,20 @@ pub trait Operations: Sized + Send + Sync + 'static {
     /// dropped, so it must not need dropping (checked at build time).
     type PerBio: Default + Send;
 
-    /// Constructs a target from its table arguments. On failure, report the
-    /// reason with [`Args::fail`] (or an `Args` accessor); every resource
-    /// acquired so far is released by dropping it.
-    fn ctr(target: &mut Ctr<'_>, args: &mut Args<'_>) -> Result<Pin<KBox<Self>>>;
+    /// Constructs a target from its table arguments: returns the
+    /// initialiser of the target value, which the trampoline places in the
+    /// target's allocation. On failure, report the reason with
+    /// [`Args::fail`] (or an `Args` accessor); every resource acquired so far
+    /// is released by dropping it.
+    fn ctr(target: &mut Ctr<'_>, args: &mut Args<'_>) -> Result<impl PinInit<Self, Error>>;
 
-    /// Maps a bio. `target` dereferences to the [`Target`] and can shorten
-    /// `bio` ([`Mapping::accept_partial`]).
-    fn map(&self, target: &Mapping<'_>, bio: DmBio<Self>) -> MapResult<Self>;
+    /// Maps `bio`, the bio of this call: gives it back remapped
+    /// ([`MapBio::remap`]), failed or requeued, or keeps it
+    /// ([`MapBio::keep`], then [`MapResult::submitted`]).
+    fn map<'m>(&self, target: &Target, bio: MapBio<'m, Self>) -> MapResult<'m>;
 
-    /// Sees a mapped bio complete; may change its status.
-    fn end_io(
-        &self,
-        _target: &Target,
-        _bio: &mut DmBio<Self>,
-        _status: &mut BlkStatus,
-    ) -> EndIoResult {
+    /// Sees a mapped bio complete; may change its status. Must not sleep.
+    fn end_io(&self, _bio: EndIoBio<'_, Self>, _status: &mut BlkStatus) -> EndIoResult {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -175,49 +176,6 @@ pub trait Operations: Sized + Send + Sync + 'static {
     }
 }
 
-/// The target as `map` sees it: the [`Target`] (it dereferences to it), and
-/// what only `map` may do to the bio it maps.
-///
-/// # Invariants
-///
-/// `bio` is the clone that dm core is mapping in the `map` call this value
-/// was made for (so `dm_accept_partial_bio()` may shorten it), and the value
-/// does not outlive that call (it is only lent to [`Operations::map`]).
-/// [`Mapping::accept_partial`] recognises that bio by its address: a target
-/// that ends the bio it maps and, in the same call, obtains another bio that
-/// happens to reuse the address, must not pass it (none of ours ends a bio
-/// and takes another in one `map`).
-pub struct Mapping<'a> {
-    target: &'a Target,
-    bio: *mut bindings::bio,
-}
-
-impl Mapping<'_> {
-    /// Accepts only the first `sectors` of `bio`, the bio being mapped; dm
-    /// core sends the rest to the target in another bio, after this one
-    /// (`dm_accept_partial_bio()`). `EINVAL`, and `bio` unchanged, for any
-    /// other bio, for an operation other than a read or a write, for a zoned
-    /// device, and for no sectors or more than the bio has.
-    pub fn accept_partial<T: Operations>(&self, bio: &mut DmBio<T>, sectors: u32) -> Result {
-        if bio.as_raw() != self.bio {
-            return Err(EINVAL);
-        }
-        // SAFETY: `bio` is the clone being mapped in this `map` call
-        // (invariants, and checked above), so dm core's length for it is
-        // live; the helper checks the rest of `dm_accept_partial_bio()`'s
-        // conditions.
-        to_result(unsafe { bindings::rdm_accept_partial_bio(bio.as_raw(), sectors) })
-    }
-}
-
-impl core::ops::Deref for Mapping<'_> {
-    type Target = Target;
-
-    fn deref(&self) -> &Target {
-        self.target
-    }
-}
-
 /// One target of a table (C's `struct dm_target`), as the hooks see it.
 ///
 /// # Invariants
@@ -231,13 +189,13 @@ impl Target {
     /// # Safety
     ///
     /// `ptr` must be a live `dm_target` for `'a`.
-    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::dm_target) -> &'a Self {
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::dm_target) -> &'a Self {
         // SAFETY: `Target` is `repr(transparent)` over `Opaque<dm_target>`;
         // the caller guarantees liveness.
         unsafe { &*ptr.cast() }
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::dm_target {
+    pub(super) fn as_raw(&self) -> *mut bindings::dm_target {
         self.0.get()
     }
 
@@ -295,52 +253,44 @@ impl Target {
     }
 
     /// Signals a table event to userspace (`dm_table_event()`).
+    ///
+    /// # Context
+    ///
+    /// Process context (takes a mutex).
     pub fn table_event(&self) {
+        super::might_sleep();
         // SAFETY: `table` is live with the target.
         unsafe { bindings::dm_table_event((*self.as_raw()).table) };
     }
 
-    /// A handle for table events and the device name from contexts that have
-    /// no `&Target` (workers, completion callbacks).
-    pub fn handle(&self) -> TargetHandle {
-        // INVARIANT: see `TargetHandle`: handed to the target instance, which
-        // dm core destroys before the `dm_target`.
-        TargetHandle {
-            ti: NonNull::from(&self.0).cast(),
-        }
-    }
-
-    /// Sets the reason reported for a failing constructor.
-    pub(crate) fn set_error(&self, reason: &'static CStr) {
+    /// Sets the reason reported for a failing constructor. Only [`Ctr`] and
+    /// [`Args`] call it, during the constructor.
+    pub(super) fn set_error(&self, reason: &'static CStr) {
         // SAFETY: Only constructors report errors, and dm core does not read
         // `error` concurrently with the ctr. dm core never writes through it.
         unsafe { (*self.as_raw()).error = reason.as_char_ptr().cast_mut() };
     }
 }
 
-/// A target's handle for its own workers: table events and the device name.
+/// A target's handle for its own workers: table events and the device name,
+/// from contexts that have no `&Target` (workers, completion callbacks).
+/// Made by [`Ctr::handle`].
+///
+/// Like a [`Device`], it keeps the `dm_target` valid while it exists: the
+/// destructor waits for the last handle before dm core frees the target.
 ///
 /// # Invariants
 ///
-/// `ti` is the `dm_target` of a target instance that keeps this handle: the
-/// instance (and whatever it shares the handle with) must be gone or idle
-/// before its destructor returns, as for [`Device`]; dm core frees the
-/// `dm_target` only after that.
-#[derive(Clone, Copy)]
+/// `target` keeps the `dm_target` live.
+#[derive(Clone)]
 pub struct TargetHandle {
-    ti: NonNull<bindings::dm_target>,
+    target: TargetRef,
 }
-
-// SAFETY: `dm_table_event()` and `dm_table_device_name()` may be called from
-// any thread.
-unsafe impl Send for TargetHandle {}
-// SAFETY: As above.
-unsafe impl Sync for TargetHandle {}
 
 impl TargetHandle {
     fn target(&self) -> &Target {
-        // SAFETY: `ti` is live while the handle is used (invariant).
-        unsafe { Target::from_raw(self.ti.as_ptr()) }
+        // SAFETY: `ti` is live while the handle is (invariant).
+        unsafe { Target::from_raw(self.target.ti()) }
     }
 
     /// Name of the mapped device (`dm_table_device_name()`, `major:minor`).
@@ -349,6 +299,10 @@ impl TargetHandle {
     }
 
     /// Signals a table event to userspace (`dm_table_event()`).
+    ///
+    /// # Context
+    ///
+    /// Process context (takes a mutex).
     pub fn table_event(&self) {
         self.target().table_event()
     }
@@ -358,6 +312,8 @@ impl TargetHandle {
 /// may change, and the devices it opens.
 pub struct Ctr<'a> {
     target: &'a Target,
+    anchor: NonNull<Anchor>,
+    devs: &'a mut KVec<NonNull<bindings::dm_dev>>,
 }
 
 impl core::ops::Deref for Ctr<'_> {
@@ -372,6 +328,18 @@ impl Ctr<'_> {
         // SAFETY: dm core gives the constructor exclusive use of the
         // `dm_target` until it returns; `&mut self` is that exclusivity.
         unsafe { &mut *self.target.as_raw() }
+    }
+
+    fn target_ref(&self) -> TargetRef {
+        // SAFETY: The anchor is live and unfinished during the constructor.
+        unsafe { TargetRef::new(self.anchor) }
+    }
+
+    /// A handle for the target's workers (see [`TargetHandle`]).
+    pub fn handle(&self) -> TargetHandle {
+        TargetHandle {
+            target: self.target_ref(),
+        }
     }
 
     /// Opens the underlying device `path` (`major:minor` or a `/dev` path)
@@ -411,16 +379,21 @@ impl Ctr<'_> {
             self.target.set_error(reason);
             return Err(e);
         }
-        match (NonNull::new(ti), NonNull::new(dev)) {
-            // SAFETY: `dev` was just returned by `dm_get_device(ti)`, and the
-            // only place a `Device` can be kept is the target instance, which
-            // dies before `ti` (see `Device`'s invariants).
-            (Some(ti), Some(dev)) => Ok(unsafe { Device::from_raw(ti, dev) }),
-            _ => {
-                self.target.set_error(reason);
-                Err(EINVAL)
-            }
+        let Some(dev) = NonNull::new(dev) else {
+            self.target.set_error(reason);
+            return Err(EINVAL);
+        };
+        if let Err(e) = self.devs.push(dev, GFP_KERNEL) {
+            // SAFETY: Just opened for `ti`, not recorded anywhere: put once.
+            unsafe { bindings::dm_put_device(ti, dev.as_ptr()) };
+            self.target.set_error(c_str!("Cannot allocate memory"));
+            return Err(e.into());
         }
+        // SAFETY: `dev` was just returned by `dm_get_device(ti)` and is now
+        // recorded in `devs`, which only the destructor trampoline (or the
+        // constructor trampoline, if the constructor fails) puts, through
+        // `Anchor::finish`.
+        Ok(unsafe { Device::from_raw(self.target_ref(), dev) })
     }
 
     /// Number of empty flush bios dm core sends to the target per flush.
@@ -497,7 +470,7 @@ impl DeviceCallout<'_> {
 ///
 /// `ti` must be a live target of type `T` whose constructor succeeded and
 /// whose destructor has not run; the result must not outlive that.
-pub(crate) unsafe fn instance<'a, T: Operations>(ti: *mut bindings::dm_target) -> Pin<&'a T> {
+pub(super) unsafe fn instance<'a, T: Operations>(ti: *mut bindings::dm_target) -> Pin<&'a T> {
     // SAFETY: Guaranteed by the caller.
     unsafe { Vtable::<T>::this(ti) }
 }
@@ -513,7 +486,7 @@ pub(crate) unsafe fn instance<'a, T: Operations>(ti: *mut bindings::dm_target) -
 /// 4 KiB I/O by instruction count for clone (Documentation/bench.md). The
 /// one other user of the field, [`super::completion`], saves and restores it,
 /// and its `CompletionHook` is too large to be kept here (checked there).
-pub(crate) const fn per_bio_in_private<T: Operations>() -> bool {
+pub(super) const fn per_bio_in_private<T: Operations>() -> bool {
     let size = core::mem::size_of::<T::PerBio>();
     size != 0
         && size <= core::mem::size_of::<*mut c_void>()
@@ -521,7 +494,7 @@ pub(crate) const fn per_bio_in_private<T: Operations>() -> bool {
 }
 
 /// Pointer to `T`'s per-bio data of `bio`.
-pub(crate) fn per_bio_data<T: Operations>(bio: *mut bindings::bio) -> *mut T::PerBio {
+pub(super) fn per_bio_data<T: Operations>(bio: *mut bindings::bio) -> *mut T::PerBio {
     if core::mem::size_of::<T::PerBio>() == 0 {
         return NonNull::dangling().as_ptr();
     }
@@ -658,6 +631,27 @@ impl<T: Operations> Drop for Registration<T> {
     }
 }
 
+/// What the constructor trampoline stores in `ti->private`: the target
+/// value, and what its destructor trampoline needs besides.
+///
+/// # Invariants
+///
+/// `anchor` is the target's anchor (from [`Anchor::new`]), finished only by
+/// the destructor trampoline; `devs` are the devices the constructor opened.
+#[pin_data]
+struct Instance<T: Operations> {
+    anchor: NonNull<Anchor>,
+    devs: KVec<NonNull<bindings::dm_dev>>,
+    #[pin]
+    target: T,
+}
+
+// SAFETY: `anchor` and `devs` are only used by the destructor trampoline; the
+// rest is `T`, which is `Send + Sync`.
+unsafe impl<T: Operations> Send for Instance<T> {}
+// SAFETY: As above.
+unsafe impl<T: Operations> Sync for Instance<T> {}
+
 /// The C entry points of target type `T`.
 struct Vtable<T: Operations>(PhantomData<T>);
 
@@ -665,10 +659,13 @@ impl<T: Operations> Vtable<T> {
     /// # Safety
     ///
     /// `ti` must be a live target of type `T` whose constructor succeeded.
+    #[inline]
     unsafe fn this<'a>(ti: *mut bindings::dm_target) -> Pin<&'a T> {
-        // SAFETY: The ctr trampoline stored a `Pin<KBox<T>>` in `private`; it
-        // stays there until the dtr trampoline takes it back.
-        unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*ti).private) }
+        // SAFETY: The ctr trampoline stored a `Pin<KBox<Instance<T>>>` in
+        // `private`; it stays there until the dtr trampoline takes it back.
+        let inst = unsafe { <Pin<KBox<Instance<T>>> as ForeignOwnable>::borrow((*ti).private) };
+        // SAFETY: A field of a pinned value, never moved out.
+        unsafe { inst.map_unchecked(|i| &i.target) }
     }
 
     /// # Safety
@@ -687,55 +684,90 @@ impl<T: Operations> Vtable<T> {
             // SAFETY: dm core passes `argc` string pointers in `argv`.
             unsafe { core::slice::from_raw_parts(argv, argc as usize) }
         };
-        // SAFETY: The strings live in the table line for the whole ctr.
-        let mut args = unsafe { Args::for_ctr(argv, target) };
-        let mut ctr = Ctr { target };
-        ctr.raw().per_io_data_size = per_bio_size::<T>() as c_uint;
-        from_result(|| {
-            let this = T::ctr(&mut ctr, &mut args)?;
-            ctr.raw().private = this.into_foreign().cast_mut();
-            Ok(0)
-        })
+        let Some(ti_nn) = NonNull::new(ti) else {
+            return EINVAL.to_errno();
+        };
+        let anchor = match Anchor::new(ti_nn) {
+            Ok(a) => a,
+            Err(e) => {
+                target.set_error(c_str!("Cannot allocate memory"));
+                return e.to_errno();
+            }
+        };
+        let mut devs = KVec::new();
+        let made = {
+            // SAFETY: The strings live in the table line for the whole ctr.
+            let mut args = unsafe { Args::for_ctr(argv, target) };
+            let mut ctr = Ctr {
+                target,
+                anchor,
+                devs: &mut devs,
+            };
+            ctr.raw().per_io_data_size = per_bio_size::<T>() as c_uint;
+            T::ctr(&mut ctr, &mut args).and_then(|init| {
+                KBox::pin_init(
+                    try_pin_init!(Instance::<T> {
+                        anchor,
+                        devs: KVec::new(),
+                        target <- init,
+                    }? Error),
+                    GFP_KERNEL,
+                )
+            })
+        };
+        match made {
+            Ok(mut inst) => {
+                // SAFETY: `devs` is not structurally pinned; nothing moves.
+                unsafe { inst.as_mut().get_unchecked_mut() }.devs = devs;
+                // INVARIANT: the anchor and devices of this target.
+                // SAFETY: `ti` is ours to set up during the ctr.
+                unsafe { (*ti).private = inst.into_foreign().cast_mut() };
+                0
+            }
+            Err(e) => {
+                // SAFETY: The anchor and devices of this target, not stored
+                // anywhere else; everything the constructor made is dropped.
+                unsafe { Anchor::finish(anchor, devs) };
+                e.to_errno()
+            }
+        }
     }
 
     /// # Safety
     ///
     /// Called by dm core for a target whose ctr succeeded.
     unsafe extern "C" fn dtr(ti: *mut bindings::dm_target) {
-        // SAFETY: `private` holds the `Pin<KBox<T>>` stored by `ctr`, taken
-        // back exactly once here.
-        drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign((*ti).private) });
+        // SAFETY: `private` holds the `Pin<KBox<Instance<T>>>` stored by
+        // `ctr`, taken back exactly once here.
+        let mut inst =
+            unsafe { <Pin<KBox<Instance<T>>> as ForeignOwnable>::from_foreign((*ti).private) };
+        let anchor = inst.anchor;
+        // SAFETY: `devs` is not structurally pinned; it is taken, not moved
+        // out of the pinned value.
+        let devs = core::mem::take(&mut unsafe { inst.as_mut().get_unchecked_mut() }.devs);
+        // The target value first: its devices and handles go with it, or,
+        // where it gave them to workers, when those are done.
+        drop(inst);
+        // SAFETY: The anchor and devices of this target, finished once.
+        unsafe { Anchor::finish(anchor, devs) };
     }
 
     /// # Safety
     ///
     /// Called by dm core with a clone bio for target `ti`.
+    #[inline]
     unsafe extern "C" fn map(ti: *mut bindings::dm_target, bio: *mut bindings::bio) -> c_int {
         // SAFETY: Per-bio data of a new clone is ours to initialise.
         unsafe { per_bio_data::<T>(bio).write(T::PerBio::default()) };
-        // SAFETY: `bio` is a clone for a target of type `T`, now with
-        // initialised per-bio data, handed to the target.
-        let bio = unsafe { DmBio::<T>::from_raw(bio) };
+        // SAFETY: `bio` is the clone being mapped for the constructed target
+        // `ti` of type `T`, with initialised per-bio data; the `MapBio` is
+        // only lent to this call of `map` (its brand is local to it).
+        let bio = unsafe { MapBio::<T>::from_raw(bio, ti) };
         // SAFETY: `ti` is live and constructed.
         let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
-        // INVARIANT: `bio` is the clone being mapped; the value is only lent
-        // to this call of `map`.
-        let mapping = Mapping {
-            target,
-            bio: bio.as_raw(),
-        };
-        let (code, bio) = match this.map(&mapping, bio) {
-            MapResult::Remapped(b) => (bindings::DM_MAPIO_REMAPPED, Some(b)),
-            MapResult::Submitted => (bindings::DM_MAPIO_SUBMITTED, None),
-            MapResult::Kill(b) => (bindings::DM_MAPIO_KILL, Some(b)),
-            MapResult::Requeue(b) => (bindings::DM_MAPIO_REQUEUE, Some(b)),
-            MapResult::DelayRequeue(b) => (bindings::DM_MAPIO_DELAY_REQUEUE, Some(b)),
-        };
-        if let Some(b) = bio {
-            // dm core takes the bio back.
-            b.into_raw();
-        }
-        code as c_int
+        // Only `bio` could make a result other than "submitted", and dm core
+        // acts on its own clone, which is `bio`.
+        this.map(target, bio).code() as c_int
     }
 
     /// # Safety
@@ -746,20 +778,19 @@ impl<T: Operations> Vtable<T> {
         bio: *mut bindings::bio,
         error: *mut bindings::blk_status_t,
     ) -> c_int {
-        // SAFETY: The bio was mapped by `map` (so its per-bio data is set);
-        // dm core keeps ownership, hence `ManuallyDrop`.
-        let mut bio = ManuallyDrop::new(unsafe { DmBio::<T>::from_raw(bio) });
+        // SAFETY: The bio was mapped by `map` (so its per-bio data is set) and
+        // is completing; the view lives for this call only.
+        let bio = unsafe { EndIoBio::<T>::from_raw(bio) };
         // SAFETY: `error` is valid for reads and writes during the call.
         let mut status = BlkStatus::from_raw(unsafe { *error });
         // SAFETY: `ti` is live and constructed.
-        let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
-        let r = this.end_io(target, &mut bio, &mut status);
+        let this = unsafe { Self::this(ti) };
+        let r = this.end_io(bio, &mut status);
         // SAFETY: As above.
         unsafe { *error = status.raw() };
         (match r {
             EndIoResult::Done => bindings::DM_ENDIO_DONE,
             EndIoResult::Requeue => bindings::DM_ENDIO_REQUEUE,
-            EndIoResult::DelayRequeue => bindings::DM_ENDIO_DELAY_REQUEUE,
         }) as c_int
     }
 

@@ -53,7 +53,7 @@ impl Workqueue {
         Ok(Self { wq })
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+    pub(super) fn as_raw(&self) -> *mut bindings::workqueue_struct {
         self.wq.as_ptr()
     }
 

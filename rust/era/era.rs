@@ -30,11 +30,10 @@ pub mod superblock;
 use core::{
     fmt::Write,
     num::NonZeroU64,
-    pin::Pin,
     sync::atomic::{AtomicBool, Ordering},
 };
 use dm::{
-    BioList, BlkStatus, DmBio, EndIoResult, MapResult, Mapping, Operations, StatusType,
+    BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations, StatusType,
     StatusWriter, Target,
 };
 use inflight::Tracker;
@@ -111,9 +110,8 @@ impl EraCore {
     /// The era blocks a bio covers: first block and count (bios are not
     /// split at block boundaries: a bio may cover several blocks).
     #[inline]
-    fn blocks_of<T: Operations>(&self, bio: &DmBio<T>) -> (u32, u32) {
-        let sector = bio.sector();
-        let end = sector + u64::from(bio.sectors().max(1)) - 1;
+    fn blocks_of(&self, sector: u64, sectors: u32) -> (u32, u32) {
+        let end = sector + u64::from(sectors.max(1)) - 1;
         let (first, last) = match self.block_shift {
             Some(shift) => (sector >> shift, end >> shift),
             None => (
@@ -148,7 +146,7 @@ impl EraCore {
         let mut commit_needed = false;
         let mut failed = false;
         while let Some(bio) = bios.pop() {
-            let (first, count) = self.blocks_of(&bio);
+            let (first, count) = self.blocks_of(bio.sector(), bio.sectors());
             for b in first..first + count {
                 if !self.tracker.is_marked(b) {
                     if md.mark(b).is_err() {
@@ -171,7 +169,7 @@ impl EraCore {
                     bio.end(BlkStatus::IOERR);
                     continue;
                 }
-                let (first, count) = self.blocks_of(&bio);
+                let (first, count) = self.blocks_of(bio.sector(), bio.sectors());
                 // Only mark in core what is committed on disk.
                 for b in first..first + count {
                     self.tracker.set(index, b);
@@ -231,7 +229,7 @@ impl Operations for Era {
     /// The in-flight slot of a write let through.
     type PerBio = Option<u32>;
 
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
         args.expect_count(3, c_str!("Invalid argument count"))?;
         let metadata_path = args.next_str(c_str!("Invalid argument count"))?;
         let origin_path = args.next_str(c_str!("Invalid argument count"))?;
@@ -293,43 +291,39 @@ impl Operations for Era {
         target.set_num_flush_bios(1);
         target.set_flush_supported(true);
         target.set_num_discard_bios(1);
-        KBox::pin(
-            Era {
-                wq,
-                core,
-                metadata_dev,
-                origin_dev,
-                sectors_per_block: spb,
-                fresh: AtomicBool::new(true),
-            },
-            GFP_KERNEL,
-        )
-        .map_err(|e| args.fail(c_str!("Error allocating era structure"), e.into()))
+        Ok(Era {
+            wq,
+            core,
+            metadata_dev,
+            origin_dev,
+            sectors_per_block: spb,
+            fresh: AtomicBool::new(true),
+        })
     }
 
     // Inlined into dm's map trampoline, with `blocks_of` and the tracker's
     // fast path: one call per bio, as C's `era_map` (with the single look in
     // `try_let_through`: 0.5% more 4k rewrites under `-icount`).
     #[inline]
-    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.origin_dev);
         // Flushes carry no data and no sector: pass them straight through.
         if bio.sectors() == 0 {
-            return MapResult::Remapped(bio);
+            return bio.remap();
         }
         let sector = target.offset(bio.sector());
         bio.set_sector(sector);
         if !bio.is_write() {
-            return MapResult::Remapped(bio);
+            return bio.remap();
         }
-        let (first, count) = self.core.blocks_of(&bio);
+        let (first, count) = self.core.blocks_of(bio.sector(), bio.sectors());
         if let Some(slot) = self.core.tracker.try_let_through(first, count) {
             bio.data().set(Some(slot));
-            return MapResult::Remapped(bio);
+            return bio.remap();
         }
         let mut deferred = self.core.deferred.lock();
         let was_empty = deferred.is_empty();
-        deferred.push(bio);
+        deferred.push(bio.keep());
         drop(deferred);
         // Only the first write of a batch queues the worker: until the worker
         // takes the list, that wake-up covers every write added to it. (A
@@ -338,15 +332,10 @@ impl Operations for Era {
         if was_empty {
             self.core.wake();
         }
-        MapResult::Submitted
+        MapResult::submitted()
     }
 
-    fn end_io(
-        &self,
-        _target: &Target,
-        bio: &mut DmBio<Self>,
-        _status: &mut BlkStatus,
-    ) -> EndIoResult {
+    fn end_io(&self, mut bio: EndIoBio<'_, Self>, _status: &mut BlkStatus) -> EndIoResult {
         if let Some(slot) = bio.data().take() {
             self.core.tracker.release(slot);
         }

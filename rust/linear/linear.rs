@@ -15,7 +15,7 @@ pub mod dm;
 pub mod mapping;
 
 use core::fmt::Write;
-use dm::{DmBio, MapResult, Mapping, Operations, StatusType, StatusWriter, Target};
+use dm::{MapBio, MapResult, Operations, StatusType, StatusWriter, Target};
 use kernel::{c_str, prelude::*};
 
 module_dm_target! {
@@ -41,7 +41,7 @@ impl Operations for Linear {
 
     type PerBio = ();
 
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
         args.expect_count(2, c_str!("Invalid argument count"))?;
         let path = args.next_str(c_str!("Invalid argument count"))?;
         let start = args.next_u64(c_str!("Invalid device sector"))?;
@@ -52,12 +52,11 @@ impl Operations for Linear {
         target.set_num_secure_erase_bios(1);
         target.set_num_write_zeroes_bios(1);
         target.set_flush_bypasses_map(true);
-        KBox::pin(Linear { dev, start }, GFP_KERNEL)
-            .map_err(|e| args.fail(c_str!("Cannot allocate linear context"), e.into()))
+        Ok(Linear { dev, start })
     }
 
     #[inline]
-    fn map(&self, target: &Mapping<'_>, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);
         // An empty flush has no sector to remap: pass it through untouched.
         if bio.sectors() != 0 {
@@ -67,7 +66,7 @@ impl Operations for Linear {
                 bio.sector(),
             ));
         }
-        MapResult::Remapped(bio)
+        bio.remap()
     }
 
     fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {

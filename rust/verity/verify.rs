@@ -5,8 +5,9 @@
 
 use crate::{
     dm::{
-        completion::CompletedBio, hash::MAX_DIGEST_SIZE, security, BlkStatus, DmBio, MapResult,
-        Target,
+        completion::{BioData, CompletedBio},
+        hash::{HashInput, MAX_DIGEST_SIZE},
+        security, BlkStatus, MapBio, MapResult, Target,
     },
     table::{CorruptionMode, ErrorMode},
     Verity,
@@ -27,28 +28,27 @@ enum BlockType {
     Metadata = 1,
 }
 
-pub(crate) fn map(v: &Verity, target: &Target, mut bio: DmBio<Verity>) -> MapResult<Verity> {
+pub(crate) fn map<'m>(v: &Verity, target: &Target, mut bio: MapBio<'m, Verity>) -> MapResult<'m> {
     bio.set_dev(&v.data_dev);
     let sector = target.offset(bio.sector());
     bio.set_sector(sector);
     let spb = v.geo.sectors_per_block();
     if (sector | u64::from(bio.sectors())) & (spb - 1) != 0 {
         dm_err_limit!("unaligned io");
-        return MapResult::Kill(bio);
+        return bio.kill();
     }
     let end = sector + u64::from(bio.sectors());
     if end >> (v.geo.data_block_bits - 9) > v.geo.data_blocks {
         dm_err_limit!("io out of range");
-        return MapResult::Kill(bio);
+        return bio.kill();
     }
     if bio.is_write() {
-        return MapResult::Kill(bio);
+        return bio.kill();
     }
     let block = sector >> (v.geo.data_block_bits - 9);
     let n_blocks = bio.size() >> v.geo.data_block_bits;
     prefetch(v, block, n_blocks);
-    bio.submit_intercepted(target);
-    MapResult::Submitted
+    bio.submit_intercepted()
 }
 
 /// Hash blocks a bio may need, below the top level, for the prefetch to be
@@ -177,7 +177,7 @@ fn verify_io(
                 return Ok(());
             }
             let mut real = [0u8; MAX_DIGEST_SIZE];
-            v.hash_block(data, &mut real)?;
+            v.hash_block(&*data, &mut real)?;
             if real[..ds] == want[..ds] || recheck(v, cur, &want, data) {
                 if let Some(bits) = &v.validated {
                     set_bit(bits, cur);
@@ -197,7 +197,7 @@ fn verify_io(
 
 /// Reads data block `block` again from the device and, if that copy matches
 /// `want`, puts it into `data` (C's `verity_recheck`).
-fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut [u8]) -> bool {
+fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut BioData<'_>) -> bool {
     let ds = v.digest_size();
     let mut buf = v.recheck_buf.lock();
     if v.recheck_io
@@ -207,12 +207,13 @@ fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut [u8]
         return false;
     }
     let mut real = [0u8; MAX_DIGEST_SIZE];
-    if v.hash_block(&buf, &mut real).is_err() || real[..ds] != want[..ds] || buf.len() != data.len()
+    if v.hash_block(&buf[..], &mut real).is_err()
+        || real[..ds] != want[..ds]
+        || buf.len() != data.len()
     {
         return false;
     }
-    data.copy_from_slice(&buf);
-    true
+    data.copy_from_slice(&buf).is_ok()
 }
 
 /// Finds the expected digest of data block `block`, verifying the hash tree
@@ -317,11 +318,15 @@ fn handle_error(v: &Verity, target: &Target, kind: BlockType, block: u64) -> boo
 impl Verity {
     /// The salted digest of one block (data or hash): `H(salt || block)` for
     /// format 1, `H(block || salt)` for format 0.
-    pub(crate) fn hash_block(&self, data: &[u8], out: &mut [u8; MAX_DIGEST_SIZE]) -> Result {
+    pub(crate) fn hash_block<D: HashInput + ?Sized>(
+        &self,
+        data: &D,
+        out: &mut [u8; MAX_DIGEST_SIZE],
+    ) -> Result {
         if self.geo.version >= 1 {
             self.hash.digest_from_state(&self.salted_state, data, out)
         } else {
-            self.hash.digest(&[data, &self.salt], out)
+            self.hash.digest2(data, &self.salt, out)
         }
     }
 }

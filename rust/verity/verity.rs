@@ -31,8 +31,7 @@ use dm::{
     bufio::BufioClient,
     completion::{CompletionHandler, CompletionHook},
     hash::{Shash, MAX_DIGEST_SIZE, MAX_STATE_SIZE},
-    reason, security, BlkStatus, DmBio, MapResult, Mapping, Operations, StatusType, StatusWriter,
-    Target,
+    reason, security, BlkStatus, MapBio, MapResult, Operations, StatusType, StatusWriter, Target,
 };
 use geometry::Geometry;
 use kernel::{c_str, new_mutex, prelude::*, str::CString, sync::Mutex};
@@ -121,7 +120,7 @@ impl Operations for Verity {
 
     type PerBio = CompletionHook;
 
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<Pin<KBox<Self>>> {
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
         if target.is_writable() {
             return Err(args.fail(c_str!("Device must be readonly"), EINVAL));
         }
@@ -275,15 +274,14 @@ impl Operations for Verity {
             let mut zero = KVec::new();
             zero.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
             let mut digest = [0u8; MAX_DIGEST_SIZE];
-            v.hash_block(&zero, &mut digest)
+            v.hash_block(&zero[..], &mut digest)
                 .map_err(|e| args.fail(c_str!("Cannot allocate zero digest"), e))?;
             v.zero_digest = Some(digest);
         }
-        KBox::pin(v, GFP_KERNEL)
-            .map_err(|e| args.fail(c_str!("Cannot allocate verity structure"), e.into()))
+        Ok(v)
     }
 
-    fn map(&self, target: &Mapping<'_>, bio: DmBio<Self>) -> MapResult<Self> {
+    fn map<'m>(&self, target: &Target, bio: MapBio<'m, Self>) -> MapResult<'m> {
         verify::map(self, target, bio)
     }
 
