@@ -61,7 +61,7 @@ impl CompletionHandler for Control {
     fn bio_completed(&self, _target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
         let mut block = [0u8; 512];
         while bio.remaining() >= 512 {
-            let r = bio.next_block(512, |data| {
+            let r = bio.next_block(512, |data| -> Result {
                 data.copy_to_slice(&mut block)?;
                 block[0] ^= 1;
                 data.copy_from_slice(&block)?;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-// expect-error: ^error: lifetime may not live long enough
+// expect-error: ^error\[E0521\]: borrowed data escapes outside of method
+// expect-output: .bio. escapes the method body here
 // expect-output: requires that .'m. must outlive .'static.
 
 //! The bio of a `map` call cannot be kept beyond the call as a `MapBio`
-//! (here in a leaked, `'static` slot): its lifetime is the call's.
+//! (here in a leaked, `'static` holder): its lifetime is the call's.
 
 #![deny(unsafe_code)]
 
@@ -38,15 +39,14 @@ impl Operations for Case {
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);
-        let Some(slot) = leaked_slot() else {
-            return bio.kill();
-        };
-        *slot = Some(bio); //~ ERROR
+        keep_for_later(bio); //~ ERROR
         MapResult::submitted()
     }
 }
 
-/// A slot that lives for ever (leaked).
-fn leaked_slot() -> Option<&'static mut Option<MapBio<'static, Case>>> {
-    KBox::new(None, GFP_ATOMIC).ok().map(KBox::leak)
+/// Keeps a bio for a later call: in a holder that lives for ever (leaked).
+fn keep_for_later(bio: MapBio<'static, Case>) {
+    if let Ok(holder) = KBox::new(bio, GFP_ATOMIC) {
+        KBox::leak(holder);
+    }
 }
