@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // expect-error: ^error\[E0502\]: cannot borrow .\*client. as mutable because it is also borrowed as immutable
 // cfg: dm_bufio
-// needs: BufioClient::reset(&mut self) (branch pdata has reset(&self) -> Result, EBUSY at run time)
+// needs: BufioClient::reset(&mut self) (branch pdata has reset(&self) -> Result: EBUSY at run time)
 
 //! A bufio client cannot be reset (every cached buffer dropped) while a
 //! buffer borrowed from it is held.
