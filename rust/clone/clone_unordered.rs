@@ -8,7 +8,6 @@
 
 // No `unsafe` in a target: only the abstraction (`mod dm`) has any.
 #![deny(unsafe_code)]
-
 // `CloneCore` has more fields than `pin_init!` expands within the default limit.
 #![recursion_limit = "256"]
 
