@@ -92,7 +92,7 @@ f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
 [ -n "$p" ] || { p=0; f=1; }
 [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
 passed=$((passed + p)) failed=$((failed + f))
-echo "compile-fail tests: $p passed, $f failed ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
+echo "compile-fail tests: $p passed, $f failed$(grep -a '^# skipped:' "$out/compile-fail.log" | sed 's/^# skipped: \([0-9]*\).*/, \1 skipped/') ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
 [ "$f" -eq 0 ] || grep -a -B30 '^not ok' "$out/compile-fail.log" | sed 's/^/#   /' | tail -n 60
 
 # --- host unit tests ---
