@@ -713,6 +713,7 @@ impl<T: Operations> Vtable<T> {
                     }? Error),
                     GFP_KERNEL,
                 )
+                .inspect_err(|_| target.set_error(c_str!("Cannot allocate memory")))
             })
         };
         match made {
