@@ -8,6 +8,8 @@
 #                   do I/O, show table and status
 #   make check      host unit tests + style checks + every selftest in a guest
 #   make check-debug  the same on the debug kernel (KASAN, lockdep, ...)
+#   make compile-fail the compile-fail tests alone (API misuses that must
+#                   not build; Documentation/testing.md)
 #   make bench      Rust vs C targets in one guest boot (see Documentation/bench.md)
 #   make shell      an interactive guest with the modules built
 #   make kernel     build (or reuse) the cached test kernel
@@ -31,7 +33,7 @@ kmake = $(MAKE) -C "$$kdir" M=$(TOP) LLVM=$(LLVM) RUSTC=$(RUSTC) BINDGEN=$(BINDG
 find-kdir = kdir="$(KDIR)"; if [ -z "$$kdir" ]; then \
 	$(TOP)/scripts/setup.sh && kdir=$$($(TOP)/scripts/build-kernel.sh) || exit 1; fi
 
-.PHONY: all modules run check check-debug bench shell kernel setup clean
+.PHONY: all modules run check check-debug compile-fail bench shell kernel setup clean
 all: modules
 
 modules:
@@ -51,6 +53,9 @@ check:
 
 check-debug:
 	@RDM_KERNEL_FLAVOUR=debug $(TOP)/scripts/check.sh
+
+compile-fail:
+	@$(find-kdir); KDIR="$$kdir" $(TOP)/scripts/compile-fail.sh
 
 bench:
 	@$(TOP)/scripts/bench.sh

@@ -44,6 +44,16 @@ result "modules build with clippy, no warnings" $? "$out/build.log"
 find "$top/rust" -name '*.rs' ! -name '*_generated.rs' -print0 |
 	xargs -0 "$RUSTFMT" --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
 		>"$out/rustfmt.log" 2>&1
+rc=$?
+# The compile-fail cases, through stdin: their `mod dm` points at
+# ../dm/mod.rs of the build folder, which rustfmt would follow.
+for f in "$top"/selftests/compile-fail/*.rs; do
+	[ -e "$f" ] || continue
+	"$RUSTFMT" --edition 2021 --config-path "$KSRC/.rustfmt.toml" --emit stdout <"$f" >"$out/rustfmt.case" 2>>"$out/rustfmt.log" &&
+		cmp -s "$f" "$out/rustfmt.case" ||
+		{ rc=1; diff -u "$f" "$out/rustfmt.case" >>"$out/rustfmt.log"; }
+done
+[ $rc -eq 0 ]
 result "rustfmt clean" $? "$out/rustfmt.log"
 
 # --- SPDX headers ---
@@ -51,6 +61,39 @@ grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*
 	>"$out/spdx.log" 2>&1
 [ ! -s "$out/spdx.log" ]
 result "SPDX header in every source file" $? "$out/spdx.log"
+
+# --- no unsafe code in a target ---
+# The compiler enforces it (every target crate root has
+# `#![deny(unsafe_code)]`, lifted in rust/dm alone; the compile-fail case
+# unsafe_in_target shows it). A second line of defence: every crate root
+# that ./Kbuild lists has the attribute, and no target source outside
+# rust/dm says `unsafe`, allows unsafe_code, or uses the attributes that
+# unsafe_code guards (comments aside).
+{
+	roots=$(sed -n '/^rust-crate-roots/,/[^\\]$/p' "$top/Kbuild" | grep -oE 'rust/[A-Za-z0-9_/]+\.o' | sed 's/\.o$/.rs/')
+	[ -n "$roots" ] || echo "no rust-crate-roots in Kbuild"
+	for r in $roots; do
+		grep -q '^#!\[deny(unsafe_code)\]' "$top/$r" || echo "$r: no #![deny(unsafe_code)]"
+	done
+	find "$top/rust" -name '*.rs' ! -path "$top/rust/dm/*" -print0 | sort -z |
+		xargs -0 grep -nE '\bunsafe\b|unsafe_code|no_mangle|export_name|link_section' /dev/null |
+		grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' | grep -v 'deny(unsafe_code)' | sed "s|^$top/||"
+} >"$out/unsafe.log" 2>&1
+[ ! -s "$out/unsafe.log" ]
+result "no unsafe code in a target (deny(unsafe_code) at every crate root)" $? "$out/unsafe.log"
+
+# --- compile-fail tests: API misuses that must not build, each for its
+# reason (selftests/compile-fail, scripts/compile-fail.sh) ---
+KDIR="$kdir" "$top/scripts/compile-fail.sh" >"$out/compile-fail.log" 2>&1
+rc=$?
+line=$(grep -a '^# totals:' "$out/compile-fail.log" | tail -n1)
+p=$(echo "$line" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
+f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+[ -n "$p" ] || { p=0; f=1; }
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p)) failed=$((failed + f))
+echo "compile-fail tests: $p passed, $f failed$(grep -a '^# skipped:' "$out/compile-fail.log" | sed 's/^# skipped: \([0-9]*\).*/, \1 skipped/') ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
+[ "$f" -eq 0 ] || grep -a -B30 '^not ok' "$out/compile-fail.log" | sed 's/^/#   /' | tail -n 60
 
 # --- host unit tests ---
 (cd "$top/tools/hosttests" && "$CARGO" test --quiet) >"$out/hosttests.log" 2>&1

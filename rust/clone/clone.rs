@@ -17,6 +17,8 @@
 //! (`hydration.rs`), the worker and commits (`worker.rs`), and the target
 //! hooks (`target.rs`).
 
+// No `unsafe` in a target: only the abstraction (`mod dm`) has any.
+#![deny(unsafe_code)]
 // `CloneCore` has more fields than `pin_init!` expands within the default limit.
 #![recursion_limit = "256"]
 

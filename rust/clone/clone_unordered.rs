@@ -6,6 +6,8 @@
 //! its check fails on exactly the bug the real module avoids. Never load it
 //! on data you care about.
 
+// No `unsafe` in a target: only the abstraction (`mod dm`) has any.
+#![deny(unsafe_code)]
 // `CloneCore` has more fields than `pin_init!` expands within the default limit.
 #![recursion_limit = "256"]
 

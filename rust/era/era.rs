@@ -18,6 +18,9 @@
 //! metadata (`metadata.rs`), the in-flight tracking (`inflight.rs`), and
 //! this file: construction, the I/O path, the worker, messages and status.
 
+// No `unsafe` in a target: only the abstraction (`mod dm`) has any.
+#![deny(unsafe_code)]
+
 #[path = "../dm/mod.rs"]
 pub mod dm;
 mod inflight;

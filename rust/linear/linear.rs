@@ -7,6 +7,9 @@
 //! `dmsetup status`, same IMA record; flushes, discards, secure erases and
 //! write-zeroes pass through to the device.
 
+// No `unsafe` in a target: only the abstraction (`mod dm`) has any.
+#![deny(unsafe_code)]
+
 #[path = "../dm/mod.rs"]
 pub mod dm;
 pub mod mapping;

@@ -14,6 +14,9 @@
 //! (`geometry.rs`), the I/O path (`verify.rs`), and this file: construction,
 //! status, and the dm hooks.
 
+// No `unsafe` in a target: only the abstraction (`mod dm`) has any.
+#![deny(unsafe_code)]
+
 #[path = "../dm/mod.rs"]
 pub mod dm;
 pub mod geometry;

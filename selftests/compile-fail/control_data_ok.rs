@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0
+// expect-build
+// cfg: dm_persistent_data
+// cfg: dm_bufio
+
+//! Compile-fail control for the data cases: a correct target that reads and
+//! writes completed bio data by copies (`BioData`), and correct uses of
+//! persistent-data write locks (one at a time) and of a bufio client
+//! (`reset` once no buffer is held). It must build: otherwise a case
+//! failing to build shows nothing.
+
+#![deny(unsafe_code)]
+
+#[path = "../dm/mod.rs"]
+pub mod dm;
+
+use dm::{
+    bufio::BufioClient,
+    completion::{CompletedBio, CompletionHandler, CompletionHook},
+    pdata::{BlockValidator, TransactionManager, Validator},
+    BlkStatus, MapBio, MapResult, Operations, Target,
+};
+use kernel::{c_str, prelude::*};
+
+module_dm_target! {
+    type: Control,
+    name: "cf_control_data_ok",
+    description: "compile-fail control: correct data, pdata and bufio uses",
+}
+
+struct Control {
+    dev: dm::Device,
+    wq: dm::Workqueue,
+}
+
+#[vtable]
+impl Operations for Control {
+    const NAME: &'static CStr = c_str!("cf_control_data_ok");
+    const VERSION: [u32; 3] = [1, 0, 0];
+
+    type PerBio = CompletionHook;
+
+    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
+        let path = args.next_str(c_str!("Invalid argument count"))?;
+        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
+        let wq = dm::Workqueue::new(c_str!("cf_control_data_ok"), 0, 1)?;
+        Ok(Control { dev, wq })
+    }
+
+    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
+        bio.set_dev(&self.dev);
+        bio.submit_intercepted()
+    }
+}
+
+impl CompletionHandler for Control {
+    fn completion_queue(&self) -> &dm::Workqueue {
+        &self.wq
+    }
+
+    fn bio_completed(&self, _target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
+        let mut block = [0u8; 512];
+        while bio.remaining() >= 512 {
+            let r = bio.next_block(512, |data| -> Result {
+                data.copy_to_slice(&mut block)?;
+                block[0] ^= 1;
+                data.copy_from_slice(&block)?;
+                data.fill(0);
+                Ok(())
+            });
+            if !matches!(r, Ok(Ok(()))) {
+                return BlkStatus::IOERR;
+            }
+        }
+        BlkStatus::OK
+    }
+}
+
+/// Write-locks block 1 twice, one lock after the other.
+pub fn pdata_ok<V: BlockValidator>(
+    tm: &mut TransactionManager,
+    v: &'static Validator<V>,
+) -> Result {
+    let (first, _) = tm.shadow_block(1, v)?;
+    drop(first);
+    let (second, _) = tm.shadow_block(1, v)?;
+    drop(second);
+    Ok(())
+}
+
+/// Reads a block, and resets the client once the buffer is given back.
+pub fn bufio_ok(client: &mut BufioClient) -> Result {
+    let buf = client.read(0)?;
+    let _first = buf.data().first().copied();
+    drop(buf);
+    let _ = client.reset();
+    Ok(())
+}
