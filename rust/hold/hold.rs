@@ -11,7 +11,6 @@
 
 #![deny(unsafe_code)]
 
-#[allow(unsafe_code)]
 #[path = "../dm/mod.rs"]
 pub mod dm;
 
