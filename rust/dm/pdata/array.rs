@@ -10,6 +10,19 @@ use kernel::{
     prelude::*,
 };
 
+/// `sizeof(struct array_block)`, the header of an array block in
+/// `dm-array.c` (packed: `__le32 csum, max_entries, nr_entries, value_size;
+/// __le64 blocknr;`).
+const ARRAY_BLOCK_HEADER: usize = 24;
+
+/// Whether values of `value_size` bytes fit an array block of `block_size`
+/// bytes: dm-array's `calc_max_entries()`, `(block_size - header) /
+/// value_size`, is then at least one, so neither it nor the divisions by
+/// `max_entries` that follow divide by zero.
+fn fits(value_size: u32, block_size: usize) -> bool {
+    value_size != 0 && value_size as usize <= block_size.saturating_sub(ARRAY_BLOCK_HEADER)
+}
+
 /// An on-disk array of fixed-size values without references
 /// (`struct dm_array_info`), identified by its root. Every operation names
 /// the transaction manager it works in: the one it was created for
@@ -22,7 +35,8 @@ use kernel::{
 /// # Invariants
 ///
 /// `info` was initialised by `dm_array_info_init()` for the transaction
-/// manager `info.tm`, with values of `info.value_type.size` bytes.
+/// manager `info.tm`, with values of `info.value_type.size` bytes, which fit
+/// a block of that transaction manager (see `fits`).
 pub struct Array {
     info: bindings::dm_array_info,
 }
@@ -31,8 +45,12 @@ pub struct Array {
 unsafe impl Send for Array {}
 
 impl Array {
-    /// Array operations on `tm`'s metadata, for values of `size` bytes.
+    /// Array operations on `tm`'s metadata, for values of `size` bytes;
+    /// `EINVAL` if such a value does not fit a metadata block.
     pub fn new(tm: &TransactionManager, size: u32) -> Result<Self> {
+        if !fits(size, tm.block_size()) {
+            return Err(EINVAL);
+        }
         let mut vt = bindings::dm_btree_value_type {
             context: core::ptr::null_mut(),
             size,
@@ -43,14 +61,16 @@ impl Array {
         let mut info = bindings::dm_array_info::default();
         // SAFETY: `tm` is live; `vt` is copied by the callee.
         unsafe { bindings::dm_array_info_init(&mut info, tm.as_raw(), &mut vt) };
-        // INVARIANT: initialised for `tm`.
+        // INVARIANT: initialised for `tm`, with a size checked above.
         Ok(Self { info })
     }
 
     /// The C info for a call on `tm`, which the caller borrows (mutably if
     /// the call may write) for the whole call.
     fn info(&mut self, tm: &TransactionManager) -> Result<*mut bindings::dm_array_info> {
-        if self.info.tm != tm.as_raw() {
+        // The same transaction manager, hence the block size checked in
+        // `new` (checked again: a new one may have the old one's address).
+        if self.info.tm != tm.as_raw() || !fits(self.info.value_type.size, tm.block_size()) {
             return Err(EINVAL);
         }
         // `dm_array_info_init()` points the btree callbacks at the info
