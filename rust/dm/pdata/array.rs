@@ -47,6 +47,10 @@ unsafe impl Send for Array {}
 impl Array {
     /// Array operations on `tm`'s metadata, for values of `size` bytes;
     /// `EINVAL` if such a value does not fit a metadata block.
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub fn new(tm: &TransactionManager, size: u32) -> Result<Self> {
         if !fits(size, tm.block_size()) {
             return Err(EINVAL);
@@ -87,6 +91,10 @@ impl Array {
     }
 
     /// A new, empty array; returns its root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn empty(&mut self, tm: &mut TransactionManager) -> Result<BlockNr> {
         might_sleep();
         let info = self.info(tm)?;
@@ -96,6 +104,10 @@ impl Array {
 
     /// Resizes from `old` to `new` entries, new ones set to `value`; returns
     /// the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn resize(
         &mut self,
         tm: &mut TransactionManager,
@@ -114,6 +126,10 @@ impl Array {
     }
 
     /// Sets entry `i` to `value`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn set(
         &mut self,
         tm: &mut TransactionManager,
@@ -131,6 +147,10 @@ impl Array {
     }
 
     /// Reads entry `i` into `out`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn get(
         &mut self,
         tm: &TransactionManager,
@@ -147,6 +167,10 @@ impl Array {
     }
 
     /// Deletes the array at `root`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn del(&mut self, tm: &mut TransactionManager, root: BlockNr) -> Result {
         might_sleep();
         let info = self.info(tm)?;

@@ -35,6 +35,10 @@ unsafe impl Send for DiskBitset {}
 
 impl DiskBitset {
     /// Bitset operations on `tm`'s metadata.
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub fn new(tm: &TransactionManager) -> Self {
         let mut info = bindings::dm_disk_bitset::default();
         // SAFETY: `tm` is live; `info` is ours to initialise.
@@ -57,6 +61,10 @@ impl DiskBitset {
     }
 
     /// A new, empty bitset; returns its root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn empty(&mut self, tm: &mut TransactionManager) -> Result<BlockNr> {
         might_sleep();
         let info = self.info(tm)?;
@@ -66,6 +74,10 @@ impl DiskBitset {
 
     /// Resizes the bitset at `root` from `old` to `new` bits, new bits set to
     /// `default`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn resize(
         &mut self,
         tm: &mut TransactionManager,
@@ -83,6 +95,10 @@ impl DiskBitset {
     }
 
     /// Sets bit `i`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn set_bit(
         &mut self,
         tm: &mut TransactionManager,
@@ -98,6 +114,10 @@ impl DiskBitset {
     }
 
     /// Clears bit `i`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn clear_bit(
         &mut self,
         tm: &mut TransactionManager,
@@ -114,6 +134,10 @@ impl DiskBitset {
 
     /// Tests bit `i`; returns it and the (possibly new) root: moving the
     /// cached word writes the previous one back.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn test_bit(
         &mut self,
         tm: &mut TransactionManager,
@@ -131,6 +155,10 @@ impl DiskBitset {
     }
 
     /// Writes out the cached word; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn flush(&mut self, tm: &mut TransactionManager, root: BlockNr) -> Result<BlockNr> {
         might_sleep();
         let info = self.info(tm)?;
@@ -141,6 +169,10 @@ impl DiskBitset {
     }
 
     /// Deletes the bitset at `root`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn del(&mut self, tm: &mut TransactionManager, root: BlockNr) -> Result {
         might_sleep();
         let info = self.info(tm)?;
@@ -150,6 +182,10 @@ impl DiskBitset {
 
     /// Calls `f(i, bit)` for the bits `0..n` of the bitset at `root`, in
     /// order, walking its blocks with a cursor (`dm_bitset_cursor_*`).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn walk(
         &mut self,
         tm: &mut TransactionManager,

@@ -54,6 +54,10 @@ unsafe impl<V: BlockValidator> Sync for Validator<V> {}
 
 impl<V: BlockValidator> Validator<V> {
     /// The validator of `V`.
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub const fn new() -> Self {
         // INVARIANT: built from `V`.
         Self {
@@ -279,6 +283,10 @@ unsafe impl Send for BlockManager {}
 impl BlockManager {
     /// Creates a block manager over `dev` with blocks of `block_size` bytes,
     /// allowing `max_held` blocks locked at once by one thread.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn new(dev: &Device, block_size: u32, max_held: u32) -> Result<Self> {
         might_sleep();
         // SAFETY: The device's block device is open (see invariants).
@@ -306,6 +314,10 @@ impl BlockManager {
     }
 
     /// Read-locks block `b`, checking it with `v` if given.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn read_lock<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -323,6 +335,10 @@ impl BlockManager {
     }
 
     /// Write-locks block `b` with its contents zeroed (no read).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn write_lock_zero<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -340,6 +356,10 @@ impl BlockManager {
     }
 
     /// Write-locks block `b`, checking it with `v`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn write_lock<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -357,6 +377,10 @@ impl BlockManager {
     }
 
     /// Whether block `b` holds only zeroes (an unformatted device).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn is_zeroed(&mut self, b: BlockNr) -> Result<bool> {
         let blk = self.read_lock::<NoValidator>(b, None)?;
         Ok(blk.data().iter().all(|&x| x == 0))

@@ -49,21 +49,37 @@ pub struct ValueContext<'a> {
 impl ValueContext<'_> {
     /// Takes a reference on block `b` through the transaction manager
     /// (`dm_tm_inc()`).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn tm_inc(&mut self, b: BlockNr) {
         self.tm.inc(b);
     }
 
     /// Takes a reference on block `b` in the space map.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn sm_inc(&mut self, b: BlockNr) -> Result {
         self.tm.sm_inc(b)
     }
 
     /// Drops a reference on block `b` in the space map.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn sm_dec(&mut self, b: BlockNr) -> Result {
         self.tm.sm_dec(b)
     }
 
     /// Deletes the on-disk bitset at `root` (`dm_bitset_del()`).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn del_bitset(&mut self, root: BlockNr) -> Result {
         DiskBitset::new(self.tm).del(self.tm, root)
     }
@@ -100,6 +116,10 @@ impl<V: BtreeValue> Btree<V> {
     );
 
     /// Btree operations on `tm`'s metadata.
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub fn new(tm: &TransactionManager) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZE_OK;
@@ -229,6 +249,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// A new, empty btree; returns its root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn empty(&mut self, tm: &mut TransactionManager) -> Result<BlockNr> {
         might_sleep();
         let info = self.info_mut(tm)?;
@@ -237,6 +261,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// Inserts (or replaces) `key` -> `value`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn insert(
         &mut self,
         tm: &mut TransactionManager,
@@ -257,6 +285,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// Removes `key`; returns the new root.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn remove(
         &mut self,
         tm: &mut TransactionManager,
@@ -273,6 +305,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// Looks `key` up into `out`; `Ok(false)` if absent.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn lookup(
         &mut self,
         tm: &TransactionManager,
@@ -292,6 +328,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// The lowest key, or `None` for an empty tree.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn lowest_key(&mut self, tm: &TransactionManager, root: BlockNr) -> Result<Option<u64>> {
         might_sleep();
         let mut k = 0;
@@ -302,6 +342,10 @@ impl<V: BtreeValue> Btree<V> {
     }
 
     /// Deletes the whole tree at `root`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn del(&mut self, tm: &mut TransactionManager, root: BlockNr) -> Result {
         might_sleep();
         let info = self.info_mut(tm)?;

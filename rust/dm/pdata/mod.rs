@@ -65,6 +65,10 @@ pub type BlockNr = u64;
 
 /// `-EILSEQ`: what a [`BlockValidator`] returns for a corrupt block (bad
 /// magic or checksum), as persistent-data's own validators do.
+///
+/// # Context
+///
+/// Any.
 pub fn eilseq() -> Error {
     Error::from_errno(-(bindings::EILSEQ as c_int))
 }

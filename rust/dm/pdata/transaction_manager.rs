@@ -51,6 +51,10 @@ impl Drop for TransactionManager {
 impl TransactionManager {
     /// Formats: a new, empty transaction with a fresh space map, whose
     /// superblock will be at `sb`.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn create(bm: BlockManager, sb: BlockNr) -> Result<Self> {
         might_sleep();
         let (mut tm, mut sm) = (core::ptr::null_mut(), core::ptr::null_mut());
@@ -61,6 +65,10 @@ impl TransactionManager {
 
     /// Opens the committed transaction whose space map root (`sm_root`, as
     /// stored in the superblock at `sb`) is given.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn open(bm: BlockManager, sb: BlockNr, sm_root: &[u8]) -> Result<Self> {
         might_sleep();
         let (mut tm, mut sm) = (core::ptr::null_mut(), core::ptr::null_mut());
@@ -118,6 +126,10 @@ impl TransactionManager {
     }
 
     /// First phase of a commit: writes out everything but the superblock.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn pre_commit(&mut self) -> Result {
         might_sleep();
         // SAFETY: `tm` is live; `&mut self`: no `Block` is alive.
@@ -127,6 +139,10 @@ impl TransactionManager {
     /// Second phase of a commit, step one: write-locks the superblock at `b`
     /// (checked with `v`), for the caller to fill in and
     /// [`CommitBlock::commit`].
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn lock_superblock<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -139,6 +155,10 @@ impl TransactionManager {
 
     /// As [`Self::lock_superblock`], with the block zeroed instead of read
     /// (formatting).
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn lock_superblock_zero<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -150,6 +170,10 @@ impl TransactionManager {
     }
 
     /// Takes a reference on block `b` through the transaction manager.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn inc(&mut self, b: BlockNr) {
         might_sleep();
         // SAFETY: `tm` is live.
@@ -158,6 +182,10 @@ impl TransactionManager {
 
     /// Shadows (copy-on-write) block `b`: returns the write-locked copy and
     /// whether the children of the copy need their counts incremented.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn shadow_block<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -177,6 +205,10 @@ impl TransactionManager {
     }
 
     /// Read-locks block `b` through the transaction manager.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn read_lock<V: BlockValidator>(
         &mut self,
         b: BlockNr,
@@ -231,6 +263,10 @@ impl CommitBlock<'_> {
 
     /// Writes the superblock last, after everything else of the transaction
     /// (`dm_tm_commit()`), and unlocks it.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn commit(self) -> Result {
         might_sleep();
         let tm = self.tm;
