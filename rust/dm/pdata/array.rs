@@ -35,8 +35,8 @@ fn fits(value_size: u32, block_size: usize) -> bool {
 /// # Invariants
 ///
 /// `info` was initialised by `dm_array_info_init()` for the transaction
-/// manager `info.tm`, with values of `info.value_type.size` bytes, which fit
-/// a block of that transaction manager (see `fits`).
+/// manager `info.btree_info.tm`, with values of `info.value_type.size`
+/// bytes, which fit a block of that transaction manager (see `fits`).
 pub struct Array {
     info: bindings::dm_array_info,
 }
@@ -74,7 +74,11 @@ impl Array {
     fn info(&mut self, tm: &TransactionManager) -> Result<*mut bindings::dm_array_info> {
         // The same transaction manager, hence the block size checked in
         // `new` (checked again: a new one may have the old one's address).
-        if self.info.tm != tm.as_raw() || !fits(self.info.value_type.size, tm.block_size()) {
+        // (`dm_array_info_init()` sets only the btree's `tm`; dm-array uses
+        // that one.)
+        if self.info.btree_info.tm != tm.as_raw()
+            || !fits(self.info.value_type.size, tm.block_size())
+        {
             return Err(EINVAL);
         }
         // `dm_array_info_init()` points the btree callbacks at the info

@@ -24,7 +24,7 @@ use kernel::{
 /// # Invariants
 ///
 /// `info` was initialised by `dm_disk_bitset_init()` for the transaction
-/// manager `info.array_info.tm`.
+/// manager `info.array_info.btree_info.tm`.
 pub struct DiskBitset {
     info: bindings::dm_disk_bitset,
 }
@@ -50,7 +50,9 @@ impl DiskBitset {
     /// The C info for a call on `tm`, which the caller borrows (mutably if
     /// the call may write) for the whole call.
     fn info(&mut self, tm: &TransactionManager) -> Result<*mut bindings::dm_disk_bitset> {
-        if self.info.array_info.tm != tm.as_raw() {
+        // (`dm_array_info_init()` sets only the btree's `tm`; dm-array uses
+        // that one.)
+        if self.info.array_info.btree_info.tm != tm.as_raw() {
             return Err(EINVAL);
         }
         // `dm_array_info_init()` makes the array's btree callbacks point at
