@@ -56,7 +56,7 @@ impl BlockValidator for SuperblockValidator {
                     found,
                     sb::MAGIC
                 );
-                Error::from_errno(-(kernel::bindings::EILSEQ as i32))
+                pdata::eilseq()
             }
             sb::CheckError::Checksum(computed, stored) => {
                 dm_err!(
@@ -64,7 +64,7 @@ impl BlockValidator for SuperblockValidator {
                     computed,
                     stored
                 );
-                Error::from_errno(-(kernel::bindings::EILSEQ as i32))
+                pdata::eilseq()
             }
             sb::CheckError::Version(v) => {
                 dm_err!(
@@ -118,7 +118,7 @@ impl PersistentData {
     /// Opens the metadata on `dev`, formatting it if its superblock is all
     /// zeroes and `may_format` (C's `__create_persistent_data_structures`).
     fn open(dev: &dm::Device, regions: &Regions, may_format: bool) -> Result<Self> {
-        let bm = BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS)
+        let mut bm = BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS)
             .inspect_err(|_| dm_err!("Failed to create block manager"))?;
         let zeroed = bm
             .is_zeroed(sb::LOCATION)
@@ -149,15 +149,15 @@ impl PersistentData {
     }
 
     fn format(bm: BlockManager, regions: &Regions) -> Result<Self> {
-        let tm = TransactionManager::create(bm, sb::LOCATION)
+        let mut tm = TransactionManager::create(bm, sb::LOCATION)
             .inspect_err(|_| dm_err!("Failed to create transaction manager"))?;
         let mut bitset = DiskBitset::new(&tm);
         let root = bitset
-            .empty(&tm)
+            .empty(&mut tm)
             .inspect_err(|_| dm_err!("Failed to create empty on-disk bitset"))?;
         // The constructor keeps the number of regions below 2^31.
         let root = bitset
-            .resize(&tm, root, 0, regions.nr as u32, false)
+            .resize(&mut tm, root, 0, regions.nr as u32, false)
             .inspect_err(|_| {
                 dm_err!("Failed to resize on-disk bitset to {} entries", regions.nr)
             })?;
@@ -176,29 +176,27 @@ impl PersistentData {
         self.tm
             .copy_sm_root(&mut sm_root)
             .inspect_err(|_| dm_err!("__copy_sm_root failed"))?;
-        let mut blk = self
-            .tm
-            .bm()
-            .write_lock_zero(sb::LOCATION, &SB_VALIDATOR)
-            .inspect_err(|_| dm_err!("Failed to write_lock superblock"))?;
-        Superblock {
+        let disk = Superblock {
             sm_root,
             region_size: regions.size(),
             target_size: regions.len,
             bitset_root: self.root,
-        }
-        .encode(blk.data_mut()?);
-        self.tm
-            .commit(blk)
+        };
+        let mut blk = self
+            .tm
+            .lock_superblock_zero(sb::LOCATION, &SB_VALIDATOR)
+            .inspect_err(|_| dm_err!("Failed to write_lock superblock"))?;
+        disk.encode(blk.data_mut());
+        blk.commit()
             .inspect_err(|_| dm_err!("Failed to commit superblock"))
     }
 
     /// Reads the committed bitset into `map` (`__load_bitset_in_core`).
     fn load(&mut self, regions: &Regions, map: &[AtomicU64]) -> Result {
-        self.root = self.bitset.flush(&self.tm, self.root)?;
+        self.root = self.bitset.flush(&mut self.tm, self.root)?;
         let mut word = 0u64;
         let n = regions.nr as u32;
-        self.bitset.walk(&self.tm, self.root, n, |i, bit| {
+        self.bitset.walk(&mut self.tm, self.root, n, |i, bit| {
             word |= u64::from(bit) << (i % 64);
             if i % 64 == 63 || i + 1 == n {
                 if let Some(w) = map.get((i / 64) as usize) {
@@ -437,7 +435,7 @@ impl Metadata {
                     let region = (word * 64) as u32 + b;
                     pd.root = pd
                         .bitset
-                        .set_bit(&pd.tm, pd.root, region)
+                        .set_bit(&mut pd.tm, pd.root, region)
                         .inspect_err(|_| dm_err!("dm_bitset_set_bit failed"))?;
                     rbits &= rbits - 1;
                     if let Some(r) = dmap.regions.get_mut(word) {
@@ -450,7 +448,7 @@ impl Metadata {
         }
         pd.root = pd
             .bitset
-            .flush(&pd.tm, pd.root)
+            .flush(&mut pd.tm, pd.root)
             .inspect_err(|_| dm_err!("dm_bitset_flush failed"))?;
         pd.write_superblock(&self.regions)?;
         if first_with(&self.region_map, &self.regions, 0, false) >= self.regions.nr {

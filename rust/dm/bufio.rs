@@ -4,15 +4,32 @@
 //!
 //! C header: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h)
 
-use super::{bindings, error::from_err_ptr, workqueue::Workqueue, Device};
-use core::{marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU8};
-use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
+use super::{bindings, context::might_sleep, error::from_err_ptr, workqueue::Workqueue, Device};
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicU8, AtomicUsize, Ordering},
+};
+use kernel::{
+    error::code::{EBUSY, ENOMEM},
+    prelude::*,
+    types::Opaque,
+};
+
+/// The bit of [`BufioClient`]'s `gate` set while the cache is reset.
+const RESETTING: usize = 1 << (usize::BITS - 1);
 
 /// A dm-bufio client over one device.
 ///
 /// Every buffer carries one byte of client state, [`Buffer::state`], zeroed
 /// when dm-bufio (re)reads the buffer from disk — e.g. "this hash block has
 /// been verified".
+///
+/// # Context
+///
+/// The client is created without `DM_BUFIO_CLIENT_NO_SLEEP`: dm-bufio takes
+/// rw-semaphores and mutexes, so every method that calls into it may sleep
+/// (process context, no spinlock held) and checks that with `might_sleep()`;
+/// each method says which.
 ///
 /// # Invariants
 ///
@@ -24,10 +41,15 @@ use kernel::{error::code::ENOMEM, prelude::*, types::Opaque};
 /// - Prefetch work queued by [`BufioClient::prefetch_async`] only runs on
 ///   `wq`, which `drop` drains before destroying the client.
 /// - `block_size` is the client's block size.
+/// - `gate` counts the held [`Buffer`]s and the queued prefetch work items,
+///   plus [`RESETTING`] while [`BufioClient::reset`] runs; nothing takes a
+///   buffer or queues a prefetch while that bit is set. It lives in its own
+///   allocation (prefetch work refers to it) until after `wq` is drained.
 pub struct BufioClient {
     client: NonNull<bindings::dm_bufio_client>,
     wq: Workqueue,
     block_size: usize,
+    gate: KBox<AtomicUsize>,
 }
 
 // SAFETY: dm-bufio clients are internally locked and usable from any thread.
@@ -56,7 +78,13 @@ impl BufioClient {
     /// does with its `kverityd`: a bio's prefetch and its verification then
     /// run in order on the same worker, with no second worker to wake and
     /// switch to for each bio.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn new(dev: &Device, block_size: u32, reserved: u32, wq: Workqueue) -> Result<Self> {
+        might_sleep();
+        let gate = KBox::new(AtomicUsize::new(0), GFP_KERNEL)?;
         // SAFETY: `dev.bdev()` is open while `dev` lives (see invariants);
         // the aux size matches `buffer_alloc_callback`.
         let c = unsafe {
@@ -76,49 +104,127 @@ impl BufioClient {
             client,
             wq,
             block_size: block_size as usize,
+            gate,
         })
     }
 
+    /// Counts one more holder, unless a reset runs.
+    ///
+    /// # Context
+    ///
+    /// Any.
+    fn hold(&self) -> bool {
+        let prev = self.gate.fetch_add(1, Ordering::Acquire);
+        if prev & RESETTING != 0 {
+            self.gate.fetch_sub(1, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
     /// The workqueue prefetches run on (given to [`BufioClient::new`]).
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub fn workqueue(&self) -> &Workqueue {
         &self.wq
     }
 
     /// Size of the device in blocks.
+    ///
+    /// # Context
+    ///
+    /// Any.
     pub fn device_size(&self) -> u64 {
         // SAFETY: `client` is live (invariant).
         unsafe { bindings::dm_bufio_get_device_size(self.client.as_ptr()) }
     }
 
-    /// Reads block `block`, waiting for the I/O if it is not cached. May sleep.
+    /// Reads block `block`, waiting for the I/O if it is not cached.
+    ///
+    /// `EBUSY` while [`BufioClient::reset`] runs.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
     pub fn read(&self, block: u64) -> Result<Buffer<'_>> {
+        might_sleep();
+        if !self.hold() {
+            return Err(EBUSY);
+        }
         let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
         // SAFETY: `client` is live; `b` is a valid out-pointer.
         let data = unsafe { bindings::dm_bufio_read(self.client.as_ptr(), block, &mut b) };
-        let data = from_err_ptr(data)?;
-        // SAFETY: On success dm-bufio returned a held buffer and its data.
-        unsafe { Buffer::new(self, b, data) }
+        // SAFETY: On success dm-bufio returned a held buffer and its data;
+        // `hold` counted it.
+        unsafe { self.buffer(b, from_err_ptr(data)) }
     }
 
-    /// Block `block` if it is cached and uptodate, without sleeping.
+    /// Block `block` if it is cached and uptodate, without waiting for I/O
+    /// (`None` also while [`BufioClient::reset`] runs).
+    ///
+    /// # Context
+    ///
+    /// May sleep: dm-bufio takes a rw-semaphore (the client is not
+    /// `DM_BUFIO_CLIENT_NO_SLEEP`).
     pub fn get_cached(&self, block: u64) -> Option<Buffer<'_>> {
+        might_sleep();
+        if !self.hold() {
+            return None;
+        }
         let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
         // SAFETY: `client` is live; `b` is a valid out-pointer.
         let data = unsafe { bindings::dm_bufio_get(self.client.as_ptr(), block, &mut b) };
-        let data = from_err_ptr(data).ok()?;
-        if data.is_null() {
-            return None;
+        // SAFETY: A non-null, non-error result is a held buffer and its data;
+        // `hold` counted it.
+        unsafe { self.buffer(b, from_err_ptr(data)) }.ok()
+    }
+
+    /// Wraps the result of a dm-bufio call that holds a buffer, or gives
+    /// the count taken by `hold` back.
+    ///
+    /// # Safety
+    ///
+    /// `hold` must have counted this call; on success (`data` a non-null
+    /// pointer) `b` must be a buffer of this client just returned held by
+    /// dm-bufio, with `data` its data.
+    unsafe fn buffer(
+        &self,
+        b: *mut bindings::dm_buffer,
+        data: Result<*mut core::ffi::c_void>,
+    ) -> Result<Buffer<'_>> {
+        match (NonNull::new(b), data.map(|d| NonNull::new(d.cast::<u8>()))) {
+            // INVARIANT: a held buffer and its data, counted in the gate
+            // (the caller).
+            (Some(b), Ok(Some(data))) => Ok(Buffer {
+                b,
+                data,
+                len: self.block_size,
+                gate: &self.gate,
+            }),
+            (_, r) => {
+                self.gate.fetch_sub(1, Ordering::Release);
+                Err(r.err().unwrap_or(ENOMEM))
+            }
         }
-        // SAFETY: dm-bufio returned a held buffer and its data.
-        unsafe { Buffer::new(self, b, data) }.ok()
     }
 
     /// Starts reading the block ranges `(first block, count)` into the cache
     /// in the background, from a worker (one work item for up to
     /// [`PREFETCH_RANGES`] ranges): never sleeps, and silently does nothing
-    /// when memory is short (prefetching is only a hint).
+    /// when memory is short or [`BufioClient::reset`] runs (prefetching is
+    /// only a hint).
+    ///
+    /// # Context
+    ///
+    /// Any (never sleeps).
     pub fn prefetch_async(&self, ranges: &[(u64, u32)]) {
         for chunk in ranges.chunks(PREFETCH_RANGES) {
+            // Counted until the work item has run (`prefetch_work_fn`).
+            if !self.hold() {
+                return;
+            }
             let mut r = [(0u64, 0u32); PREFETCH_RANGES];
             for (d, s) in r.iter_mut().zip(chunk) {
                 *d = *s;
@@ -127,17 +233,19 @@ impl BufioClient {
                 PrefetchWork {
                     work: Opaque::uninit(),
                     client: self.client.as_ptr(),
+                    gate: &*self.gate,
                     ranges: r,
                     nr: chunk.len(),
                 },
                 GFP_NOWAIT | __GFP_NOWARN,
             ) else {
+                self.gate.fetch_sub(1, Ordering::Release);
                 return;
             };
             let work = KBox::into_raw(work);
             // SAFETY: `work` is a valid, exclusively owned allocation; the
-            // work function takes ownership back. The client outlives the
-            // work since `drop` drains `wq` first (invariant).
+            // work function takes ownership back. The client and its gate
+            // outlive the work since `drop` drains `wq` first (invariant).
             unsafe {
                 let w = Opaque::raw_get(core::ptr::addr_of!((*work).work));
                 bindings::rdm_init_work(w, Some(prefetch_work_fn));
@@ -148,15 +256,36 @@ impl BufioClient {
 
     /// Waits for the work queued so far on the workqueue, then drops every
     /// cached buffer (`dm_bufio_client_reset()`).
-    pub fn reset(&self) {
+    ///
+    /// dm-bufio cannot drop a buffer someone holds (it warns of a leak), so
+    /// this refuses with `EBUSY`, resetting nothing, while any [`Buffer`] is
+    /// held or any prefetch is queued; while it runs, [`BufioClient::read`]
+    /// fails with `EBUSY`, [`BufioClient::get_cached`] finds nothing and
+    /// [`BufioClient::prefetch_async`] does nothing. Meant for a suspended
+    /// target, whose I/O is over.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
+    pub fn reset(&self) -> Result {
+        might_sleep();
         self.wq.flush();
-        // SAFETY: `client` is live (invariant).
+        self.gate
+            .compare_exchange(0, RESETTING, Ordering::Acquire, Ordering::Relaxed)
+            .map_err(|_| EBUSY)?;
+        // SAFETY: `client` is live (invariant). No buffer is held and no
+        // prefetch is queued or running (the gate was zero), and none can be
+        // taken or queued until the gate opens again below.
         unsafe { bindings::dm_bufio_client_reset(self.client.as_ptr()) };
+        // Whoever tried meanwhile has given its count back, or will.
+        self.gate.fetch_and(!RESETTING, Ordering::Release);
+        Ok(())
     }
 }
 
 impl Drop for BufioClient {
     fn drop(&mut self) {
+        might_sleep();
         // No prefetch may run on the client once it is gone.
         self.wq.flush();
         // SAFETY: `client` is live and owned (invariant); no buffer is held,
@@ -172,6 +301,8 @@ pub const PREFETCH_RANGES: usize = 8;
 struct PrefetchWork {
     work: Opaque<bindings::work_struct>,
     client: *mut bindings::dm_bufio_client,
+    /// The client's gate, which counted this work item.
+    gate: *const AtomicUsize,
     ranges: [(u64, u32); PREFETCH_RANGES],
     nr: usize,
 }
@@ -181,7 +312,7 @@ struct PrefetchWork {
 /// # Safety
 ///
 /// `w` must be the `work` of a `PrefetchWork` leaked by `prefetch_async`,
-/// whose client is still live; it is freed here.
+/// whose client and gate are still live; it is freed here.
 unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the first field of a `PrefetchWork` leaked by
     // `prefetch_async`, which we own again now.
@@ -190,43 +321,30 @@ unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
         // SAFETY: The client is live until its workqueue is drained.
         unsafe { bindings::dm_bufio_prefetch(work.client, block, n) };
     }
+    // SAFETY: The gate lives as long as the client (see above); this work
+    // item was counted in it by `prefetch_async`.
+    unsafe { (*work.gate).fetch_sub(1, Ordering::Release) };
 }
 
 /// A held dm-bufio buffer; released on drop.
 ///
+/// # Context
+///
+/// Its methods may run in any context; dropping it may sleep (dm-bufio
+/// takes a rw-semaphore).
+///
 /// # Invariants
 ///
-/// `b` is held (not released) and `data` points at its `len` bytes.
+/// `b` is held (not released) and `data` points at its `len` bytes; the
+/// hold is counted in `gate`, its client's gate.
 pub struct Buffer<'a> {
     b: NonNull<bindings::dm_buffer>,
     data: NonNull<u8>,
     len: usize,
-    _client: PhantomData<&'a BufioClient>,
+    gate: &'a AtomicUsize,
 }
 
-impl<'a> Buffer<'a> {
-    /// # Safety
-    ///
-    /// `b` must be a buffer of `client` just returned held by dm-bufio, with
-    /// `data` its data.
-    unsafe fn new(
-        client: &'a BufioClient,
-        b: *mut bindings::dm_buffer,
-        data: *mut core::ffi::c_void,
-    ) -> Result<Self> {
-        let len = client.block_size;
-        match (NonNull::new(b), NonNull::new(data.cast::<u8>())) {
-            // INVARIANT: held buffer and its data, per the caller.
-            (Some(b), Some(data)) => Ok(Self {
-                b,
-                data,
-                len,
-                _client: PhantomData,
-            }),
-            _ => Err(ENOMEM),
-        }
-    }
-
+impl Buffer<'_> {
     /// The block's contents.
     pub fn data(&self) -> &[u8] {
         // SAFETY: The buffer is held, so its `len` bytes stay valid and are
@@ -245,7 +363,10 @@ impl<'a> Buffer<'a> {
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
+        might_sleep();
         // SAFETY: Held (invariant), released exactly once.
         unsafe { bindings::dm_bufio_release(self.b.as_ptr()) };
+        // Released: a reset may run now.
+        self.gate.fetch_sub(1, Ordering::Release);
     }
 }

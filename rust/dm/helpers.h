@@ -63,6 +63,9 @@ void rdm_dm_target_uevent(struct dm_target *ti, char *env);
 void __noreturn rdm_panic(const char *msg);
 void rdm_kfree(const void *p);
 
+/* Context checks. */
+void rdm_might_sleep(void);
+
 #endif /* RDM_HELPERS_H */
 
 /* sync.rs: spinlocks usable from bio completion (hard/soft irq) context,

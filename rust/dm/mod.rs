@@ -33,6 +33,7 @@ mod bio;
 #[cfg(dm_bufio)]
 pub mod bufio;
 pub mod completion;
+mod context;
 mod device;
 pub mod emit;
 mod error;

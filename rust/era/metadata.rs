@@ -13,7 +13,7 @@ use crate::dm::{
     self,
     pdata::{
         self, Array, BlockManager, BlockValidator, Btree, BtreeValue, DiskBitset,
-        TransactionManager, Validator,
+        TransactionManager, Validator, ValueContext,
     },
 };
 use crate::dm_err;
@@ -43,7 +43,7 @@ impl BlockValidator for SuperblockValidator {
             }
             sb::CheckError::Corrupt => {
                 dm_err!("sb_check failed: bad magic or checksum");
-                Error::from_errno(-(kernel::bindings::EILSEQ as i32))
+                pdata::eilseq()
             }
             sb::CheckError::Version(v) => {
                 dm_err!(
@@ -67,13 +67,12 @@ pub(crate) enum WritesetValue {}
 impl BtreeValue for WritesetValue {
     const SIZE: u32 = sb::WRITESET_DISK_SIZE as u32;
 
-    fn inc(tm: &TransactionManager, value: &[u8]) {
-        tm.inc(WritesetMetadata::unpack(value).root);
+    fn inc(ctx: &mut ValueContext<'_>, value: &[u8]) {
+        ctx.tm_inc(WritesetMetadata::unpack(value).root);
     }
 
-    fn dec(tm: &TransactionManager, value: &[u8]) {
-        let root = WritesetMetadata::unpack(value).root;
-        let _ = DiskBitset::new(tm).del(tm, root);
+    fn dec(ctx: &mut ValueContext<'_>, value: &[u8]) {
+        let _ = ctx.del_bitset(WritesetMetadata::unpack(value).root);
     }
 }
 
@@ -126,7 +125,7 @@ impl Metadata {
     /// Opens the metadata on `dev`, formatting it if its superblock is all
     /// zeroes (C's `metadata_open(..., may_format = true)`).
     pub(crate) fn open(dev: &dm::Device, block_size: u32) -> Result<Self> {
-        let bm = BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS)
+        let mut bm = BlockManager::new(dev, sb::METADATA_BLOCK_SIZE, MAX_CONCURRENT_LOCKS)
             .inspect_err(|_| {
                 dm_err!("could not create block manager");
             })?;
@@ -167,7 +166,7 @@ impl Metadata {
         Ok(Self {
             bitset: DiskBitset::new(&tm),
             writeset_tree: Btree::new(&tm),
-            era_array: Array::new(&tm, 4),
+            era_array: Array::new(&tm, 4)?,
             digest: Digest {
                 step: None,
                 era: 0,
@@ -195,16 +194,17 @@ impl Metadata {
             dm_err!("dm_tm_create_with_sm failed");
         })?;
         let mut md = Self::new(tm, block_size)?;
-        md.writeset_tree_root = md.writeset_tree.empty(&md.tm).inspect_err(|_| {
+        md.writeset_tree_root = md.writeset_tree.empty(&mut md.tm).inspect_err(|_| {
             dm_err!("couldn't create new writeset tree");
         })?;
-        md.era_array_root = md.era_array.empty(&md.tm).inspect_err(|_| {
+        md.era_array_root = md.era_array.empty(&mut md.tm).inspect_err(|_| {
             dm_err!("couldn't create era array");
         })?;
         md.save_sm_root()?;
-        let mut blk = md.tm.bm().write_lock_zero(sb::LOCATION, &SB_VALIDATOR)?;
-        md.superblock().encode(blk.data_mut()?);
-        md.tm.commit(blk)?;
+        let disk = md.superblock();
+        let mut blk = md.tm.lock_superblock_zero(sb::LOCATION, &SB_VALIDATOR)?;
+        disk.encode(blk.data_mut());
+        blk.commit()?;
         Ok(md)
     }
 
@@ -243,7 +243,13 @@ impl Metadata {
         let zero = 0u32.to_le_bytes();
         self.era_array_root = self
             .era_array
-            .resize(&self.tm, self.era_array_root, self.nr_blocks, new, &zero)
+            .resize(
+                &mut self.tm,
+                self.era_array_root,
+                self.nr_blocks,
+                new,
+                &zero,
+            )
             .inspect_err(|_| {
                 dm_err!("metadata_resize: dm_array_resize failed");
             })?;
@@ -254,7 +260,7 @@ impl Metadata {
     /// Marks `block` in the current writeset on disk (not yet committed).
     pub(crate) fn mark(&mut self, block: u32) -> Result {
         let ws = &mut self.writesets[self.current];
-        ws.root = self.bitset.set_bit(&self.tm, ws.root, block)?;
+        ws.root = self.bitset.set_bit(&mut self.tm, ws.root, block)?;
         Ok(())
     }
 
@@ -262,7 +268,7 @@ impl Metadata {
     pub(crate) fn commit(&mut self) -> Result {
         let ws = &mut self.writesets[self.current];
         if ws.root != INVALID_WRITESET_ROOT {
-            ws.root = self.bitset.flush(&self.tm, ws.root).inspect_err(|_| {
+            ws.root = self.bitset.flush(&mut self.tm, ws.root).inspect_err(|_| {
                 dm_err!("metadata_commit: bitset flush failed");
             })?;
         }
@@ -270,15 +276,15 @@ impl Metadata {
             dm_err!("metadata_commit: pre commit failed");
         })?;
         self.save_sm_root()?;
+        let disk = self.superblock();
         let mut blk = self
             .tm
-            .bm()
-            .write_lock(sb::LOCATION, &SB_VALIDATOR)
+            .lock_superblock(sb::LOCATION, &SB_VALIDATOR)
             .inspect_err(|_| {
                 dm_err!("metadata_commit: superblock lock failed");
             })?;
-        self.superblock().encode(blk.data_mut()?);
-        self.tm.commit(blk)
+        disk.encode(blk.data_mut());
+        blk.commit()
     }
 
     /// Moves the current writeset into the btree of archived writesets.
@@ -289,7 +295,7 @@ impl Metadata {
         }
         self.writesets[i].root = self
             .bitset
-            .flush(&self.tm, self.writesets[i].root)
+            .flush(&mut self.tm, self.writesets[i].root)
             .inspect_err(|_| {
                 dm_err!("metadata_era_archive: dm_bitset_flush failed");
             })?;
@@ -297,7 +303,7 @@ impl Metadata {
         self.writeset_tree_root = self
             .writeset_tree
             .insert(
-                &self.tm,
+                &mut self.tm,
                 self.writeset_tree_root,
                 u64::from(self.current_era),
                 &value,
@@ -316,10 +322,10 @@ impl Metadata {
     pub(crate) fn rollover(&mut self) -> Result {
         self.archive()?;
         let next = 1 - self.current;
-        let mut root = self.bitset.empty(&self.tm)?;
+        let mut root = self.bitset.empty(&mut self.tm)?;
         root = self
             .bitset
-            .resize(&self.tm, root, 0, self.nr_blocks, false)
+            .resize(&mut self.tm, root, 0, self.nr_blocks, false)
             .inspect_err(|_| {
                 dm_err!("metadata_new_era: writeset_init failed");
             })?;
@@ -348,8 +354,13 @@ impl Metadata {
         self.tm.sm_inc(sb::LOCATION).inspect_err(|_| {
             dm_err!("metadata_take_snap: couldn't increment superblock");
         })?;
-        let (location, inc) = match self.tm.shadow_block(sb::LOCATION, &SB_VALIDATOR) {
-            Ok((clone, inc)) => (clone.location(), inc),
+        // The shadow's lock is dropped at once: only its location is kept.
+        let shadow = self
+            .tm
+            .shadow_block(sb::LOCATION, &SB_VALIDATOR)
+            .map(|(clone, inc)| (clone.location(), inc));
+        let (location, inc) = match shadow {
+            Ok(shadow) => shadow,
             Err(e) => {
                 dm_err!("metadata_take_snap: couldn't shadow superblock");
                 let _ = self.tm.sm_dec(sb::LOCATION);
@@ -390,12 +401,12 @@ impl Metadata {
         // Whatever happens now we commit with no record of the snapshot.
         self.metadata_snap = sb::LOCATION;
         self.writeset_tree
-            .del(&self.tm, disk.writeset_tree_root)
+            .del(&mut self.tm, disk.writeset_tree_root)
             .inspect_err(|_| {
                 dm_err!("metadata_drop_snap: error deleting writeset tree clone");
             })?;
         self.era_array
-            .del(&self.tm, disk.era_array_root)
+            .del(&mut self.tm, disk.era_array_root)
             .inspect_err(|_| {
                 dm_err!("metadata_drop_snap: error deleting era array clone");
             })?;
@@ -477,11 +488,11 @@ impl Metadata {
                     let (marked, _) =
                         self.digest
                             .bitset
-                            .test_bit(&self.tm, self.digest.writeset.root, b)?;
+                            .test_bit(&mut self.tm, self.digest.writeset.root, b)?;
                     if marked {
                         self.era_array_root =
                             self.era_array
-                                .set(&self.tm, self.era_array_root, b, &value)?;
+                                .set(&mut self.tm, self.era_array_root, b, &value)?;
                     }
                     b += 1;
                 }
@@ -493,7 +504,7 @@ impl Metadata {
             }
             DigestStep::Remove => {
                 self.writeset_tree_root = self.writeset_tree.remove(
-                    &self.tm,
+                    &mut self.tm,
                     self.writeset_tree_root,
                     u64::from(self.digest.era),
                 )?;
