@@ -34,10 +34,8 @@ const RESETTING: usize = 1 << (usize::BITS - 1);
 /// # Invariants
 ///
 /// - `client` is a live dm-bufio client owned by this value.
-/// - Its block device is held open by a [`Device`] that the owner of the
-///   client keeps until after the client is dropped (the client is created
-///   from a `&Device` of the same target, and targets declare the client
-///   before their devices, so it is dropped first).
+/// - Its block device is `_dev`'s, held open while `_dev` exists: `_dev` is
+///   dropped after [`Drop::drop`] destroyed the client.
 /// - Prefetch work queued by [`BufioClient::prefetch_async`] only runs on
 ///   `wq`, which `drop` drains before destroying the client.
 /// - `block_size` is the client's block size.
@@ -47,6 +45,7 @@ const RESETTING: usize = 1 << (usize::BITS - 1);
 ///   allocation (prefetch work refers to it) until after `wq` is drained.
 pub struct BufioClient {
     client: NonNull<bindings::dm_bufio_client>,
+    _dev: Device,
     wq: Workqueue,
     block_size: usize,
     gate: KBox<AtomicUsize>,
@@ -85,8 +84,8 @@ impl BufioClient {
     pub fn new(dev: &Device, block_size: u32, reserved: u32, wq: Workqueue) -> Result<Self> {
         might_sleep();
         let gate = KBox::new(AtomicUsize::new(0), GFP_KERNEL)?;
-        // SAFETY: `dev.bdev()` is open while `dev` lives (see invariants);
-        // the aux size matches `buffer_alloc_callback`.
+        // SAFETY: `dev.bdev()` is open while `dev` (and the clone kept
+        // below) exists; the aux size matches `buffer_alloc_callback`.
         let c = unsafe {
             bindings::dm_bufio_client_create(
                 dev.bdev(),
@@ -102,6 +101,7 @@ impl BufioClient {
         // INVARIANT: created above and owned; see the type's documentation.
         Ok(Self {
             client,
+            _dev: dev.clone(),
             wq,
             block_size: block_size as usize,
             gate,

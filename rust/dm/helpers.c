@@ -348,7 +348,3 @@ void rdm_memalloc_noio_restore(unsigned int flags)
 	memalloc_noio_restore(flags);
 }
 
-void rdm_might_sleep(void)
-{
-	might_sleep();
-}

@@ -66,7 +66,6 @@ void rdm_kfree(const void *p);
 /* Context checks. */
 void rdm_might_sleep(void);
 
-#endif /* RDM_HELPERS_H */
 
 /* sync.rs: spinlocks usable from bio completion (hard/soft irq) context,
  * and waiting for a counter to drop to zero. */
@@ -93,8 +92,6 @@ struct rdm_discard_limits {
 	unsigned short max_segments;
 };
 void rdm_bdev_discard_limits(struct block_device *bdev, struct rdm_discard_limits *out);
-/* might_sleep(): a splat under CONFIG_DEBUG_ATOMIC_SLEEP in atomic context */
-void rdm_might_sleep(void);
 /* bio data that Rust must not read as a slice (completion.rs) */
 void rdm_memcpy(void *dst, const void *src, size_t n);
 void rdm_memset(void *dst, int c, size_t n);
@@ -102,3 +99,5 @@ void rdm_memset(void *dst, int c, size_t n);
 /* noio.rs */
 unsigned int rdm_memalloc_noio_save(void);
 void rdm_memalloc_noio_restore(unsigned int flags);
+
+#endif /* RDM_HELPERS_H */

@@ -34,6 +34,8 @@ mod bio;
 pub mod bufio;
 pub mod completion;
 mod context;
+// Every method of the abstraction that may sleep calls it first.
+use context::might_sleep;
 mod device;
 pub mod emit;
 mod error;
@@ -64,15 +66,6 @@ pub use target::{
     TargetHandle, STATUS_NOFLUSH,
 };
 pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM};
-
-/// `might_sleep()`: in a kernel with `CONFIG_DEBUG_ATOMIC_SLEEP`, a report
-/// when called in atomic context, whether or not the caller then sleeps.
-/// Every method of this abstraction that may sleep calls it first.
-#[inline]
-fn might_sleep() {
-    // SAFETY: No preconditions.
-    unsafe { bindings::rdm_might_sleep() };
-}
 
 /// Logs an error with dm's prefix: `device-mapper: <DM_MSG_PREFIX>: ...`.
 ///

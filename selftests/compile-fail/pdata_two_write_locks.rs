@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // expect-error: ^error\[E0499\]: cannot borrow .\*tm. as mutable more than once at a time
 // cfg: dm_persistent_data
-// needs: branch pdata (TransactionManager::shadow_block(&mut self), the block borrowing it)
 
 //! A write-locked persistent-data block borrows its transaction manager
 //! mutably: two write locks at once (of one block: a deadlock in C) do not

@@ -270,11 +270,12 @@ impl Drop for Block<'_> {
 /// # Invariants
 ///
 /// `bm` is live and owned, with blocks of `block_size` bytes. Its block
-/// device is held open by a [`Device`] that outlives it (the owner declares
-/// the metadata before its devices).
+/// device is `_dev`'s, held open while `_dev` exists: `_dev` is declared
+/// after `bm`, and Rust drops it after [`Drop::drop`] destroyed `bm`.
 pub struct BlockManager {
     bm: NonNull<bindings::dm_block_manager>,
     block_size: usize,
+    _dev: Device,
 }
 
 // SAFETY: A block manager may be used from any thread (one at a time: !Sync).
@@ -289,14 +290,16 @@ impl BlockManager {
     /// May sleep.
     pub fn new(dev: &Device, block_size: u32, max_held: u32) -> Result<Self> {
         might_sleep();
-        // SAFETY: The device's block device is open (see invariants).
+        // SAFETY: The device's block device is open while `dev` (and the
+        // clone kept below) exists.
         let bm = from_err_ptr(unsafe {
             bindings::dm_block_manager_create(dev.bdev(), block_size, max_held)
         })?;
-        // INVARIANT: created with `block_size` and owned.
+        // INVARIANT: created with `block_size` and owned; the device kept.
         Ok(Self {
             bm: NonNull::new(bm).ok_or(ENOMEM)?,
             block_size: block_size as usize,
+            _dev: dev.clone(),
         })
     }
 
