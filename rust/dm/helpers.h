@@ -87,3 +87,7 @@ const struct queue_limits *rdm_bdev_limits(struct block_device *bdev);
 /* noio.rs */
 unsigned int rdm_memalloc_noio_save(void);
 void rdm_memalloc_noio_restore(unsigned int flags);
+
+/* kcopyd.rs: a client dropped (or waited for) from its own completion. */
+void rdm_kcopyd_warn_drop_in_callback(void);
+void rdm_kcopyd_warn_wait_in_callback(void);
