@@ -137,7 +137,7 @@ if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
 	: "${N_CYCLES:=25}" "${N_LOADS:=5}" "${FUZZ_COUNT:=2500}" "${N_SWAPS:=15}"
 	: "${CLONE_TEST_DEADLINE:=2400}"
 fi
-for v in N_CYCLES N_LOADS FUZZ_COUNT FUZZ_SEED FUZZ_DMSETUP FUZZ_TIMEOUT N_SWAPS CLONE_TEST_DEADLINE LEAK_MARGIN_KIB; do
+for v in N_CYCLES N_LOADS FUZZ_COUNT FUZZ_SEED FUZZ_DMSETUP FUZZ_TIMEOUT N_SWAPS CLONE_TEST_DEADLINE N_TEARDOWN LEAK_MARGIN_KIB; do
 	[ -z "${!v:-}" ] || guest_env+=("$v=${!v}")
 done
 "$top/tools/vm-run" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \

@@ -13,6 +13,12 @@
 #
 #   tools/vm-run -- selftests/run.sh clone
 #   tools/vm-run -- env CLONE_IMPL=c selftests/run.sh clone
+#   tools/vm-run -- env CLONE_ONLY="teardown" selftests/run.sh clone
+#
+# Knobs: CLONE_TEST_DEADLINE (600 s per test; the waits scale with it),
+# CLONE_ONLY (test names: only these run, the others count as skipped),
+# N_TEARDOWN (60 cycles in the teardown test), CLONE_TIMES=0 (no per-test
+# time line).
 #
 # The two can never be loaded together. Every test checks that its device is
 # served by the module it expects (loaded, pinned by the table) while the
@@ -1341,6 +1347,160 @@ t_suspend_reload_remove() {
 	assert_no_kernel_report
 }
 
+# ==== 12. teardown while copies complete ======================================
+# The destructor must not run while a kcopyd callback or a work item still
+# holds the core: its last reference would then drop in that callback (whose
+# kcopyd client's destroy waits for the very job that drops it: deadlock) or
+# on the target's own workqueue (destroy_workqueue from a work item of that
+# workqueue: deadlock). N_TEARDOWN cycles, each with copies in flight (seen
+# in the status) when it tears a table down, over a source whose reads and a
+# destination whose writes dm-delay holds, so the copies' completions land
+# during postsuspend and the destructor:
+#   0  remove;
+#   1  suspend (nothing hydrating while suspended), resume, remove;
+#   2  remove while every copy fails (the source behind dm-flakey, always
+#      down): no region changes, so postsuspend commits nothing and the
+#      destructor follows the last completion at once;
+#   3  reload and resume (the old table's destructor runs after the new
+#      table's resume), then remove.
+# After each remove the clone's devices are released and the module's
+# reference count is back to zero; after the cycles dm core never had to
+# put a destructor's devices, and no task is blocked in a kcopyd client's
+# or a workqueue's destroy (a deadlock shows there long before the
+# hung-task check reports it). Afterwards a plain clone over the same metadata
+# hydrates the rest and the destination equals the source: every region
+# recorded as hydrated through the removes holds the source's data.
+N_TEARDOWN=${N_TEARDOWN:-60}
+# teardown_released KNAME...: after a remove, nothing holds these devices
+# and the module's reference count is back to zero.
+teardown_released() {
+	local k h mod
+	mod=$(impl_mod "$CUR_IMPL")
+	for k in "$@"; do
+		h=("/sys/block/$k/holders/"*)
+		[ ! -e "${h[0]}" ] || die "$k still held after the remove: ${h[*]}"
+	done
+	assert_eq 0 "$(mod_refcount "$mod")" "$mod reference count after the remove"
+}
+# teardown_no_blocked: the kernel's list of blocked tasks (sysrq w, into the
+# log; /proc/PID/wchan and /proc/PID/stack are no help with this kernel's
+# guessing unwinder) has none in a kcopyd client's or a workqueue's
+# destroy, where a deadlocked teardown sleeps for good. Starts a new mark.
+teardown_no_blocked() {
+	local re='dm_kcopyd_client_destroy|destroy_workqueue|drain_workqueue'
+	kmark
+	echo w >/proc/sysrq-trigger
+	klog
+	if [[ "$KLOG" =~ $re ]]; then
+		echo "$KLOG" | grep -E -B14 "$re" | head -n 60 >&2
+		die "a task is blocked in a destroy after the teardown cycles"
+	fi
+}
+# teardown_wait_copies: polls the status until a copy is in flight.
+teardown_wait_copies() {
+	local end
+	scaled 30
+	end=$((SECONDS + LIMIT))
+	while :; do
+		cstatus
+		[ "$ST_HYDRATING" -gt 0 ] && return 0
+		[ "$ST_MODE" = rw ] || die "clone in $ST_MODE mode: $ST"
+		[ $SECONDS -lt $end ] || die "no copy in flight after $LIMIT s: $ST"
+		sleep 0.05
+	done
+}
+# tm_lap [PHASE]: adds the time since the last lap to TM[PHASE] (ms; a
+# diagnostic, never asserted).
+declare -A TM=()
+TM_LAST=
+tm_lap() {
+	local now=${EPOCHREALTIME/./}
+	[ -z "${1:-}" ] || [ -z "$TM_LAST" ] || TM[$1]=$((${TM[$1]:-0} + (now - TM_LAST) / 1000))
+	TM_LAST=$now
+}
+tm_show() {
+	local k o=
+	for k in create wait other remove check; do o+="$k ${TM[$k]:-0}, "; done
+	echo "${o%, }"
+}
+t_teardown() {
+	begin
+	local i k t b s table kd ks kf mod other restart
+	mod=$(impl_mod "$CUR_IMPL") other=$(other_mod "$CUR_IMPL")
+	# Source reads held 50 ms, destination writes (and flushes) 50 ms; the
+	# failing source: every read fails after 60 ms. (dm-delay polls in a
+	# busy kthread for delays under 50 ms: timers from 50 on.)
+	"${TO[@]}" dmsetup create rdmt-z-tsrc --table "0 $SZ delay $SRC 0 50"
+	"${TO[@]}" dmsetup create rdmt-z-tdst --table "0 $SZ delay $DST 0 0 $DST 0 50"
+	"${TO[@]}" dmsetup create rdmt-z-tflaky --table "0 $SZ flakey $SRC 0 0 1 1 error_reads"
+	"${TO[@]}" dmsetup create rdmt-z-tbad --table "0 $SZ delay /dev/mapper/rdmt-z-tflaky 0 60"
+	dm_kname rdmt-z-tdst; kd=$KNAME
+	dm_kname rdmt-z-tsrc; ks=$KNAME
+	dm_kname rdmt-z-tbad; kf=$KNAME
+	local t0=$SECONDS
+	for ((i = 0; i < N_TEARDOWN; i++)); do
+		k=$((i % 4))
+		# Up to 4 copies of 1 or 4 regions in flight, varied by cycle.
+		t=$((1 + (i / 4) % 4)) b=$((1 + 3 * ((i / 16) % 2)))
+		s=/dev/mapper/rdmt-z-tsrc
+		[ $k != 2 ] || s=/dev/mapper/rdmt-z-tbad
+		table="0 $SZ clone $MD /dev/mapper/rdmt-z-tdst $s $R 0 4 hydration_threshold $t hydration_batch_size $b"
+		tm_lap
+		"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
+		if [ "$i" = 0 ]; then
+			assert_served $CLONE
+		else
+			[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
+			! mod_loaded "$other" || die "cycle $i: $other is loaded"
+		fi
+		tm_lap create
+		teardown_wait_copies
+		tm_lap wait
+		# Keep unhydrated regions to copy: start again from empty metadata
+		# when half the device is hydrated (between two tables).
+		restart=0
+		[ "$ST_HYD" -lt $((NREG / 2)) ] || restart=1
+		case $k in
+		1)
+			"${TO[@]}" dmsetup suspend $CLONE || die "cycle $i: suspend failed"
+			cstatus
+			assert_eq 0 "$ST_HYDRATING" "cycle $i: regions hydrating while suspended"
+			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume failed"
+			teardown_wait_copies
+			;;
+		3)
+			"${TO[@]}" dmsetup reload $CLONE --table "${table%% 4 hydration*} 4 hydration_threshold 4 hydration_batch_size $b" ||
+				die "cycle $i: reload failed"
+			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume of the reloaded table failed"
+			teardown_wait_copies
+			;;
+		esac
+		tm_lap other
+		"${TO[@]}" dmsetup remove $CLONE || die "cycle $i: remove failed"
+		tm_lap remove
+		teardown_released "$kd" "$ks" "$kf"
+		[ $restart = 0 ] || wipe_md
+		tm_lap check
+	done
+	# Also in the kernel log: run_test shows a passing test's output nowhere.
+	echo "clone-selftest teardown: $N_TEARDOWN cycles in $((SECONDS - t0)) s (ms: $(tm_show))" |
+		tee /dev/kmsg
+	"${TO[@]}" dmsetup remove rdmt-z-tbad rdmt-z-tflaky rdmt-z-tsrc rdmt-z-tdst
+	# A destructor that returned with the devices still held by the core
+	# (which a late callback or work item then drops, or deadlocks on).
+	klog
+	[[ ! "$KLOG" =~ "dm_put_device call missing" ]] || die "a destructor left its devices to dm core"
+	assert_no_kernel_report
+	teardown_no_blocked
+	# Every region recorded as hydrated holds the source's data.
+	clone_create $R 0 4 hydration_threshold 64 hydration_batch_size 16
+	assert_served $CLONE
+	wait_hydrated 240
+	clone_remove
+	check_dst "after the teardown cycles"
+	assert_no_kernel_report
+}
+
 # A write made between `dmsetup reload` and the resume of the new table
 # (the old table still serves I/O: it hydrates the region and commits at
 # postsuspend) must survive the switch. C bug: the new table loaded the
@@ -1434,8 +1594,13 @@ t_source_untouched() {
 }
 
 # CLONE_TIMES=1: a diagnostic line with each test's duration (never asserted).
+# CLONE_ONLY="NAME...": run only these tests (the others are skipped).
 clone_test() {
 	local t0=$SECONDS
+	if [ -n "${CLONE_ONLY:-}" ] && [[ " $CLONE_ONLY " != *" $1 "* ]]; then
+		skip_test "$1" "not in CLONE_ONLY"
+		return 0
+	fi
 	run_test "$@"
 	[ "${CLONE_TIMES:-1}" = 0 ] || echo "# $1: $((SECONDS - t0)) s"
 }
@@ -1447,7 +1612,7 @@ skip_test() { # NAME REASON
 
 T0=$SECONDS
 setup
-ktap_header clone 18
+ktap_header clone 19
 echo "# CLONE_IMPL=$CLONE_IMPL"
 clone_test full_hydration t_full_hydration
 clone_test reads_before_hydration t_reads_before_hydration
@@ -1471,6 +1636,7 @@ clone_test bad_input t_bad_input
 clone_test suspend_reload_remove t_suspend_reload_remove
 clone_test write_between_reload_and_resume t_write_between_reload_and_resume
 clone_test flush_fua t_flush_fua
+clone_test teardown t_teardown
 clone_test source_untouched t_source_untouched
 teardown
 echo "# suite time: $((SECONDS - T0)) s"

@@ -32,18 +32,20 @@ struct Copy {
 }
 
 impl CopyJob for Copy {
-    /// C's `hydration_kcopyd_callback`.
-    fn done(job: KBox<Self>, read_failed: bool, write_failed: bool) {
+    /// C's `hydration_kcopyd_callback`. The job (and its reference to the
+    /// core) is dropped by kcopyd right after this returns; only then does
+    /// the client count it done (`KcopydClient::wait_idle`).
+    fn done(&self, read_failed: bool, write_failed: bool) {
+        let core = &self.core;
         let status = if read_failed || write_failed {
-            dm_err_limit!("{}: hydration failed", job.core.handle.device_name());
+            dm_err_limit!("{}: hydration failed", core.handle.device_name());
             BlkStatus::IOERR
         } else {
             BlkStatus::OK
         };
-        for region in job.first..job.first + job.count {
-            job.core.hydration_complete(region, status);
+        for region in self.first..self.first + self.count {
+            core.hydration_complete(region, status);
         }
-        let core = &job.core;
         if core.settings.hydration_enabled.load(Ordering::Relaxed)
             && core.ios_in_flight.load(Ordering::SeqCst) == 0
         {
@@ -111,28 +113,26 @@ impl CloneCore {
             first,
             count,
         };
-        match dm::noio(|| KBox::new(job, GFP_KERNEL)) {
-            Ok(job) => self.kcopyd.copy(
-                &Region {
-                    dev: &self.source,
-                    sector,
-                    count: len,
-                },
-                &Region {
-                    dev: &self.dest,
-                    sector,
-                    count: len,
-                },
-                job,
-            ),
-            Err(_) => {
-                dm_err_limit!(
-                    "{}: hydration failed: out of memory",
-                    self.handle.device_name()
-                );
-                for region in first..first + count {
-                    self.hydration_complete(region, BlkStatus::IOERR);
-                }
+        let r = self.kcopyd.copy(
+            &Region {
+                dev: &self.source,
+                sector,
+                count: len,
+            },
+            &Region {
+                dev: &self.dest,
+                sector,
+                count: len,
+            },
+            job,
+        );
+        if r.is_err() {
+            dm_err_limit!(
+                "{}: hydration failed: out of memory",
+                self.handle.device_name()
+            );
+            for region in first..first + count {
+                self.hydration_complete(region, BlkStatus::IOERR);
             }
         }
     }

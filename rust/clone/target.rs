@@ -58,13 +58,21 @@ pub(crate) struct DmClone {
 }
 
 impl Drop for DmClone {
+    /// C's `clone_dtr` order: first nothing may still run that holds a
+    /// reference to the core (C: destroy the kcopyd client, which waits for
+    /// every copy; cancel the waker; destroy the workqueue), then the rest
+    /// goes. dm core suspended the target (or never resumed it), so no bio
+    /// is in flight and no hydration starts; copies may still be
+    /// completing. The waker is stopped, every kcopyd job is done and
+    /// dropped and the workqueue drained (`CloneCore::quiesce`): the core's
+    /// last reference is then this one (the waker's goes with it), and it
+    /// drops here, in the destructor, never in a kcopyd callback (where the
+    /// kcopyd client's destroy would wait for itself) or on the target's
+    /// own workqueue (where its destroy would).
     fn drop(&mut self) {
-        // No work may run once the target is gone: dm core suspended it
-        // (so no hydration or bio is in flight); stop the waker and drain
-        // the worker before the fields, and then the core, are dropped.
         self.core.suspended.store(true, Ordering::SeqCst);
         self.waker.stop();
-        self.wq.flush();
+        self.core.quiesce();
     }
 }
 
@@ -406,6 +414,9 @@ impl Operations for DmClone {
         self.waker.stop();
         core.suspended.store(true, Ordering::SeqCst);
         core.hydrations_in_flight.wait_zero();
+        // The copies' callbacks count their regions done before the job and
+        // its core reference go, and queue the worker: wait for that too.
+        core.kcopyd.wait_idle();
         self.wq.flush();
         let _ = core.commit_metadata();
     }

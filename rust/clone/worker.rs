@@ -77,8 +77,10 @@ pub(crate) struct Settings {
 /// The state of one clone device shared by the I/O path, the worker, the
 /// kcopyd callbacks and bio completions.
 ///
-/// Field order is drop order: the kcopyd client (which waits for its
-/// copies) and the metadata go before the devices they use.
+/// Field order is drop order: the kcopyd client and the metadata go before
+/// the devices they use. The core is dropped by the target's destructor
+/// only (see `DmClone`'s `Drop`), after `quiesce`: no copy is in flight
+/// and no work item is queued by then.
 #[pin_data]
 pub(crate) struct CloneCore {
     #[pin]
@@ -170,6 +172,24 @@ impl CloneCore {
             hydrations_in_flight: dm::sync::WaitCount::new(),
             last_commit: AtomicU64::new(periodic::jiffies()),
         }? Error)
+    }
+
+    /// Waits until neither a kcopyd job nor a work item holds a reference
+    /// to the core: every copy's callback has returned and its job (with its
+    /// `Arc`) has been dropped, and the worker, which those callbacks may
+    /// queue, has run. For the destructor, with the waker stopped and no
+    /// hydration starting (suspended): the worker starts no copy then, so
+    /// one round suffices; the loop is there should it ever start one.
+    ///
+    /// Process context; sleeps. Not from the worker or a kcopyd callback.
+    pub(crate) fn quiesce(&self) {
+        loop {
+            self.kcopyd.wait_idle();
+            self.wq.flush();
+            if self.kcopyd.jobs_in_flight() == 0 {
+                break;
+            }
+        }
     }
 
     /// Queues the worker (C's `wake_worker`). Callable from any context.

@@ -348,3 +348,20 @@ void rdm_memalloc_noio_restore(unsigned int flags)
 	memalloc_noio_restore(flags);
 }
 
+/* ---- kcopyd.rs ------------------------------------------------------ */
+
+/*
+ * dm_kcopyd_client_destroy() waits for every job of the client, the running
+ * one included: from a completion callback it would never return. The Rust
+ * client leaks itself instead, with this warning (WARN_ONCE has one flag per
+ * call site, hence one function per case).
+ */
+void rdm_kcopyd_warn_drop_in_callback(void)
+{
+	WARN_ONCE(1, "rust-dm: kcopyd client dropped from its own completion callback; leaked\n");
+}
+
+void rdm_kcopyd_warn_wait_in_callback(void)
+{
+	WARN_ONCE(1, "rust-dm: kcopyd client waited for from its own completion callback\n");
+}

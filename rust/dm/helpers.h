@@ -100,4 +100,8 @@ void rdm_memset(void *dst, int c, size_t n);
 unsigned int rdm_memalloc_noio_save(void);
 void rdm_memalloc_noio_restore(unsigned int flags);
 
+/* kcopyd.rs: a client dropped (or waited for) from its own completion. */
+void rdm_kcopyd_warn_drop_in_callback(void);
+void rdm_kcopyd_warn_wait_in_callback(void);
+
 #endif /* RDM_HELPERS_H */
