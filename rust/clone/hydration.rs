@@ -107,7 +107,10 @@ impl CloneCore {
         }
         let sector = self.regions.start(first);
         let len = self.regions.copy_len(first, count);
-        self.hydrations_in_flight.add(count as i32);
+        // Fewer than `MAX_REGIONS` = 2^31 regions (checked by the
+        // constructor): the count fits.
+        self.hydrations_in_flight
+            .add(i32::try_from(count).unwrap_or(i32::MAX));
         let job = Copy {
             core: self.clone(),
             first,
