@@ -30,6 +30,11 @@
 # Debian packages.
 set -euo pipefail
 
+# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
+# PATTERN. Reads all of it: `producer | grep -q` under pipefail fails at
+# random, when grep exits at the first match and the producer gets SIGPIPE.
+has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 
@@ -49,10 +54,10 @@ out=$1
 
 die() { echo "build-initramfs: $*" >&2; exit 1; }
 busybox=/bin/busybox
-[ -x "$busybox" ] && "$busybox" --list | grep -qx modprobe ||
+[ -x "$busybox" ] && "$busybox" --list | has -x modprobe ||
 	die "$busybox with a modprobe applet is missing (apt-get install busybox-static)"
-file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
-	ldd "$busybox" 2>&1 | grep -q 'not a dynamic' || die "$busybox is not static (busybox-static)"
+file -L "$busybox" 2>/dev/null | has 'statically linked' ||
+	ldd "$busybox" 2>&1 | has 'not a dynamic' || die "$busybox is not static (busybox-static)"
 command -v depmod >/dev/null || die "depmod missing (kmod)"
 command -v cpio >/dev/null || die "cpio missing"
 release=$(cat "$kernel/include/config/kernel.release") || die "no kernel build in $kernel"

@@ -95,6 +95,17 @@ passed=$((passed + p)) failed=$((failed + f))
 echo "compile-fail tests: $p passed, $f failed$(grep -a '^# skipped:' "$out/compile-fail.log" | sed 's/^# skipped: \([0-9]*\).*/, \1 skipped/') ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
 [ "$f" -eq 0 ] || grep -a -B30 '^not ok' "$out/compile-fail.log" | sed 's/^/#   /' | tail -n 60
 
+# --- no `producer | grep -q` under pipefail ---
+# grep -q exits at the first match; the producer then gets SIGPIPE and,
+# under pipefail, the pipeline fails at random (busybox --list: 4 in 300 runs).
+# Scripts use `has` (read all, then count) instead.
+for f in $(git -C "$top" ls-files 'scripts/*' 'tools/*' 'selftests/*' '.ci/*'); do
+	grep -qE 'set -[a-zA-Z]*o pipefail|set -o pipefail' "$top/$f" 2>/dev/null || continue
+	grep -nE '(^|[^|])\|[[:space:]]*grep[[:space:]]+-[a-zA-Z]*q' "$top/$f" | grep -vE '^[0-9]+:[[:space:]]*#' | sed "s|^|$f:|"
+done >"$out/pipefail-grep-q.log" 2>&1
+[ ! -s "$out/pipefail-grep-q.log" ]
+result "no grep -q reading a pipe under pipefail" $? "$out/pipefail-grep-q.log"
+
 # --- host unit tests ---
 (cd "$top/tools/hosttests" && "$CARGO" test --quiet) >"$out/hosttests.log" 2>&1
 rc=$?

@@ -8,6 +8,11 @@
 # its result is already present.
 set -euo pipefail
 
+# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
+# PATTERN. Reads all of it: `producer | grep -q` under pipefail fails at
+# random, when grep exits at the first match and the producer gets SIGPIPE.
+has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
 
@@ -24,7 +29,7 @@ packages=(
 
 missing=()
 for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | has '^install ok installed$' ||
 		missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -18,6 +18,11 @@
 # is non-zero if any test failed.
 set -u
 
+# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
+# PATTERN. Reads all of it: `producer | grep -q` under pipefail fails at
+# random, when grep exits at the first match and the producer gets SIGPIPE.
+has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
 	boot_timeout=${RDM_BOOT_TIMEOUT:-480}
@@ -224,19 +229,19 @@ sentinel() { # LOG KEY: the value printed by the root's /sbin/init
 # The boot reached the verity root and it is ours.
 check_booted() { # LOG DATADEVNUM HASHDEVNUM
 	local log=$1 tab
-	tr -d '\r' <"$log" | grep -q '^RDM-BOOT-END$' || {
+	tr -d '\r' <"$log" | has '^RDM-BOOT-END$' || {
 		echo "no sentinel block from the verity root's /sbin/init; console tail:"
 		tr -d '\r' <"$log" | tail -n 30
 		return 1
 	}
 	tab=$(sentinel "$log" table)
 	[ "$tab" = "vroot: $(table "$2" "$3")" ] || { echo "table: $tab"; echo "expected: vroot: $(table "$2" "$3")"; return 1; }
-	sentinel "$log" module | grep -q '^dm_verity_rs ' || { echo "dm_verity_rs not in /proc/modules"; return 1; }
-	! sentinel "$log" module | grep -q '^dm_verity ' || { echo "the C dm_verity is loaded"; return 1; }
+	sentinel "$log" module | has '^dm_verity_rs ' || { echo "dm_verity_rs not in /proc/modules"; return 1; }
+	! sentinel "$log" module | has '^dm_verity ' || { echo "the C dm_verity is loaded"; return 1; }
 	[ "$(sentinel "$log" marker)" = "$token" ] || { echo "marker mismatch: $(sentinel "$log" marker) != $token"; return 1; }
 	[ "$(sentinel "$log" dm-name)" = vroot ] || { echo "dm name: $(sentinel "$log" dm-name)"; return 1; }
 	[ "$(sentinel "$log" root-ro)" = ro ] || { echo "root not read-only"; return 1; }
-	tr -d '\r' <"$log" | grep -q 'device-mapper: ioctl: dm-0 (vroot) is ready' || { echo "dm-init did not report vroot ready"; return 1; }
+	tr -d '\r' <"$log" | has 'device-mapper: ioctl: dm-0 (vroot) is ready' || { echo "dm-init did not report vroot ready"; return 1; }
 	no_kernel_reports "$log"
 }
 
@@ -273,12 +278,12 @@ test_no_initramfs() {
 		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on"
 	local l
 	l=$(tr -d '\r' <"$log")
-	echo "$l" | grep -qE 'device-mapper: table: [0-9]+:[0-9]+: verity: unknown target type' ||
+	echo "$l" | has -E 'device-mapper: table: [0-9]+:[0-9]+: verity: unknown target type' ||
 		{ echo "no 'unknown target type'"; echo "$l" | tail -n 30; return 1; }
-	echo "$l" | grep -q 'Kernel panic - not syncing: VFS: Unable to mount root fs' ||
+	echo "$l" | has 'Kernel panic - not syncing: VFS: Unable to mount root fs' ||
 		{ echo "no VFS panic"; echo "$l" | tail -n 30; return 1; }
-	! echo "$l" | grep -q 'RDM-BOOT-BEGIN' || { echo "booted without the module?"; return 1; }
-	! echo "$l" | grep -q 'dm_verity_rs' || { echo "our module was loaded"; return 1; }
+	! echo "$l" | has 'RDM-BOOT-BEGIN' || { echo "booted without the module?"; return 1; }
+	! echo "$l" | has 'dm_verity_rs' || { echo "our module was loaded"; return 1; }
 	no_kernel_reports "$log" 'Kernel panic - not syncing: VFS: Unable to mount root fs'
 	echo "$l" | grep -E 'device-mapper: (table|ioctl|init)' | sed 's/^/# dm-init said: /'
 	diag "no-initramfs: $(head -n1 "$log.time") s wall, panic at $(ktime "$log" 'Kernel panic') s"
@@ -292,16 +297,16 @@ test_usb_no_waitfor() {
 	boot "$log" "usb-storage.delay_use=3 dm-mod.create=\"vroot,,,ro,$(table /dev/sda1 /dev/sda2)\" root=/dev/dm-0 rdm.rootwait=15" \
 		-initrd "$work/initramfs.gz" "${usb_disk[@]}"
 	l=$(tr -d '\r' <"$log")
-	echo "$l" | grep -q 'verity: Data device lookup failed' ||
+	echo "$l" | has 'verity: Data device lookup failed' ||
 		{ echo "no 'Data device lookup failed'"; echo "$l" | tail -n 30; return 1; }
-	echo "$l" | grep -q '^RDM-INITRAMFS: FAIL: /dev/dm-0 did not appear within 15s' ||
+	echo "$l" | has '^RDM-INITRAMFS: FAIL: /dev/dm-0 did not appear within 15s' ||
 		{ echo "no FAIL line from the initramfs"; echo "$l" | tail -n 30; return 1; }
-	! echo "$l" | grep -q 'RDM-BOOT-BEGIN' || { echo "booted?"; return 1; }
-	! echo "$l" | grep -q 'dm-0 (vroot) is ready' || { echo "vroot created?"; return 1; }
+	! echo "$l" | has 'RDM-BOOT-BEGIN' || { echo "booted?"; return 1; }
+	! echo "$l" | has 'dm-0 (vroot) is ready' || { echo "vroot created?"; return 1; }
 	# The module itself was found and loaded: only the device was missing.
-	echo "$l" | grep -q '^RDM-INITRAMFS: modules: .*dm_verity_rs' || { echo "dm_verity_rs not loaded"; return 1; }
+	echo "$l" | has '^RDM-INITRAMFS: modules: .*dm_verity_rs' || { echo "dm_verity_rs not loaded"; return 1; }
 	# ... and the disk did come, later.
-	echo "$l" | grep -q 'sda: sda1 sda2' || { echo "the USB disk never appeared"; return 1; }
+	echo "$l" | has 'sda: sda1 sda2' || { echo "the USB disk never appeared"; return 1; }
 	no_kernel_reports "$log"
 	echo "$l" | grep -E 'device-mapper: (table|ioctl|init)' | sed 's/^/# dm-init said: /'
 	diag "usb without waitfor: dm-init failed at $(ktime "$log" 'Data device lookup failed') s, sda partitions at $(ktime "$log" 'sda: sda1 sda2') s, $(head -n1 "$log.time") s wall"
@@ -314,7 +319,7 @@ test_usb_waitfor() {
 	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=/dev/sda1,/dev/sda2 dm-mod.create=\"vroot,,,ro,$(table /dev/sda1 /dev/sda2)\" root=/dev/dm-0" \
 		-initrd "$work/initramfs.gz" "${usb_disk[@]}"
 	check_booted "$log" 8:1 8:2
-	tr -d '\r' <"$log" | grep -q 'device-mapper: init: waiting for device /dev/sda1' || { echo "no 'waiting for device'"; return 1; }
+	tr -d '\r' <"$log" | has 'device-mapper: init: waiting for device /dev/sda1' || { echo "no 'waiting for device'"; return 1; }
 	timing "$log" "usb, waitfor=/dev/sda1,/dev/sda2"
 }
 
@@ -332,8 +337,8 @@ test_usb_partlabel() {
 	timing "$log" "usb, waitfor=PARTLABEL=vdata,PARTLABEL=vhash"
 	sentinel "$log" probe | sed 's/^/# after boot, dmsetup create with /'
 	# After boot (SYSTEM_RUNNING) only paths and major:minor are accepted.
-	sentinel "$log" probe | grep -q '^/dev/sda1: created$' || { echo "probe with /dev/sda1 failed"; return 1; }
-	sentinel "$log" probe | grep -q '^PARTLABEL=vdata: failed' || { echo "PARTLABEL accepted after boot?"; return 1; }
+	sentinel "$log" probe | has '^/dev/sda1: created$' || { echo "probe with /dev/sda1 failed"; return 1; }
+	sentinel "$log" probe | has '^PARTLABEL=vdata: failed' || { echo "PARTLABEL accepted after boot?"; return 1; }
 }
 
 # 7: a corrupted data block on the verity root is refused by our target
@@ -350,11 +355,11 @@ test_corrupt() {
 		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on"
 	local l
 	l=$(tr -d '\r' <"$log")
-	echo "$l" | grep -q 'dm-0 (vroot) is ready' || { echo "vroot not created"; return 1; }
-	echo "$l" | grep -qE 'verity: [0-9]+:[0-9]+: data block 0 is corrupted' ||
+	echo "$l" | has 'dm-0 (vroot) is ready' || { echo "vroot not created"; return 1; }
+	echo "$l" | has -E 'verity: [0-9]+:[0-9]+: data block 0 is corrupted' ||
 		{ echo "no corruption report"; echo "$l" | tail -n 30; return 1; }
-	echo "$l" | grep -q '^RDM-INITRAMFS: FAIL: mount' || { echo "no mount FAIL"; echo "$l" | tail -n 20; return 1; }
-	! echo "$l" | grep -q 'RDM-BOOT-BEGIN' || { echo "booted a corrupted root"; return 1; }
+	echo "$l" | has '^RDM-INITRAMFS: FAIL: mount' || { echo "no mount FAIL"; echo "$l" | tail -n 20; return 1; }
+	! echo "$l" | has 'RDM-BOOT-BEGIN' || { echo "booted a corrupted root"; return 1; }
 	no_kernel_reports "$log"
 	echo "$l" | grep -m2 -E 'verity.*corrupted' | sed 's/^/# kernel: /'
 }
@@ -369,9 +374,9 @@ test_waitfor_missing() {
 		-drive "file=$work/data.img,if=virtio,format=raw,readonly=on" \
 		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on" && { echo "the guest did not hang"; return 1; }
 	l=$(tr -d '\r' <"$log")
-	echo "$l" | grep -q 'device-mapper: init: waiting for device PARTLABEL=nosuch' ||
+	echo "$l" | has 'device-mapper: init: waiting for device PARTLABEL=nosuch' ||
 		{ echo "no 'waiting for device'"; echo "$l" | tail -n 20; return 1; }
-	! echo "$l" | grep -qE 'Run /init|is ready|RDM-' || { echo "the boot went on"; return 1; }
+	! echo "$l" | has -E 'Run /init|is ready|RDM-' || { echo "the boot went on"; return 1; }
 	no_kernel_reports "$log"
 	diag "waitfor=PARTLABEL=nosuch: still waiting after 45 s wall (killed by the test's deadline), last line: $(echo "$l" | grep -a '^\[' | tail -n1)"
 }
