@@ -17,6 +17,7 @@ SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 TESTS_PASSED=0
 TESTS_FAILED=0
+TESTS_SKIPPED=0
 TEST_NR=0
 TEST_FAILURE=""
 
@@ -75,7 +76,7 @@ run_test() {
 }
 
 suite_end() {
-	echo "# totals: $TESTS_PASSED passed, $TESTS_FAILED failed"
+	echo "# totals: $TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_SKIPPED skipped"
 }
 
 # ---- assertions -----------------------------------------------------------
