@@ -95,7 +95,7 @@ passed=$((passed + p)) failed=$((failed + f))
 echo "compile-fail tests: $p passed, $f failed$(grep -a '^# skipped:' "$out/compile-fail.log" | sed 's/^# skipped: \([0-9]*\).*/, \1 skipped/') ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
 [ "$f" -eq 0 ] || grep -a -B30 '^not ok' "$out/compile-fail.log" | sed 's/^/#   /' | tail -n 60
 
-# --- no `producer | grep -q` under pipefail ---
+# --- no grep -q reading a pipe under pipefail ---
 # grep -q exits at the first match; the producer then gets SIGPIPE and,
 # under pipefail, the pipeline fails at random (busybox --list: 4 in 300 runs).
 # Scripts use `has` (read all, then count) instead.

@@ -69,7 +69,7 @@ cases=()
 for f in "$cases_dir"/*.rs; do
 	[ -e "$f" ] || continue
 	c=$(basename "$f" .rs)
-	if [ $# -eq 0 ] || grep -q '^// expect-build' "$f"; then
+	if [ $# -eq 0 ] || [ -n "$(grep -m1 '^// expect-build' "$f")" ]; then
 		cases+=("$c")
 	fi
 done

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # has [GREP-OPTION...] PATTERN: whether standard input has a line matching
-# PATTERN. Reads all of it: `producer | grep -q` under pipefail fails at
+# PATTERN. Reads all of it: grep -q reading a pipe under pipefail fails at
 # random, when grep exits at the first match and the producer gets SIGPIPE.
 has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
 
