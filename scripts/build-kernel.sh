@@ -70,7 +70,7 @@ expected_objects() {
 		read -r flavour_of n <"$f" || continue
 		[ "$flavour_of" = "$flavour" ] && [ -n "$n" ] && { echo "$n"; return; }
 	done
-	case "$flavour" in debug) echo 1810 ;; *) echo 1760 ;; esac
+	case "$flavour" in debug) echo 1810 ;; *) echo 1780 ;; esac
 }
 
 log "building the $flavour kernel in $build (key $key)"
