@@ -4,6 +4,10 @@
 #
 #   make            build the modules against KDIR (default: the cached test
 #                   kernel, built first if missing)
+#   make modules_install  install them (not the test builds) like any
+#                   module: into $(INSTALL_MOD_PATH)/lib/modules/<KDIR's
+#                   release>/updates, then depmod, so that `modprobe
+#                   dm-verity-rs` loads dm-bufio first by itself
 #   make run        the demo: boot a guest, create a device with our target,
 #                   do I/O, show table and status
 #   make check      host unit tests + style checks + every selftest in a guest
@@ -33,11 +37,26 @@ kmake = $(MAKE) -C "$$kdir" M=$(TOP) LLVM=$(LLVM) RUSTC=$(RUSTC) BINDGEN=$(BINDG
 find-kdir = kdir="$(KDIR)"; if [ -z "$$kdir" ]; then \
 	$(TOP)/scripts/setup.sh && kdir=$$($(TOP)/scripts/build-kernel.sh) || exit 1; fi
 
-.PHONY: all modules run check check-debug compile-fail bench shell kernel setup clean
+# The modules modules_install installs: not the test builds
+# (dm-clone-rs-unordered, dm-hold-rs; see ./Kbuild).
+installed-modules := dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs
+
+.PHONY: all modules modules_install run check check-debug compile-fail bench shell kernel setup clean
 all: modules
 
 modules:
 	@$(find-kdir); $(kmake) modules
+
+# Kbuild's modules_install (INSTALL_MOD_PATH, INSTALL_MOD_DIR and
+# INSTALL_MOD_STRIP work as for any module; it runs depmod for KDIR's
+# release), given the list of modules to install instead of modules.order.
+modules_install:
+	@$(find-kdir); order=$$(mktemp); \
+	for m in $(installed-modules); do \
+		[ -f $(TOP)/$$m.ko ] || { echo "$$m.ko is not built: run make first" >&2; exit 1; }; \
+		echo $(TOP)/$$m.o; \
+	done >"$$order" && \
+	$(kmake) modules_install MODORDER="$$order"; rc=$$?; rm -f "$$order"; exit $$rc
 
 kernel: setup
 	@$(TOP)/scripts/build-kernel.sh >/dev/null

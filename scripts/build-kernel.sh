@@ -10,11 +10,17 @@
 # stamp; a later run with the same key reuses it. Prints the build
 # directory on stdout.
 #
+# The compiler's output goes to $build/build.log, not to the console: the
+# console shows the stages and a progress line (objects compiled against
+# the count of the last build of this flavour); a failure prints the log's
+# tail.
+#
 # Usage: build-kernel.sh [--print-dir]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"
+. "$here/progress.sh"
 
 log() { printf '[kernel] %s\n' "$*" >&2; }
 
@@ -54,9 +60,25 @@ kmake() {
 	make -C "$KSRC" O="$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
 }
 
+# The objects in the build folder, the measure of progress; the count of the
+# last finished build of this flavour (recorded in its .objects) is the
+# expected total, else the count of the 6.12 builds of 2026-12.
+count_objects() { find "$build" -name '*.o' | wc -l; }
+expected_objects() {
+	local f n= flavour_of
+	for f in $(ls -t "$RDM_CACHE"/kernel/*/.objects 2>/dev/null); do
+		read -r flavour_of n <"$f" || continue
+		[ "$flavour_of" = "$flavour" ] && [ -n "$n" ] && { echo "$n"; return; }
+	done
+	case "$flavour" in debug) echo 1810 ;; *) echo 1780 ;; esac
+}
+
 log "building the $flavour kernel in $build (key $key)"
 start=$(date +%s)
 mkdir -p "$build"
+PROGRESS_TAG=kernel PROGRESS_LOG=$build/build.log
+printf '==== %s: building the %s kernel (key %s)\n' "$(date -u '+%F %T UTC')" "$flavour" "$key" >>"$PROGRESS_LOG"
+log "compiler output: $PROGRESS_LOG"
 
 # A test signing key: the kernel trusts its certificate (built into the
 # system keyring), and the verity tests sign root hashes with the key.
@@ -70,11 +92,12 @@ fi
 printf 'CONFIG_SYSTEM_TRUSTED_KEYS="%s"\n' "$build/certs-test/verity-test.pem" \
 	>"$build/certs-test/trusted-keys.config"
 
-kmake -s rustavailable >&2
-kmake -s tinyconfig >&2
-KCONFIG_CONFIG="$build/.config" "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$build" \
-	"$build/.config" "${fragments[@]}" "$build/certs-test/trusted-keys.config" >/dev/null
-kmake -s olddefconfig >&2
+log "configuring (tinyconfig + ${fragments[*]##*/})"
+logged kmake rustavailable
+logged kmake tinyconfig
+KCONFIG_CONFIG="$build/.config" logged "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$build" \
+	"$build/.config" "${fragments[@]}" "$build/certs-test/trusted-keys.config"
+logged kmake olddefconfig
 
 # Every option the fragment asks for must have survived olddefconfig.
 bad=0
@@ -88,7 +111,9 @@ done < <(cat "${fragments[@]}")
 [ "$bad" = 0 ] || { log "config fragment not satisfied"; exit 1; }
 
 jobs=$(($(nproc) + 1))
-kmake -s -j"$jobs" bzImage modules >&2
+with_progress "compiling, objects" "$(expected_objects)" count_objects \
+	kmake -j"$jobs" bzImage modules
+echo "$flavour $(count_objects)" >"$build/.objects"
 touch "$build/.done"
 log "built in $(($(date +%s) - start)) s"
 echo "$build"
