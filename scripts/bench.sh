@@ -91,7 +91,7 @@ rm -f "$out/guest-results.tgz"
 echo "host_load_after=$(cut -d' ' -f1 /proc/loadavg)" >>"$out/host-meta.txt"
 echo "wall_seconds=$(($(date +%s) - start))" >>"$out/host-meta.txt"
 readme=()
-[ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/README")
+[ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/Documentation/bench.md")
 "$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
 [ "${BENCH_README:-0}" = 1 ] && echo "bench: the README's table is updated" ||
 	echo "bench: to show these tables in the README: tools/bench-report $out --readme README"
