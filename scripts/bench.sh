@@ -12,7 +12,7 @@
 # BENCH_MEMORY sets the guest memory (default 2G), BENCH_CPUS its vCPUs (2;
 # with -icount, 1 makes per-I/O figures repeat to ~0.2%); BENCH_NO_BUILD=1 measures
 # the .ko files as they are, without `make modules` (recorded in the results);
-# BENCH_README=1 puts the tables in the README (tools/bench-report --readme).
+# BENCH_README=1 puts the table in Documentation/bench.md (tools/bench-report --readme).
 # RDM_QEMU_OPTS="-icount shift=0" (passed to QEMU by tools/vm-run): the
 # guest clock counts executed instructions, so throughput and ratios no
 # longer depend on the host's load (recorded in the results). The guest
@@ -94,7 +94,7 @@ readme=()
 [ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/Documentation/bench.md")
 "$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
 [ "${BENCH_README:-0}" = 1 ] && echo "bench: the README's table is updated" ||
-	echo "bench: to show these tables in the README: tools/bench-report $out --readme README"
+	echo "bench: to put this table in Documentation/bench.md: tools/bench-report $out --readme Documentation/bench.md"
 echo "bench: total $(($(date +%s) - start)) s; results in $out/"
 if [ "$rc" -ne 0 ]; then
 	echo "bench: the guest run failed (vm-run exit $rc: failed fio runs or a kernel report)" >&2
