@@ -93,7 +93,7 @@ echo "wall_seconds=$(($(date +%s) - start))" >>"$out/host-meta.txt"
 readme=()
 [ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/Documentation/bench.md")
 "$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
-[ "${BENCH_README:-0}" = 1 ] && echo "bench: the README's table is updated" ||
+[ "${BENCH_README:-0}" = 1 ] && echo "bench: the table in Documentation/bench.md is updated" ||
 	echo "bench: to put this table in Documentation/bench.md: tools/bench-report $out --readme Documentation/bench.md"
 echo "bench: total $(($(date +%s) - start)) s; results in $out/"
 if [ "$rc" -ne 0 ]; then
