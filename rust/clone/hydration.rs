@@ -11,7 +11,19 @@
 //! so no bio sees a half-copied region. Background hydration copies the
 //! unhydrated regions in order, at most `hydration_threshold` regions in
 //! flight, in batches of up to `hydration_batch_size` contiguous regions,
-//! and only while no bio is in flight.
+//! and only while no bio is in flight (C's policy), or, with the extension
+//! `hydration_threshold_under_io N`, with up to N regions in flight while
+//! user I/O goes on (a bio in flight, or one mapped since the worker last
+//! looked) and `hydration_threshold` only once the device is idle; the
+//! completion of each copy then queues the worker, so the copy never
+//! waits for an idle instant.
+//!
+//! Wake-ups (where C's worker looks for regions to copy: its 1 s waker, and
+//! a copy that completes while no bio is in flight): here also the
+//! completion of the bio that leaves none in flight, when the worker last
+//! stopped because bios were (`hydration_stalled`). Under a steady load C
+//! starts copies only in the instants its timer or a completing copy finds
+//! the device idle; here any idle instant restarts them.
 
 use crate::dm::{
     self,
@@ -46,10 +58,8 @@ impl CopyJob for Copy {
         for region in self.first..self.first + self.count {
             core.hydration_complete(region, status);
         }
-        if core.settings.hydration_enabled.load(Ordering::Relaxed)
-            && core.ios_in_flight.load(Ordering::SeqCst) == 0
-        {
-            core.wake();
+        if core.settings.hydration_enabled.load(Ordering::Relaxed) {
+            core.continue_hydration();
         }
     }
 }
@@ -278,7 +288,64 @@ impl CloneCore {
         offset
     }
 
-    /// Background hydration (C's `do_hydration`), from the worker.
+    /// A copy completed with hydration enabled: queue the worker to start
+    /// more if it may now (C: when no bio is in flight), or have the next
+    /// bio completion that leaves none in flight queue it.
+    fn continue_hydration(self: &Arc<Self>) {
+        if self.ios_in_flight.load(Ordering::SeqCst) == 0
+            || self
+                .settings
+                .hydration_threshold_under_io
+                .load(Ordering::Relaxed)
+                > 0
+        {
+            self.wake();
+        } else {
+            self.hydration_stall();
+        }
+    }
+
+    /// Background hydration stopped because bios are in flight: the
+    /// completion that leaves none queues the worker (`io_completed`).
+    fn hydration_stall(self: &Arc<Self>) {
+        self.hydration_stalled.store(true, Ordering::SeqCst);
+        // The last bio may have completed before the flag was set.
+        if self.ios_in_flight.load(Ordering::SeqCst) == 0
+            && self.hydration_stalled.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+    }
+
+    /// `map` took a bio (counted in `ios_in_flight`). Callable from any
+    /// context.
+    #[inline]
+    pub(crate) fn io_mapped(&self) {
+        // Looked at first: the flag's cache line is written once per pass
+        // of the worker, not once per bio.
+        if !self.io_seen.load(Ordering::Relaxed) {
+            self.io_seen.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A bio mapped by `map` completed (`end_io`). Callable from any
+    /// context (bio completion).
+    #[inline]
+    pub(crate) fn io_completed(self: &Arc<Self>) {
+        if self.ios_in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.hydration_stalled.load(Ordering::Relaxed)
+            && self.hydration_stalled.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+    }
+
+    /// Background hydration (C's `do_hydration`), from the worker. With no
+    /// bio in flight, up to `hydration_threshold` regions hydrating (C);
+    /// with bios in flight (or, with the extension, mapped since the last
+    /// pass), up to `hydration_threshold_under_io` (0, as C, unless set);
+    /// when that stops it, the worker is queued again once no bio is in
+    /// flight.
     pub(crate) fn do_hydration(self: &Arc<Self>) {
         if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
             return;
@@ -288,13 +355,31 @@ impl CloneCore {
         let nr = self.regions.nr;
         let mut offset = self.hydration_offset.load(Ordering::Relaxed);
         let mut batch = Batch::default();
+        let mut stalled = false;
+        let s = &self.settings;
+        let under_io = u64::from(s.hydration_threshold_under_io.load(Ordering::Relaxed));
+        // With the extension, a bio mapped since the last pass counts as
+        // load too: with a fast device the instants between bios, when
+        // none is in flight, would otherwise let the copies take over.
+        let load_seen = self.io_seen.swap(false, Ordering::SeqCst) && under_io > 0;
         while !self.suspended.load(Ordering::SeqCst)
-            && self.ios_in_flight.load(Ordering::SeqCst) == 0
-            && self.settings.hydration_enabled.load(Ordering::SeqCst)
+            && s.hydration_enabled.load(Ordering::SeqCst)
             && offset < nr
         {
+            let threshold = u64::from(s.hydration_threshold.load(Ordering::Relaxed));
+            let limit = if !load_seen && self.ios_in_flight.load(Ordering::SeqCst) == 0 {
+                threshold
+            } else {
+                threshold.min(under_io)
+            };
+            // The loop's own count (1) is part of the volume, as in C: at
+            // most `limit` regions hydrating.
             let volume = self.hydrations_in_flight.get() as u64 + batch.count;
-            if volume > u64::from(self.settings.hydration_threshold.load(Ordering::Relaxed)) {
+            if volume > limit {
+                // Stopped by bios in flight with C's policy: wait for the
+                // device to be idle. (With the extension at least one copy
+                // is in flight, and its completion queues the worker.)
+                stalled = limit == 0 && threshold > 0;
                 break;
             }
             offset = self.start_next_hydration(offset, &mut batch);
@@ -307,5 +392,8 @@ impl CloneCore {
         }
         self.hydration_offset.store(offset, Ordering::Relaxed);
         self.hydrations_in_flight.dec();
+        if stalled {
+            self.hydration_stall();
+        }
     }
 }

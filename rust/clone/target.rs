@@ -225,6 +225,7 @@ impl Operations for DmClone {
             discard_passdown: AtomicBool::new(true),
             hydration_threshold: AtomicU32::new(DEFAULT_HYDRATION_THRESHOLD),
             hydration_batch_size: AtomicU32::new(DEFAULT_HYDRATION_BATCH_SIZE),
+            hydration_threshold_under_io: AtomicU32::new(0),
         };
         // Feature arguments.
         if args.remaining() > 0 {
@@ -240,13 +241,15 @@ impl Operations for DmClone {
                 }
             }
         }
-        // Core arguments.
+        // Core arguments (C takes at most 4: `hydration_threshold_under_io`
+        // is an extension).
         if args.remaining() > 0 {
             let reason = c_str!("Invalid number of core arguments");
-            let n = read_group(args, 4, reason)?;
+            let n = read_group(args, 6, reason)?;
             if n % 2 != 0 {
                 return Err(args.fail(c_str!("Number of core arguments must be even"), EINVAL));
             }
+            let mut extension = false;
             for _ in 0..n / 2 {
                 let name = args.next_str(reason)?;
                 if is(name, "hydration_threshold") {
@@ -261,9 +264,22 @@ impl Operations for DmClone {
                         c_str!("Invalid value for argument `hydration_batch_size'"),
                     )?;
                     settings.hydration_batch_size.store(v, Ordering::Relaxed);
+                } else if is(name, "hydration_threshold_under_io") {
+                    extension = true;
+                    let v = next_kstrtouint(
+                        args,
+                        c_str!("Invalid value for argument `hydration_threshold_under_io'"),
+                    )?;
+                    settings
+                        .hydration_threshold_under_io
+                        .store(v, Ordering::Relaxed);
                 } else {
                     return Err(args.fail(c_str!("Invalid core argument"), EINVAL));
                 }
+            }
+            // More than C's four only with the extension among them.
+            if n > 4 && !extension {
+                return Err(args.fail(reason, EINVAL));
             }
         }
         // C ignores anything after the core arguments (and echoes it back);
@@ -322,6 +338,7 @@ impl Operations for DmClone {
     fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         let core = &self.core;
         core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
+        core.io_mapped();
         if core.mode() == Mode::Fail {
             // dm core does not call `end_io` for killed bios.
             core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -405,7 +422,7 @@ impl Operations for DmClone {
                 *status = s;
             }
         }
-        core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
+        core.io_completed();
         EndIoResult::Done
     }
 
@@ -492,12 +509,18 @@ impl Operations for DmClone {
                 if no_passdown {
                     let _ = out.write_str("no_discard_passdown ");
                 }
+                // The extension only when set: C's four otherwise.
+                let under_io = s.hydration_threshold_under_io.load(Ordering::Relaxed);
                 let _ = write!(
                     out,
-                    "4 hydration_threshold {} hydration_batch_size {} ",
+                    "{} hydration_threshold {} hydration_batch_size {} ",
+                    if under_io > 0 { 6 } else { 4 },
                     s.hydration_threshold.load(Ordering::Relaxed),
                     s.hydration_batch_size.load(Ordering::Relaxed)
                 );
+                if under_io > 0 {
+                    let _ = write!(out, "hydration_threshold_under_io {} ", under_io);
+                }
                 out.write_str(match core.mode() {
                     Mode::Write => "rw",
                     Mode::ReadOnly => "ro",
@@ -546,6 +569,8 @@ impl Operations for DmClone {
             &s.hydration_threshold
         } else if is(msg, "hydration_batch_size") {
             &s.hydration_batch_size
+        } else if is(msg, "hydration_threshold_under_io") {
+            &s.hydration_threshold_under_io
         } else {
             dm_err!("{}: Unsupported message `{}'", name, msg);
             return Err(EINVAL);
@@ -559,7 +584,7 @@ impl Operations for DmClone {
             EINVAL
         })?;
         setting.store(value, Ordering::SeqCst);
-        if is(msg, "hydration_threshold") {
+        if is(msg, "hydration_threshold") || is(msg, "hydration_threshold_under_io") {
             core.wake();
         }
         Ok(())

@@ -72,6 +72,11 @@ pub(crate) struct Settings {
     pub(crate) discard_passdown: AtomicBool,
     pub(crate) hydration_threshold: AtomicU32,
     pub(crate) hydration_batch_size: AtomicU32,
+    /// Regions that may be hydrating while user I/O goes on (an extension,
+    /// core argument and message `hydration_threshold_under_io`; at most
+    /// `hydration_threshold`). 0, the default, is C's policy: no background
+    /// copy starts while a bio is in flight.
+    pub(crate) hydration_threshold_under_io: AtomicU32,
 }
 
 /// The state of one clone device shared by the I/O path, the worker, the
@@ -108,8 +113,17 @@ pub(crate) struct CloneCore {
     pub(crate) suspended: AtomicBool,
     /// Where background hydration goes on (worker only).
     pub(crate) hydration_offset: AtomicU64,
-    /// Bios mapped and not completed; background hydration waits for none.
+    /// Bios mapped and not completed; background hydration waits for none
+    /// (unless `hydration_threshold_under_io` allows some copies).
     pub(crate) ios_in_flight: AtomicI64,
+    /// Background hydration stopped because bios were in flight: the bio
+    /// whose completion leaves none in flight queues the worker (C waits
+    /// for its 1 s timer or a copy that completes while none is).
+    pub(crate) hydration_stalled: AtomicBool,
+    /// A bio was mapped since background hydration last looked: with
+    /// `hydration_threshold_under_io`, the device counts as under load
+    /// even in the instants between its bios.
+    pub(crate) io_seen: AtomicBool,
     /// Regions being hydrated (plus one while the worker starts more).
     pub(crate) hydrations_in_flight: dm::sync::WaitCount,
     last_commit: AtomicU64,
@@ -169,6 +183,8 @@ impl CloneCore {
             suspended: AtomicBool::new(true),
             hydration_offset: AtomicU64::new(0),
             ios_in_flight: AtomicI64::new(0),
+            hydration_stalled: AtomicBool::new(false),
+            io_seen: AtomicBool::new(false),
             hydrations_in_flight: dm::sync::WaitCount::new(),
             last_commit: AtomicU64::new(periodic::jiffies()),
         }? Error)
