@@ -1595,12 +1595,13 @@ exp_from_pool() { # LEN OFF POOL-OFF
 # loop devices under the clone a bio is nearly always in flight under such a
 # load, so hydration creeps (C: only when its 1 s waker or a completing copy
 # finds the device idle). Ours: the extension core argument
-# hydration_threshold_under_io 16 lets up to 16 regions hydrate while bios
-# are in flight: the whole device must be hydrated while the load still
-# runs, within a deadline (60 s, scaled), and hold the source's data. C
-# refuses the argument ("Invalid number of core arguments": 6) and the
-# message; how far C gets under the same load in 5 s is printed (a
-# diagnostic, never asserted).
+# hydration_share_under_io 30 lets one batch of copies at a time take 30%
+# of the time while user I/O goes on: the whole device must be hydrated
+# while the load still runs, within a deadline (60 s, scaled), and hold the
+# source's data. C refuses the argument ("Invalid number of core
+# arguments": 6) and the message; how far C gets under the same load in
+# 5 s is printed (a diagnostic, never asserted: the 5 s is a measurement
+# window, not a wait for an event).
 UNDER_LOAD_NOTE=
 load_start() { # fio's randread load on the clone; waits for its first I/Os
 	local i
@@ -1627,12 +1628,12 @@ t_hydration_under_load() {
 	local core="hydration_threshold 64 hydration_batch_size 16" t0 end reads
 	if [ "$CUR_IMPL" = c ]; then
 		bad_table "clone: Invalid number of core arguments" \
-			"$(ctable "$SRC" $R 1 no_hydration 6 $core hydration_threshold_under_io 16)"
+			"$(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
 		bad_tables_check
 		clone_create $R 1 no_hydration 4 $core
 		assert_served $CLONE
-		if dmsetup message $CLONE 0 hydration_threshold_under_io 16 >/dev/null 2>&1; then
-			die "C accepted the message hydration_threshold_under_io"
+		if dmsetup message $CLONE 0 hydration_share_under_io 30 >/dev/null 2>&1; then
+			die "C accepted the message hydration_share_under_io"
 		fi
 		load_start
 		msg enable_hydration
@@ -1646,10 +1647,10 @@ t_hydration_under_load() {
 		assert_no_kernel_report
 		return 0
 	fi
-	clone_create $R 1 no_hydration 6 $core hydration_threshold_under_io 16
+	clone_create $R 1 no_hydration 6 $core hydration_share_under_io 30
 	assert_served $CLONE
 	cstatus
-	assert_eq "$core hydration_threshold_under_io 16" "$ST_CORE" "core args with the extension"
+	assert_eq "$core hydration_share_under_io 30" "$ST_CORE" "core args with the extension"
 	assert_eq "0/$NREG" "$ST_HYD/$ST_NREG" "hydrated before enabling"
 	load_start
 	stat_field "$KNAME" 1
@@ -1669,21 +1670,26 @@ t_hydration_under_load() {
 	reads=$((STAT - reads))
 	load_stop
 	[ "$reads" -gt 0 ] || die "no read completed during the hydration"
-	echo "# ours, hydration_threshold_under_io 16, 4k random reads 1x16 (loop devices): all $ST_NREG regions hydrated in about $((SECONDS - t0)) s, $reads reads completed meanwhile" \
+	echo "# ours, hydration_share_under_io 30, 4k random reads 1x16 (loop devices): all $ST_NREG regions hydrated in about $((SECONDS - t0)) s, $reads reads completed meanwhile" \
 		>"$SCRATCH/clone-under-load.note"
 	wait_hydrated
-	# The message sets it; 0 gives C's status line back.
-	msg hydration_threshold_under_io 0
+	# The message sets it (0 to 100); 0 gives C's status line back.
+	msg hydration_share_under_io 0
 	cstatus
-	assert_eq "$core" "$ST_CORE" "core args after hydration_threshold_under_io 0"
-	msg hydration_threshold_under_io 8
+	assert_eq "$core" "$ST_CORE" "core args after hydration_share_under_io 0"
+	msg hydration_share_under_io 100
 	cstatus
-	assert_eq "$core hydration_threshold_under_io 8" "$ST_CORE" "core args after the message"
+	assert_eq "$core hydration_share_under_io 100" "$ST_CORE" "core args after the message"
+	if dmsetup message $CLONE 0 hydration_share_under_io 101 >/dev/null 2>&1; then
+		die "hydration_share_under_io 101 accepted"
+	fi
 	clone_remove
 	check_dst "hydrated under load"
 	# More than four core arguments only with the extension among them.
 	bad_table "clone: Invalid number of core arguments" \
 		"$(ctable "$SRC" $R 0 6 $core hydration_threshold 2)"
+	bad_table "clone: Invalid value for argument .hydration_share_under_io'" \
+		"$(ctable "$SRC" $R 0 2 hydration_share_under_io 101)"
 	bad_tables_check
 	assert_no_kernel_report
 }

@@ -11,19 +11,23 @@
 //! so no bio sees a half-copied region. Background hydration copies the
 //! unhydrated regions in order, at most `hydration_threshold` regions in
 //! flight, in batches of up to `hydration_batch_size` contiguous regions,
-//! and only while no bio is in flight (C's policy), or, with the extension
-//! `hydration_threshold_under_io N`, with up to N regions in flight while
-//! user I/O goes on (a bio in flight, or one mapped since the worker last
-//! looked) and `hydration_threshold` only once the device is idle; the
-//! completion of each copy then queues the worker, so the copy never
-//! waits for an idle instant.
+//! and only while no bio is in flight (C's policy). With the extension
+//! `hydration_share_under_io P` (percent), while user I/O goes on (a bio
+//! in flight, or one mapped since the worker last looked) one batch is
+//! copied at a time, each followed by a pause that makes copies P% of the
+//! time (a copy that took t waits t * (100 - P) / P), and at the device's
+//! first idle moment the usual `hydration_threshold` applies: the copy
+//! always makes progress, at a bounded share of the device.
 //!
 //! Wake-ups (where C's worker looks for regions to copy: its 1 s waker, and
 //! a copy that completes while no bio is in flight): here also the
 //! completion of the bio that leaves none in flight, when the worker last
 //! stopped because bios were (`hydration_stalled`). Under a steady load C
 //! starts copies only in the instants its timer or a completing copy finds
-//! the device idle; here any idle instant restarts them.
+//! the device idle; here any idle instant restarts them. With the
+//! extension, each completing copy queues the worker, and a pause ends at
+//! the first bio completion after it (`hydration_paced`), or at the 1 s
+//! waker if none comes.
 
 use crate::dm::{
     self,
@@ -34,13 +38,19 @@ use crate::dm_err_limit;
 use crate::target::DmClone;
 use crate::worker::{CloneCore, Mode};
 use core::sync::atomic::Ordering;
-use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc};
+use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc, time::Ktime};
 
-/// A kcopyd copy of `count` regions from `first`.
+/// The monotonic clock, ns.
+fn now_ns() -> i64 {
+    Ktime::ktime_get().to_ns()
+}
+
+/// A kcopyd copy of `count` regions from `first`, started at `start_ns`.
 struct Copy {
     core: Arc<CloneCore>,
     first: u64,
     count: u64,
+    start_ns: i64,
 }
 
 impl CopyJob for Copy {
@@ -59,7 +69,7 @@ impl CopyJob for Copy {
             core.hydration_complete(region, status);
         }
         if core.settings.hydration_enabled.load(Ordering::Relaxed) {
-            core.continue_hydration();
+            core.continue_hydration(self.start_ns);
         }
     }
 }
@@ -125,6 +135,7 @@ impl CloneCore {
             core: self.clone(),
             first,
             count,
+            start_ns: now_ns(),
         };
         let r = self.kcopyd.copy(
             &Region {
@@ -288,17 +299,28 @@ impl CloneCore {
         offset
     }
 
-    /// A copy completed with hydration enabled: queue the worker to start
-    /// more if it may now (C: when no bio is in flight), or have the next
-    /// bio completion that leaves none in flight queue it.
-    fn continue_hydration(self: &Arc<Self>) {
-        if self.ios_in_flight.load(Ordering::SeqCst) == 0
-            || self
-                .settings
-                .hydration_threshold_under_io
-                .load(Ordering::Relaxed)
-                > 0
-        {
+    /// A copy started at `start_ns` completed with hydration enabled. C's
+    /// policy: queue the worker to start more if it may now (no bio in
+    /// flight), or have the next bio completion that leaves none in flight
+    /// queue it. With `hydration_share_under_io P`: set the pause that
+    /// makes this copy P% of its period (the worker keeps it only under
+    /// load), and queue the worker.
+    fn continue_hydration(self: &Arc<Self>, start_ns: i64) {
+        let share = i64::from(
+            self.settings
+                .hydration_share_under_io
+                .load(Ordering::Relaxed),
+        );
+        if share > 0 {
+            if share < 100 {
+                let now = now_ns();
+                let took = now.saturating_sub(start_ns).max(0);
+                let pause = took.saturating_mul(100 - share) / share;
+                self.hydration_resume_ns
+                    .store(now.saturating_add(pause), Ordering::Relaxed);
+            }
+            self.wake();
+        } else if self.ios_in_flight.load(Ordering::SeqCst) == 0 {
             self.wake();
         } else {
             self.hydration_stall();
@@ -338,14 +360,20 @@ impl CloneCore {
         {
             self.wake();
         }
+        if self.hydration_paced.load(Ordering::Relaxed)
+            && now_ns() >= self.hydration_resume_ns.load(Ordering::Relaxed)
+            && self.hydration_paced.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
     }
 
-    /// Background hydration (C's `do_hydration`), from the worker. With no
-    /// bio in flight, up to `hydration_threshold` regions hydrating (C);
-    /// with bios in flight (or, with the extension, mapped since the last
-    /// pass), up to `hydration_threshold_under_io` (0, as C, unless set);
-    /// when that stops it, the worker is queued again once no bio is in
-    /// flight.
+    /// Background hydration (C's `do_hydration`), from the worker: up to
+    /// `hydration_threshold` regions hydrating. C's policy: none starts
+    /// while a bio is in flight; stopped by one, the worker is queued again
+    /// once none is. With `hydration_share_under_io P` (0 < P < 100), while
+    /// bios are in flight or were mapped since the last pass: one batch at
+    /// a time, after the pause the last copy set (P = 100: as if idle).
     pub(crate) fn do_hydration(self: &Arc<Self>) {
         if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
             return;
@@ -355,32 +383,42 @@ impl CloneCore {
         let nr = self.regions.nr;
         let mut offset = self.hydration_offset.load(Ordering::Relaxed);
         let mut batch = Batch::default();
-        let mut stalled = false;
+        let (mut stalled, mut paced) = (false, false);
         let s = &self.settings;
-        let under_io = u64::from(s.hydration_threshold_under_io.load(Ordering::Relaxed));
+        let share = s.hydration_share_under_io.load(Ordering::Relaxed);
         // With the extension, a bio mapped since the last pass counts as
         // load too: with a fast device the instants between bios, when
         // none is in flight, would otherwise let the copies take over.
-        let load_seen = self.io_seen.swap(false, Ordering::SeqCst) && under_io > 0;
+        let load_seen = share > 0 && self.io_seen.swap(false, Ordering::SeqCst);
         while !self.suspended.load(Ordering::SeqCst)
             && s.hydration_enabled.load(Ordering::SeqCst)
             && offset < nr
         {
-            let threshold = u64::from(s.hydration_threshold.load(Ordering::Relaxed));
-            let limit = if !load_seen && self.ios_in_flight.load(Ordering::SeqCst) == 0 {
-                threshold
-            } else {
-                threshold.min(under_io)
-            };
             // The loop's own count (1) is part of the volume, as in C: at
-            // most `limit` regions hydrating.
+            // most `hydration_threshold` regions hydrating.
             let volume = self.hydrations_in_flight.get() as u64 + batch.count;
-            if volume > limit {
-                // Stopped by bios in flight with C's policy: wait for the
-                // device to be idle. (With the extension at least one copy
-                // is in flight, and its completion queues the worker.)
-                stalled = limit == 0 && threshold > 0;
+            if volume > u64::from(s.hydration_threshold.load(Ordering::Relaxed)) {
                 break;
+            }
+            if load_seen || self.ios_in_flight.load(Ordering::SeqCst) != 0 {
+                if share == 0 {
+                    // C's policy: wait for the device to be idle.
+                    stalled = true;
+                    break;
+                }
+                if share < 100 {
+                    // One batch at a time: a copy in flight queues the
+                    // worker when it completes.
+                    if self.hydrations_in_flight.get() > 1 {
+                        break;
+                    }
+                    if batch.count == 0
+                        && now_ns() < self.hydration_resume_ns.load(Ordering::Relaxed)
+                    {
+                        paced = true;
+                        break;
+                    }
+                }
             }
             offset = self.start_next_hydration(offset, &mut batch);
         }
@@ -394,6 +432,9 @@ impl CloneCore {
         self.hydrations_in_flight.dec();
         if stalled {
             self.hydration_stall();
+        }
+        if paced {
+            self.hydration_paced.store(true, Ordering::SeqCst);
         }
     }
 }

@@ -225,7 +225,7 @@ impl Operations for DmClone {
             discard_passdown: AtomicBool::new(true),
             hydration_threshold: AtomicU32::new(DEFAULT_HYDRATION_THRESHOLD),
             hydration_batch_size: AtomicU32::new(DEFAULT_HYDRATION_BATCH_SIZE),
-            hydration_threshold_under_io: AtomicU32::new(0),
+            hydration_share_under_io: AtomicU32::new(0),
         };
         // Feature arguments.
         if args.remaining() > 0 {
@@ -241,8 +241,8 @@ impl Operations for DmClone {
                 }
             }
         }
-        // Core arguments (C takes at most 4: `hydration_threshold_under_io`
-        // is an extension).
+        // Core arguments (C takes at most 4: `hydration_share_under_io` is
+        // an extension).
         if args.remaining() > 0 {
             let reason = c_str!("Invalid number of core arguments");
             let n = read_group(args, 6, reason)?;
@@ -264,14 +264,15 @@ impl Operations for DmClone {
                         c_str!("Invalid value for argument `hydration_batch_size'"),
                     )?;
                     settings.hydration_batch_size.store(v, Ordering::Relaxed);
-                } else if is(name, "hydration_threshold_under_io") {
+                } else if is(name, "hydration_share_under_io") {
                     extension = true;
-                    let v = next_kstrtouint(
-                        args,
-                        c_str!("Invalid value for argument `hydration_threshold_under_io'"),
-                    )?;
+                    let reason = c_str!("Invalid value for argument `hydration_share_under_io'");
+                    let v = next_kstrtouint(args, reason)?;
+                    if v > 100 {
+                        return Err(args.fail(reason, EINVAL));
+                    }
                     settings
-                        .hydration_threshold_under_io
+                        .hydration_share_under_io
                         .store(v, Ordering::Relaxed);
                 } else {
                     return Err(args.fail(c_str!("Invalid core argument"), EINVAL));
@@ -510,16 +511,16 @@ impl Operations for DmClone {
                     let _ = out.write_str("no_discard_passdown ");
                 }
                 // The extension only when set: C's four otherwise.
-                let under_io = s.hydration_threshold_under_io.load(Ordering::Relaxed);
+                let share = s.hydration_share_under_io.load(Ordering::Relaxed);
                 let _ = write!(
                     out,
                     "{} hydration_threshold {} hydration_batch_size {} ",
-                    if under_io > 0 { 6 } else { 4 },
+                    if share > 0 { 6 } else { 4 },
                     s.hydration_threshold.load(Ordering::Relaxed),
                     s.hydration_batch_size.load(Ordering::Relaxed)
                 );
-                if under_io > 0 {
-                    let _ = write!(out, "hydration_threshold_under_io {} ", under_io);
+                if share > 0 {
+                    let _ = write!(out, "hydration_share_under_io {} ", share);
                 }
                 out.write_str(match core.mode() {
                     Mode::Write => "rw",
@@ -569,8 +570,8 @@ impl Operations for DmClone {
             &s.hydration_threshold
         } else if is(msg, "hydration_batch_size") {
             &s.hydration_batch_size
-        } else if is(msg, "hydration_threshold_under_io") {
-            &s.hydration_threshold_under_io
+        } else if is(msg, "hydration_share_under_io") {
+            &s.hydration_share_under_io
         } else {
             dm_err!("{}: Unsupported message `{}'", name, msg);
             return Err(EINVAL);
@@ -579,12 +580,16 @@ impl Operations for DmClone {
             dm_err!("{}: Message `{}' takes exactly one value", name, msg);
             return Err(EINVAL);
         }
-        let value = args.get(1).and_then(kstrtouint).ok_or_else(|| {
-            dm_err!("{}: Invalid value for message `{}'", name, msg);
-            EINVAL
-        })?;
+        let value = args
+            .get(1)
+            .and_then(kstrtouint)
+            .filter(|&v| v <= 100 || !is(msg, "hydration_share_under_io"))
+            .ok_or_else(|| {
+                dm_err!("{}: Invalid value for message `{}'", name, msg);
+                EINVAL
+            })?;
         setting.store(value, Ordering::SeqCst);
-        if is(msg, "hydration_threshold") || is(msg, "hydration_threshold_under_io") {
+        if is(msg, "hydration_threshold") || is(msg, "hydration_share_under_io") {
             core.wake();
         }
         Ok(())
