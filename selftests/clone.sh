@@ -1597,7 +1597,7 @@ exp_from_pool() { # LEN OFF POOL-OFF
 # finds the device idle). Ours: the extension core argument
 # hydration_share_under_io 30 lets one batch of copies at a time take 30%
 # of the time while user I/O goes on: the whole device must be hydrated
-# while the load still runs, within a deadline (60 s, scaled), and hold the
+# while the load still runs, within a deadline (120 s, scaled), and hold the
 # source's data. C refuses the argument ("Invalid number of core
 # arguments": 6) and the message; how far C gets under the same load in
 # 5 s is printed (a diagnostic, never asserted: the 5 s is a measurement
@@ -1657,7 +1657,7 @@ t_hydration_under_load() {
 	reads=$STAT
 	t0=$SECONDS
 	msg enable_hydration
-	scaled 60
+	scaled 120
 	end=$((SECONDS + LIMIT))
 	while :; do
 		cstatus $CLONE --noflush
