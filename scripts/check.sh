@@ -116,6 +116,10 @@ passed=$((passed + p)) failed=$((failed + f))
 echo "host unit tests: $p passed, $f failed"
 [ "$f" -eq 0 ] || sed 's/^/#   /' "$out/hosttests.log" | tail -n 40
 
+# --- the bench report's own test: every ratio reads > 1 when Rust is better ---
+"$top/tools/bench-report" --self-test >"$out/bench-report-self-test.log" 2>&1
+result "bench-report self-test (every ratio: > 1 = Rust better)" $? "$out/bench-report-self-test.log"
+
 # --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
 for t in "$top"/selftests/host/*.sh; do
 	[ -e "$t" ] || continue

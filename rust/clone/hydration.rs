@@ -11,7 +11,23 @@
 //! so no bio sees a half-copied region. Background hydration copies the
 //! unhydrated regions in order, at most `hydration_threshold` regions in
 //! flight, in batches of up to `hydration_batch_size` contiguous regions,
-//! and only while no bio is in flight.
+//! and only while no bio is in flight (C's policy). With the extension
+//! `hydration_share_under_io P` (percent), while user I/O goes on (a bio
+//! in flight, or one mapped since the worker last looked) one batch is
+//! copied at a time, each followed by a pause that makes copies P% of the
+//! time (a copy that took t waits t * (100 - P) / P), and at the device's
+//! first idle moment the usual `hydration_threshold` applies: the copy
+//! always makes progress, at a bounded share of the device.
+//!
+//! Wake-ups (where C's worker looks for regions to copy: its 1 s waker, and
+//! a copy that completes while no bio is in flight): here also the
+//! completion of the bio that leaves none in flight, when the worker last
+//! stopped because bios were (`hydration_stalled`). Under a steady load C
+//! starts copies only in the instants its timer or a completing copy finds
+//! the device idle; here any idle instant restarts them. With the
+//! extension, each completing copy queues the worker, and a pause ends at
+//! the first bio completion after it (`hydration_paced`), or at the 1 s
+//! waker if none comes.
 
 use crate::dm::{
     kcopyd::{CopyJob, Region},
@@ -22,13 +38,19 @@ use crate::hydration_table::new_hydration;
 use crate::target::DmClone;
 use crate::worker::{CloneCore, Mode};
 use core::sync::atomic::Ordering;
-use kernel::{prelude::*, sync::Arc};
+use kernel::{prelude::*, sync::Arc, time::Ktime};
 
-/// A kcopyd copy of `count` regions from `first`.
+/// The monotonic clock, ns.
+fn now_ns() -> i64 {
+    Ktime::ktime_get().to_ns()
+}
+
+/// A kcopyd copy of `count` regions from `first`, started at `start_ns`.
 pub(crate) struct Copy {
     core: Arc<CloneCore>,
     first: u64,
     count: u64,
+    start_ns: i64,
 }
 
 impl CopyJob for Copy {
@@ -46,10 +68,8 @@ impl CopyJob for Copy {
         for region in self.first..self.first + self.count {
             core.hydration_complete(region, status);
         }
-        if core.settings.hydration_enabled.load(Ordering::Relaxed)
-            && core.ios_in_flight.load(Ordering::SeqCst) == 0
-        {
-            core.wake();
+        if core.settings.hydration_enabled.load(Ordering::Relaxed) {
+            core.continue_hydration(self.start_ns);
         }
     }
 }
@@ -115,6 +135,7 @@ impl CloneCore {
             core: self.clone(),
             first,
             count,
+            start_ns: now_ns(),
         };
         // Never fails: the job waits for an earlier copy when memory is short.
         self.kcopyd.copy(
@@ -269,7 +290,81 @@ impl CloneCore {
         offset
     }
 
-    /// Background hydration (C's `do_hydration`), from the worker.
+    /// A copy started at `start_ns` completed with hydration enabled. C's
+    /// policy: queue the worker to start more if it may now (no bio in
+    /// flight), or have the next bio completion that leaves none in flight
+    /// queue it. With `hydration_share_under_io P`: set the pause that
+    /// makes this copy P% of its period (the worker keeps it only under
+    /// load), and queue the worker.
+    fn continue_hydration(self: &Arc<Self>, start_ns: i64) {
+        let share = i64::from(
+            self.settings
+                .hydration_share_under_io
+                .load(Ordering::Relaxed),
+        );
+        if share > 0 {
+            if share < 100 {
+                let now = now_ns();
+                let took = now.saturating_sub(start_ns).max(0);
+                let pause = took.saturating_mul(100 - share) / share;
+                self.hydration_resume_ns
+                    .store(now.saturating_add(pause), Ordering::Relaxed);
+            }
+            self.wake();
+        } else if self.ios_in_flight.load(Ordering::SeqCst) == 0 {
+            self.wake();
+        } else {
+            self.hydration_stall();
+        }
+    }
+
+    /// Background hydration stopped because bios are in flight: the
+    /// completion that leaves none queues the worker (`io_completed`).
+    fn hydration_stall(self: &Arc<Self>) {
+        self.hydration_stalled.store(true, Ordering::SeqCst);
+        // The last bio may have completed before the flag was set.
+        if self.ios_in_flight.load(Ordering::SeqCst) == 0
+            && self.hydration_stalled.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+    }
+
+    /// `map` took a bio (counted in `ios_in_flight`). Callable from any
+    /// context.
+    #[inline]
+    pub(crate) fn io_mapped(&self) {
+        // Looked at first: the flag's cache line is written once per pass
+        // of the worker, not once per bio.
+        if !self.io_seen.load(Ordering::Relaxed) {
+            self.io_seen.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A bio mapped by `map` completed (`end_io`). Callable from any
+    /// context (bio completion).
+    #[inline]
+    pub(crate) fn io_completed(self: &Arc<Self>) {
+        if self.ios_in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.hydration_stalled.load(Ordering::Relaxed)
+            && self.hydration_stalled.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+        if self.hydration_paced.load(Ordering::Relaxed)
+            && now_ns() >= self.hydration_resume_ns.load(Ordering::Relaxed)
+            && self.hydration_paced.swap(false, Ordering::SeqCst)
+        {
+            self.wake();
+        }
+    }
+
+    /// Background hydration (C's `do_hydration`), from the worker: up to
+    /// `hydration_threshold` regions hydrating. C's policy: none starts
+    /// while a bio is in flight; stopped by one, the worker is queued again
+    /// once none is. With `hydration_share_under_io P` (0 < P < 100), while
+    /// bios are in flight or were mapped since the last pass: one batch at
+    /// a time, after the pause the last copy set (P = 100: as if idle).
     pub(crate) fn do_hydration(self: &Arc<Self>) {
         if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
             return;
@@ -279,14 +374,42 @@ impl CloneCore {
         let nr = self.regions.nr;
         let mut offset = self.hydration_offset.load(Ordering::Relaxed);
         let mut batch = Batch::default();
+        let (mut stalled, mut paced) = (false, false);
+        let s = &self.settings;
+        let share = s.hydration_share_under_io.load(Ordering::Relaxed);
+        // With the extension, a bio mapped since the last pass counts as
+        // load too: with a fast device the instants between bios, when
+        // none is in flight, would otherwise let the copies take over.
+        let load_seen = share > 0 && self.io_seen.swap(false, Ordering::SeqCst);
         while !self.suspended.load(Ordering::SeqCst)
-            && self.ios_in_flight.load(Ordering::SeqCst) == 0
-            && self.settings.hydration_enabled.load(Ordering::SeqCst)
+            && s.hydration_enabled.load(Ordering::SeqCst)
             && offset < nr
         {
+            // The loop's own count (1) is part of the volume, as in C: at
+            // most `hydration_threshold` regions hydrating.
             let volume = self.hydrations_in_flight.get() as u64 + batch.count;
-            if volume > u64::from(self.settings.hydration_threshold.load(Ordering::Relaxed)) {
+            if volume > u64::from(s.hydration_threshold.load(Ordering::Relaxed)) {
                 break;
+            }
+            if load_seen || self.ios_in_flight.load(Ordering::SeqCst) != 0 {
+                if share == 0 {
+                    // C's policy: wait for the device to be idle.
+                    stalled = true;
+                    break;
+                }
+                if share < 100 {
+                    // One batch at a time: a copy in flight queues the
+                    // worker when it completes.
+                    if self.hydrations_in_flight.get() > 1 {
+                        break;
+                    }
+                    if batch.count == 0
+                        && now_ns() < self.hydration_resume_ns.load(Ordering::Relaxed)
+                    {
+                        paced = true;
+                        break;
+                    }
+                }
             }
             offset = self.start_next_hydration(offset, &mut batch);
         }
@@ -298,5 +421,11 @@ impl CloneCore {
         }
         self.hydration_offset.store(offset, Ordering::Relaxed);
         self.hydrations_in_flight.dec();
+        if stalled {
+            self.hydration_stall();
+        }
+        if paced {
+            self.hydration_paced.store(true, Ordering::SeqCst);
+        }
     }
 }

@@ -226,6 +226,7 @@ impl Operations for DmClone {
             discard_passdown: AtomicBool::new(true),
             hydration_threshold: AtomicU32::new(DEFAULT_HYDRATION_THRESHOLD),
             hydration_batch_size: AtomicU32::new(DEFAULT_HYDRATION_BATCH_SIZE),
+            hydration_share_under_io: AtomicU32::new(0),
         };
         // Feature arguments.
         if args.remaining() > 0 {
@@ -241,13 +242,15 @@ impl Operations for DmClone {
                 }
             }
         }
-        // Core arguments.
+        // Core arguments (C takes at most 4: `hydration_share_under_io` is
+        // an extension).
         if args.remaining() > 0 {
             let reason = c_str!("Invalid number of core arguments");
-            let n = read_group(args, 4, reason)?;
+            let n = read_group(args, 6, reason)?;
             if n % 2 != 0 {
                 return Err(args.fail(c_str!("Number of core arguments must be even"), EINVAL));
             }
+            let mut extension = false;
             for _ in 0..n / 2 {
                 let name = args.next_str(reason)?;
                 if is(name, "hydration_threshold") {
@@ -262,9 +265,23 @@ impl Operations for DmClone {
                         c_str!("Invalid value for argument `hydration_batch_size'"),
                     )?;
                     settings.hydration_batch_size.store(v, Ordering::Relaxed);
+                } else if is(name, "hydration_share_under_io") {
+                    extension = true;
+                    let reason = c_str!("Invalid value for argument `hydration_share_under_io'");
+                    let v = next_kstrtouint(args, reason)?;
+                    if v > 100 {
+                        return Err(args.fail(reason, EINVAL));
+                    }
+                    settings
+                        .hydration_share_under_io
+                        .store(v, Ordering::Relaxed);
                 } else {
                     return Err(args.fail(c_str!("Invalid core argument"), EINVAL));
                 }
+            }
+            // More than C's four only with the extension among them.
+            if n > 4 && !extension {
+                return Err(args.fail(reason, EINVAL));
             }
         }
         // C ignores anything after the core arguments (and echoes it back);
@@ -333,6 +350,7 @@ impl Operations for DmClone {
     fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         let core = &self.core;
         core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
+        core.io_mapped();
         if core.mode() == Mode::Fail {
             // dm core does not call `end_io` for killed bios.
             core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -416,7 +434,7 @@ impl Operations for DmClone {
                 *status = s;
             }
         }
-        core.ios_in_flight.fetch_sub(1, Ordering::SeqCst);
+        core.io_completed();
         EndIoResult::Done
     }
 
@@ -503,12 +521,18 @@ impl Operations for DmClone {
                 if no_passdown {
                     let _ = out.write_str("no_discard_passdown ");
                 }
+                // The extension only when set: C's four otherwise.
+                let share = s.hydration_share_under_io.load(Ordering::Relaxed);
                 let _ = write!(
                     out,
-                    "4 hydration_threshold {} hydration_batch_size {} ",
+                    "{} hydration_threshold {} hydration_batch_size {} ",
+                    if share > 0 { 6 } else { 4 },
                     s.hydration_threshold.load(Ordering::Relaxed),
                     s.hydration_batch_size.load(Ordering::Relaxed)
                 );
+                if share > 0 {
+                    let _ = write!(out, "hydration_share_under_io {} ", share);
+                }
                 out.write_str(match core.mode() {
                     Mode::Write => "rw",
                     Mode::ReadOnly => "ro",
@@ -557,6 +581,8 @@ impl Operations for DmClone {
             &s.hydration_threshold
         } else if is(msg, "hydration_batch_size") {
             &s.hydration_batch_size
+        } else if is(msg, "hydration_share_under_io") {
+            &s.hydration_share_under_io
         } else {
             dm_err!("{}: Unsupported message `{}'", name, msg);
             return Err(EINVAL);
@@ -565,12 +591,16 @@ impl Operations for DmClone {
             dm_err!("{}: Message `{}' takes exactly one value", name, msg);
             return Err(EINVAL);
         }
-        let value = args.get(1).and_then(kstrtouint).ok_or_else(|| {
-            dm_err!("{}: Invalid value for message `{}'", name, msg);
-            EINVAL
-        })?;
+        let value = args
+            .get(1)
+            .and_then(kstrtouint)
+            .filter(|&v| v <= 100 || !is(msg, "hydration_share_under_io"))
+            .ok_or_else(|| {
+                dm_err!("{}: Invalid value for message `{}'", name, msg);
+                EINVAL
+            })?;
         setting.store(value, Ordering::SeqCst);
-        if is(msg, "hydration_threshold") {
+        if is(msg, "hydration_threshold") || is(msg, "hydration_share_under_io") {
             core.wake();
         }
         Ok(())

@@ -73,6 +73,11 @@ pub(crate) struct Settings {
     pub(crate) discard_passdown: AtomicBool,
     pub(crate) hydration_threshold: AtomicU32,
     pub(crate) hydration_batch_size: AtomicU32,
+    /// Percent of the time background copies may be in flight while user
+    /// I/O goes on, 0 to 100 (an extension, core argument and message
+    /// `hydration_share_under_io`). 0, the default, is C's policy: no
+    /// background copy starts while a bio is in flight.
+    pub(crate) hydration_share_under_io: AtomicU32,
 }
 
 /// The state of one clone device shared by the I/O path, the worker, the
@@ -111,8 +116,24 @@ pub(crate) struct CloneCore {
     pub(crate) suspended: AtomicBool,
     /// Where background hydration goes on (worker only).
     pub(crate) hydration_offset: AtomicU64,
-    /// Bios mapped and not completed; background hydration waits for none.
+    /// Bios mapped and not completed; background hydration waits for none
+    /// (unless `hydration_share_under_io` allows some copies).
     pub(crate) ios_in_flight: AtomicI64,
+    /// Background hydration stopped because bios were in flight: the bio
+    /// whose completion leaves none in flight queues the worker (C waits
+    /// for its 1 s timer or a copy that completes while none is).
+    pub(crate) hydration_stalled: AtomicBool,
+    /// A bio was mapped since background hydration last looked: with
+    /// `hydration_share_under_io`, the device counts as under load even in
+    /// the instants between its bios.
+    pub(crate) io_seen: AtomicBool,
+    /// With `hydration_share_under_io`: under load, no copy starts before
+    /// this time (ns, `ktime_get`); set when a copy completes, from how
+    /// long it took.
+    pub(crate) hydration_resume_ns: AtomicI64,
+    /// Background hydration waits for `hydration_resume_ns`: the first
+    /// `end_io` after it queues the worker.
+    pub(crate) hydration_paced: AtomicBool,
     /// Regions being hydrated (plus one while the worker starts more).
     pub(crate) hydrations_in_flight: dm::sync::WaitCount,
     last_commit: AtomicU64,
@@ -175,6 +196,10 @@ impl CloneCore {
             suspended: AtomicBool::new(true),
             hydration_offset: AtomicU64::new(0),
             ios_in_flight: AtomicI64::new(0),
+            hydration_stalled: AtomicBool::new(false),
+            io_seen: AtomicBool::new(false),
+            hydration_resume_ns: AtomicI64::new(0),
+            hydration_paced: AtomicBool::new(false),
             hydrations_in_flight: dm::sync::WaitCount::new(),
             last_commit: AtomicU64::new(periodic::jiffies()),
         }? Error)
