@@ -13,6 +13,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
 #include <linux/workqueue.h>
+#include <linux/mempool.h>
 #include <crypto/hash.h>
 #include "dm-space-map.h"
 
@@ -103,5 +104,13 @@ void rdm_memalloc_noio_restore(unsigned int flags);
 /* kcopyd.rs: a client dropped (or waited for) from its own completion. */
 void rdm_kcopyd_warn_drop_in_callback(void);
 void rdm_kcopyd_warn_wait_in_callback(void);
+
+/* reed_solomon.rs: mempools on the I/O path, and Reed-Solomon decoders
+ * (rdm_rs_pool_create exists only where RDM_REED_SOLOMON is defined). */
+mempool_t *rdm_mempool_create_kmalloc(int min_nr, size_t size);
+void *rdm_mempool_alloc_noio(mempool_t *pool);
+void *rdm_mempool_alloc_nowait(mempool_t *pool);
+unsigned int rdm_num_online_cpus(void);
+mempool_t *rdm_rs_pool_create(int min_nr, int roots);
 
 #endif /* RDM_HELPERS_H */
