@@ -35,7 +35,7 @@ use crate::{
     verify::{self, BlockType, IoState},
     Verity,
 };
-use kernel::{c_str, error::code::*, prelude::*};
+use kernel::{c_str, error::code::*, new_mutex, prelude::*, sync::Mutex};
 
 /// The log prefix of C's dm-verity-fec.c.
 const PREFIX: &str = "verity-fec";
@@ -49,6 +49,24 @@ const BUF_RS_BITS: u32 = 6;
 const BUF_MAX: usize = kernel::page::PAGE_SIZE >> BUF_RS_BITS;
 /// Largest number of data symbols in a codeword (`DM_VERITY_FEC_MAX_RSN`).
 const MAX_RSN: usize = (FEC_RSM - 2) as usize;
+/// Corrected hash blocks kept (see [`FixedHashBlocks`]).
+const FIXED_SLOTS: usize = 4;
+
+/// The last hash blocks FEC corrected, by block number.
+///
+/// C writes a corrected hash block into its dm-bufio buffer and marks it
+/// verified. Buffers are shared read-only here, so the corrected copies
+/// are kept aside, and a lookup of an unverified hash block finds them
+/// first: otherwise each use of the block would correct it again, and a
+/// lookup from within another correction (where FEC is not entered again)
+/// would call it corrupt. A copy is right for good: it matched the digest
+/// its verified parent holds, under the one root digest. Slots are
+/// allocated by the constructor and reused round-robin.
+struct FixedHashBlocks {
+    /// `(hash block, contents)`; `u64::MAX` marks an empty slot.
+    slots: KVec<(u64, KVec<u8>)>,
+    next: usize,
+}
 
 /// The FEC configuration and resources of one target.
 ///
@@ -64,6 +82,7 @@ pub(crate) struct Fec {
     prealloc_pool: BufferPool,
     extra_pool: BufferPool,
     output_pool: BufferPool,
+    fixed: Pin<KBox<Mutex<FixedHashBlocks>>>,
     pub(crate) dev: Device,
 }
 
@@ -125,7 +144,19 @@ impl Fec {
             BufferPool::new(0, buf_size).map_err(fail(c"Cannot allocate FEC buffer extra pool"))?;
         let output_pool =
             BufferPool::new(cpus, bs as usize).map_err(fail(c"Cannot allocate FEC output pool"))?;
+        let mut slots = KVec::new();
+        for _ in 0..FIXED_SLOTS {
+            let mut b = KVec::new();
+            b.extend_with(bs as usize, 0u8, GFP_KERNEL)
+                .map_err(|e| (c"Cannot allocate FEC structure", e.into()))?;
+            slots
+                .push((u64::MAX, b), GFP_KERNEL)
+                .map_err(|e| (c"Cannot allocate FEC structure", e.into()))?;
+        }
+        let fixed = KBox::pin_init(new_mutex!(FixedHashBlocks { slots, next: 0 }), GFP_KERNEL)
+            .map_err(|e| (c"Cannot allocate FEC structure", e))?;
         Ok(Self {
+            fixed,
             geo,
             bufio,
             data_bufio,
@@ -139,6 +170,47 @@ impl Fec {
 
     fn block_size(&self) -> usize {
         1 << self.geo.block_bits
+    }
+
+    /// If FEC corrected hash block `block` before, copies the digest at
+    /// `offset` of the corrected copy into `out` and returns `true`.
+    ///
+    /// # Context
+    ///
+    /// May sleep (takes a mutex).
+    pub(crate) fn fixed_digest(&self, block: u64, offset: usize, out: &mut [u8]) -> bool {
+        let fixed = self.fixed.lock();
+        let Some((_, data)) = fixed.slots.iter().find(|(b, _)| *b == block) else {
+            return false;
+        };
+        match data.get(offset..offset + out.len()) {
+            Some(d) => {
+                out.copy_from_slice(d);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps the corrected copy `data` of hash block `block`.
+    ///
+    /// # Context
+    ///
+    /// May sleep (takes a mutex).
+    pub(crate) fn remember_fixed(&self, block: u64, data: &[u8]) {
+        let mut fixed = self.fixed.lock();
+        let fixed = &mut *fixed;
+        if fixed.slots.iter().any(|(b, _)| *b == block) {
+            return;
+        }
+        let i = fixed.next % FIXED_SLOTS;
+        fixed.next = i + 1;
+        if let Some(slot) = fixed.slots.get_mut(i) {
+            if slot.1.len() == data.len() {
+                slot.1.copy_from_slice(data);
+                slot.0 = block;
+            }
+        }
     }
 }
 

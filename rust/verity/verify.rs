@@ -271,6 +271,12 @@ fn verify_level(
     let (hash_block, offset) = v.geo.hash_at_level(block, level);
     let buf = v.bufio.read(hash_block)?;
     if buf.state().load(Ordering::Acquire) == 0 {
+        // A hash block FEC corrected before: its corrected copy.
+        if let Some(fec) = &v.fec {
+            if fec.fixed_digest(hash_block, offset, &mut want[..ds]) {
+                return Ok(true);
+            }
+        }
         if skip_unverified {
             return Ok(false);
         }
@@ -281,10 +287,13 @@ fn verify_level(
         } else if let Ok(fixed) = fec::decode(v, target, io, BlockType::Metadata, hash_block, want)
         {
             // The cached block stays as read (it is shared, and not ours to
-            // write): the digest comes from the corrected copy, and the
-            // block is corrected again at its next use.
+            // write): the digest comes from the corrected copy, which FEC
+            // keeps for the next uses of the block.
             let digest = fixed.get(offset..offset + ds).ok_or(EIO)?;
             want[..ds].copy_from_slice(digest);
+            if let Some(fec) = &v.fec {
+                fec.remember_fixed(hash_block, &fixed);
+            }
             return Ok(true);
         } else if handle_error(v, target, BlockType::Metadata, hash_block) {
             io.had_mismatch = true;
