@@ -398,24 +398,7 @@ void rdm_kcopyd_warn_wait_in_callback(void)
 	WARN_ONCE(1, "rust-dm: kcopyd client waited for from its own completion callback\n");
 }
 
-/* ---- reed_solomon.rs: mempools for the I/O path --------------------- */
-
-mempool_t *rdm_mempool_create_kmalloc(int min_nr, size_t size)
-{
-	return mempool_create_kmalloc_pool(min_nr, size);
-}
-
-/* Waits for an element (from the reserve if need be): never NULL. */
-void *rdm_mempool_alloc_noio(mempool_t *pool)
-{
-	return mempool_alloc(pool, GFP_NOIO);
-}
-
-/* Does not sleep; NULL when neither the allocator nor the reserve has one. */
-void *rdm_mempool_alloc_nowait(mempool_t *pool)
-{
-	return mempool_alloc(pool, GFP_NOWAIT | __GFP_NOWARN);
-}
+/* ---- reed_solomon.rs ------------------------------------------------ */
 
 unsigned int rdm_num_online_cpus(void)
 {

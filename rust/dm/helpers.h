@@ -13,7 +13,6 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
 #include <linux/workqueue.h>
-#include <linux/mempool.h>
 #include <crypto/hash.h>
 #include "dm-space-map.h"
 
@@ -114,12 +113,9 @@ void rdm_mempool_destroy(struct mempool_s *pool);
 void rdm_kcopyd_warn_drop_in_callback(void);
 void rdm_kcopyd_warn_wait_in_callback(void);
 
-/* reed_solomon.rs: mempools on the I/O path, and Reed-Solomon decoders
- * (rdm_rs_pool_create exists only where RDM_REED_SOLOMON is defined). */
-mempool_t *rdm_mempool_create_kmalloc(int min_nr, size_t size);
-void *rdm_mempool_alloc_noio(mempool_t *pool);
-void *rdm_mempool_alloc_nowait(mempool_t *pool);
+/* reed_solomon.rs: pools of Reed-Solomon decoders (rdm_rs_pool_create
+ * exists only where RDM_REED_SOLOMON is defined). */
 unsigned int rdm_num_online_cpus(void);
-mempool_t *rdm_rs_pool_create(int min_nr, int roots);
+struct mempool_s *rdm_rs_pool_create(int min_nr, int roots);
 
 #endif /* RDM_HELPERS_H */

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Reed-Solomon decoding (the kernel's `lib/reed_solomon`, in
-//! `reed_solomon.ko`) and the memory pools that hand out decoders and
-//! buffers on the I/O path, where an allocation must not fail: a decoder or
-//! buffer taken with `alloc()` comes from a `mempool` (`GFP_NOIO`), which
-//! waits for one to be given back rather than fail, as C dm-verity's FEC
-//! does (`rs_pool`, `prealloc_pool`, `output_pool`); `try_alloc()` never
-//! waits and may fail (C's `extra_pool`).
+//! `reed_solomon.ko`) with decoders from a pool, so that taking one on the
+//! I/O path never fails: [`RsPool::alloc`] takes it from a `mempool`
+//! (`GFP_NOIO`), which waits for one to be given back rather than fail, as
+//! C dm-verity's FEC does (`rs_pool`). The pool's elements are made and
+//! freed in C (`rdm_rs_pool_create()` in `helpers.c`, as C's
+//! `fec_rs_alloc()`/`fec_rs_free()`); byte buffers come from
+//! [`super::mempool::BufferPool`].
 //!
 //! The decoders are those of dm-verity FEC: RS(255, 255 - roots) over
 //! GF(2^8) with the polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11d), first
@@ -18,10 +19,7 @@
 //! [`include/linux/mempool.h`](srctree/include/linux/mempool.h)
 
 use super::{bindings, context::might_sleep};
-use core::{
-    ops::{Deref, DerefMut},
-    ptr::NonNull,
-};
+use core::ptr::NonNull;
 use kernel::{error::code::*, prelude::*};
 
 /// Length of a codeword: symbols of 8 bits, `2^8 - 1` of them.
@@ -34,28 +32,6 @@ pub fn num_online_cpus() -> u32 {
     unsafe { bindings::rdm_num_online_cpus() }
 }
 
-/// Takes an element from `pool`, waiting for one if need be.
-///
-/// # Safety
-///
-/// `pool` must be a live mempool.
-///
-/// # Context
-///
-/// May sleep (process context).
-unsafe fn pool_alloc_noio(pool: NonNull<bindings::mempool_t>) -> NonNull<u8> {
-    might_sleep();
-    loop {
-        // SAFETY: `pool` is live (caller). `mempool_alloc()` with a gfp mask
-        // that may sleep (`GFP_NOIO`) does not return NULL in process
-        // context: it waits for an element to be given back to the pool.
-        let p = unsafe { bindings::rdm_mempool_alloc_noio(pool.as_ptr()) };
-        if let Some(p) = NonNull::new(p.cast::<u8>()) {
-            return p;
-        }
-    }
-}
-
 /// A pool of Reed-Solomon decoders with `roots` parity symbols, each usable
 /// by one thread at a time (a decoder has its own work buffers).
 ///
@@ -65,7 +41,7 @@ unsafe fn pool_alloc_noio(pool: NonNull<bindings::mempool_t>) -> NonNull<u8> {
 /// `rs_control`s made by `init_rs_gfp(8, 0x11d, 0, 1, roots, ..)`, with
 /// `roots` in `1..RS_CODEWORD`.
 pub struct RsPool {
-    pool: NonNull<bindings::mempool_t>,
+    pool: NonNull<bindings::mempool_s>,
     roots: usize,
 }
 
@@ -110,12 +86,17 @@ impl RsPool {
     ///
     /// May sleep (process context).
     pub fn alloc(&self) -> RsDecoder<'_> {
-        // SAFETY: `pool` is live (invariant).
-        let rs = unsafe { pool_alloc_noio(self.pool) };
-        // INVARIANT: an element of this pool, taken now.
-        RsDecoder {
-            rs: rs.cast(),
-            pool: self,
+        might_sleep();
+        // `mempool_alloc()` with `__GFP_DIRECT_RECLAIM` (part of
+        // `GFP_NOIO`) never returns NULL: it waits for an element instead.
+        // Should that ever change, asking again is still correct.
+        loop {
+            // SAFETY: `pool` is live (invariant).
+            let p = unsafe { bindings::rdm_mempool_alloc_noio(self.pool.as_ptr()) };
+            if let Some(rs) = NonNull::new(p.cast::<bindings::rs_control>()) {
+                // INVARIANT: an element of this pool, taken now.
+                return RsDecoder { rs, pool: self };
+            }
         }
     }
 }
@@ -124,7 +105,7 @@ impl Drop for RsPool {
     fn drop(&mut self) {
         // SAFETY: `pool` is live and owned (invariant); every decoder taken
         // from it borrows `self` and so was given back already.
-        unsafe { bindings::mempool_destroy(self.pool.as_ptr()) };
+        unsafe { bindings::rdm_mempool_destroy(self.pool.as_ptr()) };
     }
 }
 
@@ -199,129 +180,10 @@ impl RsDecoder<'_> {
 impl Drop for RsDecoder<'_> {
     fn drop(&mut self) {
         // SAFETY: `rs` was taken from this pool and is given back once.
-        unsafe { bindings::mempool_free(self.rs.as_ptr().cast(), self.pool.pool.as_ptr()) };
+        unsafe { bindings::rdm_mempool_free(self.rs.as_ptr().cast(), self.pool.pool.as_ptr()) };
     }
 }
 
 // SAFETY: A decoder is used by one thread at a time (`&mut self`) and may
 // move between threads.
 unsafe impl Send for RsDecoder<'_> {}
-
-/// A pool of byte buffers of one size (`kmalloc` memory).
-///
-/// # Invariants
-///
-/// `pool` is a live kmalloc mempool owned by this value, whose elements
-/// are `size` bytes.
-pub struct BufferPool {
-    pool: NonNull<bindings::mempool_t>,
-    size: usize,
-}
-
-// SAFETY: mempools are internally locked and usable from any thread.
-unsafe impl Send for BufferPool {}
-// SAFETY: As above.
-unsafe impl Sync for BufferPool {}
-
-impl BufferPool {
-    /// Creates a pool of buffers of `size` bytes (not 0), `reserve` of them
-    /// allocated now and kept for when memory is short (0: a pool that only
-    /// [`BufferPool::try_alloc`] draws from).
-    ///
-    /// # Context
-    ///
-    /// May sleep.
-    pub fn new(reserve: u32, size: usize) -> Result<Self> {
-        might_sleep();
-        if size == 0 {
-            return Err(EINVAL);
-        }
-        // SAFETY: Plain call; the pool allocates `size` bytes per element.
-        let p = unsafe { bindings::rdm_mempool_create_kmalloc(reserve as i32, size) };
-        let pool = NonNull::new(p).ok_or(ENOMEM)?;
-        // INVARIANT: created above with elements of `size` bytes.
-        Ok(Self { pool, size })
-    }
-
-    /// The size of a buffer in bytes.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    fn wrap(&self, p: NonNull<u8>) -> PoolBuffer<'_> {
-        // SAFETY: `p` is an element of this pool: `size` writable bytes.
-        // They are zeroed so that the slice handed out is initialised.
-        unsafe { core::ptr::write_bytes(p.as_ptr(), 0, self.size) };
-        // INVARIANT: an element of this pool, taken by the caller, zeroed.
-        PoolBuffer { p, pool: self }
-    }
-
-    /// Takes a zeroed buffer, waiting for one to be given back if none can
-    /// be allocated (`GFP_NOIO`): never fails.
-    ///
-    /// # Context
-    ///
-    /// May sleep (process context).
-    pub fn alloc(&self) -> PoolBuffer<'_> {
-        // SAFETY: `pool` is live (invariant).
-        let p = unsafe { pool_alloc_noio(self.pool) };
-        self.wrap(p)
-    }
-
-    /// Takes a zeroed buffer if one is at hand without waiting
-    /// (`GFP_NOWAIT`), from the allocator or the reserve.
-    ///
-    /// # Context
-    ///
-    /// Any (never sleeps).
-    pub fn try_alloc(&self) -> Option<PoolBuffer<'_>> {
-        // SAFETY: `pool` is live (invariant).
-        let p = unsafe { bindings::rdm_mempool_alloc_nowait(self.pool.as_ptr()) };
-        NonNull::new(p.cast::<u8>()).map(|p| self.wrap(p))
-    }
-}
-
-impl Drop for BufferPool {
-    fn drop(&mut self) {
-        // SAFETY: `pool` is live and owned (invariant); every buffer taken
-        // from it borrows `self` and so was given back already.
-        unsafe { bindings::mempool_destroy(self.pool.as_ptr()) };
-    }
-}
-
-/// A buffer taken from a [`BufferPool`]; given back on drop.
-///
-/// # Invariants
-///
-/// `p` is an element of `pool`'s mempool (`pool.size` initialised bytes),
-/// taken by this value alone.
-pub struct PoolBuffer<'a> {
-    p: NonNull<u8>,
-    pool: &'a BufferPool,
-}
-
-impl Deref for PoolBuffer<'_> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `pool.size` initialised bytes, ours alone (invariant).
-        unsafe { core::slice::from_raw_parts(self.p.as_ptr(), self.pool.size) }
-    }
-}
-
-impl DerefMut for PoolBuffer<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: As in `deref`, and `&mut self` makes the access unique.
-        unsafe { core::slice::from_raw_parts_mut(self.p.as_ptr(), self.pool.size) }
-    }
-}
-
-impl Drop for PoolBuffer<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `p` was taken from this pool and is given back once.
-        unsafe { bindings::mempool_free(self.p.as_ptr().cast(), self.pool.pool.as_ptr()) };
-    }
-}
-
-// SAFETY: The buffer is plain memory owned by this value.
-unsafe impl Send for PoolBuffer<'_> {}

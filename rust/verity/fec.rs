@@ -27,7 +27,8 @@ use crate::{
     dm::{
         bufio::BufioClient,
         hash::MAX_DIGEST_SIZE,
-        reed_solomon::{num_online_cpus, BufferPool, PoolBuffer, RsDecoder, RsPool, RS_CODEWORD},
+        mempool::{BufferPool, PoolBuffer},
+        reed_solomon::{num_online_cpus, RsDecoder, RsPool, RS_CODEWORD},
         Device, Workqueue,
     },
     geometry::{FecGeometry, FEC_RSM},
@@ -135,8 +136,9 @@ impl Fec {
             return Err((c"Data device is too small", E2BIG));
         }
         // One of each for every worker that may correct at once.
-        let cpus = num_online_cpus();
-        let rs_pool = RsPool::new(geo.roots, cpus).map_err(fail(c"Cannot allocate RS pool"))?;
+        let cpus = num_online_cpus() as usize;
+        let rs_pool =
+            RsPool::new(geo.roots, cpus as u32).map_err(fail(c"Cannot allocate RS pool"))?;
         let buf_size = (geo.rsn as usize) << BUF_RS_BITS;
         let prealloc_pool = BufferPool::new(cpus, buf_size)
             .map_err(fail(c"Cannot allocate FEC buffer prealloc pool"))?;
@@ -219,12 +221,12 @@ struct FecIo<'a> {
     rs: RsDecoder<'a>,
     /// Deinterleave buffers: `1 << BUF_RS_BITS` codewords of `rsn` bytes
     /// each; the first `nbufs` are taken.
-    bufs: [Option<PoolBuffer<'a>>; BUF_MAX],
+    bufs: [Option<PoolBuffer>; BUF_MAX],
     nbufs: usize,
     /// Indexes in the codewords of the blocks known bad.
     erasures: [u8; MAX_RSN],
     neras: usize,
-    output: PoolBuffer<'a>,
+    output: PoolBuffer,
 }
 
 impl<'a> FecIo<'a> {
@@ -233,7 +235,7 @@ impl<'a> FecIo<'a> {
     /// pass over the block needs.
     fn new(fec: &'a Fec) -> Self {
         let rs = fec.rs_pool.alloc();
-        let mut bufs: [Option<PoolBuffer<'a>>; BUF_MAX] = [const { None }; BUF_MAX];
+        let mut bufs: [Option<PoolBuffer>; BUF_MAX] = [const { None }; BUF_MAX];
         let wanted = (fec.block_size() >> BUF_RS_BITS).clamp(1, BUF_MAX);
         bufs[0] = Some(fec.prealloc_pool.alloc());
         let mut nbufs = 1;
@@ -262,7 +264,7 @@ impl<'a> FecIo<'a> {
 
 /// Codeword `index` of the pass in `bufs` (`fec_buffer_rs_block()`).
 fn codeword<'b>(
-    bufs: &'b mut [Option<PoolBuffer<'_>>; BUF_MAX],
+    bufs: &'b mut [Option<PoolBuffer>; BUF_MAX],
     rsn: usize,
     index: usize,
 ) -> Option<&'b mut [u8]> {
@@ -290,7 +292,7 @@ pub(crate) fn decode<'v>(
     kind: BlockType,
     block: u64,
     want: &[u8; MAX_DIGEST_SIZE],
-) -> Result<PoolBuffer<'v>> {
+) -> Result<PoolBuffer> {
     let fec = v.fec.as_ref().ok_or(ENOTSUPP)?;
     if io.in_fec {
         return Err(EIO);
