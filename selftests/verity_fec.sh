@@ -321,7 +321,12 @@ t_capacity() {
 	# One more: beyond capacity.
 	last=$((1 + ROOTS * ROUNDS))
 	smash "$last" 16 100
-	if veritysetup verify "${VOPTS[@]}" "$ROOT" >/dev/null 2>&1; then die "veritysetup verify of a broken image succeeded"; fi
+	# (With 2 roots, veritysetup verify was seen to report the image
+	# repaired: a decoder that corrects 1 error turns 3 into a wrong
+	# codeword, which its repair does not hash again. The target does.)
+	if [ "$ROOTS" -gt 2 ] && veritysetup verify "${VOPTS[@]}" "$ROOT" >/dev/null 2>&1; then
+		die "veritysetup verify of a broken image succeeded"
+	fi
 	vcreate rdmt-fec "$(fec_table)"
 	assert_served rdmt-fec
 	kmark
