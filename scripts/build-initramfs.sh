@@ -13,8 +13,9 @@
 #       (as "/sbin/modprobe -q -- dm-verity", CONFIG_MODPROBE_PATH) before
 #       /init starts; busybox's modprobe reads modules.dep and modules.alias;
 #   /lib/modules/<release>/extra/dm-verity-rs.ko (ours, `alias dm-verity`)
-#   /lib/modules/<release>/kernel/drivers/md/dm-bufio.ko (its dependency)
-#       and the index files of `depmod -b <root> <release>`. The C
+#   /lib/modules/<release>/kernel/drivers/md/dm-bufio.ko and
+#   /lib/modules/<release>/kernel/lib/reed_solomon/reed_solomon.ko (its
+#       dependencies: the hash cache, and FEC's decoder) and the index files of `depmod -b <root> <release>`. The C
 #       dm-verity.ko is deliberately NOT included: the alias must resolve to
 #       dm_verity_rs and nothing else;
 #   /dev/console, /init.
@@ -63,6 +64,8 @@ command -v cpio >/dev/null || die "cpio missing"
 release=$(cat "$kernel/include/config/kernel.release") || die "no kernel build in $kernel"
 bufio="$kernel/drivers/md/dm-bufio.ko"
 [ -f "$bufio" ] || die "$bufio missing (CONFIG_DM_BUFIO=m)"
+rs="$kernel/lib/reed_solomon/reed_solomon.ko"
+[ -f "$rs" ] || die "$rs missing (CONFIG_REED_SOLOMON=m)"
 [ -f "$module" ] || die "$module missing (run make)"
 vermagic=$(modinfo -F vermagic "$module" | awk '{print $1}')
 [ "$vermagic" = "$release" ] || die "$module is built for $vermagic, kernel is $release"
@@ -70,7 +73,7 @@ vermagic=$(modinfo -F vermagic "$module" | awk '{print $1}')
 stage=$(mktemp -d "${TMPDIR:-/tmp}/rdm-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
-mkdir -p "$stage"/{bin,sbin,dev,proc,sys,newroot,etc,lib/modules/"$release"/{extra,kernel/drivers/md}}
+mkdir -p "$stage"/{bin,sbin,dev,proc,sys,newroot,etc,lib/modules/"$release"/{extra,kernel/drivers/md,kernel/lib/reed_solomon}}
 cp "$busybox" "$stage/bin/busybox"
 for a in sh ash cat echo ls mkdir mount umount sleep usleep grep sed tail head \
 	dmesg test [ switch_root poweroff reboot insmod lsmod uname; do
@@ -82,17 +85,20 @@ mknod -m 666 "$stage/dev/null" c 1 3
 
 cp "$module" "$stage/lib/modules/$release/extra/dm-verity-rs.ko"
 cp "$bufio" "$stage/lib/modules/$release/kernel/drivers/md/dm-bufio.ko"
+cp "$rs" "$stage/lib/modules/$release/kernel/lib/reed_solomon/reed_solomon.ko"
 # depmod wants the built-in list (to tell built-in from missing modules) and
-# an order file: ours lists just the two modules.
+# an order file: ours lists just the three modules.
 for f in modules.builtin modules.builtin.modinfo; do
 	[ -f "$kernel/$f" ] && cp "$kernel/$f" "$stage/lib/modules/$release/" || true
 done
-printf '%s\n' kernel/drivers/md/dm-bufio.ko extra/dm-verity-rs.ko >"$stage/lib/modules/$release/modules.order"
+printf '%s\n' kernel/drivers/md/dm-bufio.ko kernel/lib/reed_solomon/reed_solomon.ko extra/dm-verity-rs.ko \
+	>"$stage/lib/modules/$release/modules.order"
 depmod -b "$stage" "$release"
 grep -qx 'alias dm-verity dm_verity_rs' "$stage/lib/modules/$release/modules.alias" ||
 	die "depmod made no 'alias dm-verity dm_verity_rs'"
-grep -q '^extra/dm-verity-rs.ko: kernel/drivers/md/dm-bufio.ko$' "$stage/lib/modules/$release/modules.dep" ||
-	die "depmod made no dependency dm-verity-rs -> dm-bufio"
+dep=$(grep '^extra/dm-verity-rs.ko:' "$stage/lib/modules/$release/modules.dep") || true
+[[ " $dep " == *" kernel/drivers/md/dm-bufio.ko "* && " $dep " == *" kernel/lib/reed_solomon/reed_solomon.ko "* ]] ||
+	die "depmod made no dependency dm-verity-rs -> dm-bufio, reed_solomon ($dep)"
 
 cat >"$stage/init" <<'EOF'
 #!/bin/sh
@@ -156,4 +162,4 @@ tmp="$out.tmp.$$"
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9 -n >"$tmp"
 mv -f "$tmp" "$out"
-echo "build-initramfs: $out ($(stat -c %s "$out") bytes, $release, $(basename "$module") + dm-bufio.ko)" >&2
+echo "build-initramfs: $out ($(stat -c %s "$out") bytes, $release, $(basename "$module") + dm-bufio.ko + reed_solomon.ko)" >&2

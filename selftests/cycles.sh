@@ -56,7 +56,7 @@ DMIO=$SCRATCH/cycles-dmio.py
 target_info() {
 	case "$1" in
 	linear) TT=linear_rs MOD=dm_linear_rs KO=dm-linear-rs TWIN= DEPS= ;;
-	verity) TT=verity MOD=dm_verity_rs KO=dm-verity-rs TWIN=dm_verity DEPS=dm-bufio ;;
+	verity) TT=verity MOD=dm_verity_rs KO=dm-verity-rs TWIN=dm_verity DEPS="dm-bufio reed_solomon" ;;
 	era) TT=era MOD=dm_era_rs KO=dm-era-rs TWIN=dm_era DEPS=dm-persistent-data ;;
 	clone) TT=clone MOD=dm_clone_rs KO=dm-clone-rs TWIN=dm_clone DEPS=dm-persistent-data ;;
 	*) die "unknown target $1" ;;
@@ -67,11 +67,12 @@ target_info() {
 # use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
 # device of the twin may exist).
 use_rust() {
+	local d
 	target_info "$1"
 	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
 		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
 	fi
-	[ -z "$DEPS" ] || mod_loaded "${DEPS//-/_}" || modprobe "$DEPS" || die "modprobe $DEPS failed"
+	for d in $DEPS; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
 	if ! mod_loaded "$MOD"; then
 		[ -f "$KO" ] || die "$KO does not exist (module not built)"
 		insmod "$KO" || die "insmod $KO failed"

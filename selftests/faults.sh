@@ -75,10 +75,10 @@ note() { echo "# $*" >&3; }
 # use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
 # device of the twin may exist). Sets TT (target type), MOD, TWIN.
 use_rust() {
-	local ko deps=
+	local ko deps= d
 	case "$1" in
 	linear) TT=linear_rs MOD=dm_linear_rs ko=dm-linear-rs TWIN= ;;
-	verity) TT=verity MOD=dm_verity_rs ko=dm-verity-rs TWIN=dm_verity deps=dm-bufio ;;
+	verity) TT=verity MOD=dm_verity_rs ko=dm-verity-rs TWIN=dm_verity deps="dm-bufio reed_solomon" ;;
 	era) TT=era MOD=dm_era_rs ko=dm-era-rs TWIN=dm_era deps=dm-persistent-data ;;
 	clone) TT=clone MOD=dm_clone_rs ko=dm-clone-rs TWIN=dm_clone deps=dm-persistent-data ;;
 	esac
@@ -86,7 +86,7 @@ use_rust() {
 	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
 		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
 	fi
-	[ -z "$deps" ] || mod_loaded "${deps//-/_}" || modprobe "$deps" || die "modprobe $deps failed"
+	for d in $deps; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
 	if ! mod_loaded "$MOD"; then
 		[ -f "$ko" ] || die "$ko does not exist (module not built)"
 		insmod "$ko" || die "insmod $ko failed"

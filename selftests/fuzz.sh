@@ -8,7 +8,7 @@
 # `dmsetup message`, which must agree. One test per target:
 #
 #   fuzz_linear   linear_rs   dm-linear-rs.ko
-#   fuzz_verity   verity      dm-verity-rs.ko  (modprobe dm-bufio)
+#   fuzz_verity   verity      dm-verity-rs.ko  (modprobe dm-bufio reed_solomon)
 #   fuzz_era      era         dm-era-rs.ko     (modprobe dm-persistent-data)
 #   fuzz_clone    clone       dm-clone-rs.ko   (modprobe dm-persistent-data)
 #
@@ -69,7 +69,7 @@ target_info() {
 	local rust c
 	case "$1" in
 	linear) TNAME=linear_rs rust=dm_linear_rs c= KO=dm-linear-rs DEPS= ;;
-	verity) TNAME=verity rust=dm_verity_rs c=dm_verity KO=dm-verity-rs DEPS=dm-bufio ;;
+	verity) TNAME=verity rust=dm_verity_rs c=dm_verity KO=dm-verity-rs DEPS="dm-bufio reed_solomon" ;;
 	era) TNAME=era rust=dm_era_rs c=dm_era KO=dm-era-rs DEPS=dm-persistent-data ;;
 	clone) TNAME=clone rust=dm_clone_rs c=dm_clone KO=dm-clone-rs DEPS="dm-persistent-data dm-bio-prison" ;;
 	*) return 1 ;;

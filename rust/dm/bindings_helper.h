@@ -13,6 +13,7 @@
 #include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/reboot.h>
+#include <linux/rslib.h>
 #include <linux/security.h>
 #include <linux/verification.h>
 #include <crypto/hash.h>

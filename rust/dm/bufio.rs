@@ -131,6 +131,22 @@ impl BufioClient {
         &self.wq
     }
 
+    /// Makes block 0 of the client start at sector `start` of the device
+    /// (`dm_bufio_set_sector_offset()`); [`BufioClient::device_size`]
+    /// then counts the blocks from there.
+    ///
+    /// Takes `&mut self`: only before the client is shared, so no buffer is
+    /// held or cached at another offset.
+    ///
+    /// # Context
+    ///
+    /// Any.
+    pub fn set_sector_offset(&mut self, start: u64) {
+        // SAFETY: `client` is live (invariant); `&mut self` means no buffer
+        // is held (each borrows the client) and no other thread uses it.
+        unsafe { bindings::dm_bufio_set_sector_offset(self.client.as_ptr(), start) };
+    }
+
     /// Size of the device in blocks.
     ///
     /// # Context

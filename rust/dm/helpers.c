@@ -397,3 +397,38 @@ void rdm_kcopyd_warn_wait_in_callback(void)
 {
 	WARN_ONCE(1, "rust-dm: kcopyd client waited for from its own completion callback\n");
 }
+
+/* ---- reed_solomon.rs ------------------------------------------------ */
+
+unsigned int rdm_num_online_cpus(void)
+{
+	return num_online_cpus();
+}
+
+/*
+ * Reed-Solomon decoders (lib/reed_solomon, reed_solomon.ko): only in the
+ * modules that define RDM_REED_SOLOMON before including this file, so that
+ * no other module depends on reed_solomon.ko.
+ */
+#ifdef RDM_REED_SOLOMON
+#include <linux/rslib.h>
+
+/* The code of dm-verity FEC: GF(2^8) with x^8 + x^4 + x^3 + x^2 + 1 (0x11d),
+ * first consecutive root 0, primitive element 1 (C's fec_rs_alloc). */
+static void *rdm_rs_alloc(gfp_t gfp, void *pool_data)
+{
+	return init_rs_gfp(8, 0x11d, 0, 1, (int)(uintptr_t)pool_data, gfp);
+}
+
+static void rdm_rs_free(void *element, void *pool_data)
+{
+	if (element)
+		free_rs(element);
+}
+
+mempool_t *rdm_rs_pool_create(int min_nr, int roots)
+{
+	return mempool_create(min_nr, rdm_rs_alloc, rdm_rs_free,
+			      (void *)(uintptr_t)roots);
+}
+#endif

@@ -113,4 +113,9 @@ void rdm_mempool_destroy(struct mempool_s *pool);
 void rdm_kcopyd_warn_drop_in_callback(void);
 void rdm_kcopyd_warn_wait_in_callback(void);
 
+/* reed_solomon.rs: pools of Reed-Solomon decoders (rdm_rs_pool_create
+ * exists only where RDM_REED_SOLOMON is defined). */
+unsigned int rdm_num_online_cpus(void);
+struct mempool_s *rdm_rs_pool_create(int min_nr, int roots);
+
 #endif /* RDM_HELPERS_H */

@@ -50,6 +50,8 @@ pub mod parse;
 pub mod pdata;
 pub mod periodic;
 pub mod ratelimit;
+#[cfg(dm_reed_solomon)]
+pub mod reed_solomon;
 pub mod security;
 pub mod sync;
 mod target;

@@ -95,17 +95,33 @@ impl Default for RateLimit {
 /// suppressed is logged before the next message that gets through.
 #[macro_export]
 macro_rules! dm_err_limit {
-    ($($arg:tt)*) => {{
+    ($($arg:tt)*) => {
+        $crate::dm_log_limit!(pr_err, $crate::DM_MSG_PREFIX, $($arg)*)
+    };
+}
+
+/// Logs a warning with dm's prefix, rate-limited per call site as C's
+/// `DMWARN_LIMIT` (see [`dm_err_limit!`](crate::dm_err_limit)).
+#[macro_export]
+macro_rules! dm_warn_limit {
+    ($($arg:tt)*) => {
+        $crate::dm_log_limit!(pr_warn, $crate::DM_MSG_PREFIX, $($arg)*)
+    };
+}
+
+/// Logs with `kernel::$pr!` and the dm prefix `device-mapper: $prefix:`,
+/// rate-limited per call site: what [`dm_err_limit!`](crate::dm_err_limit)
+/// and [`dm_warn_limit!`](crate::dm_warn_limit) expand to, for a part of a
+/// target with its own prefix (C's `DM_MSG_PREFIX` of a second file).
+#[macro_export]
+macro_rules! dm_log_limit {
+    ($pr:ident, $prefix:expr, $($arg:tt)*) => {{
         static LIMIT: $crate::dm::ratelimit::RateLimit = $crate::dm::ratelimit::RateLimit::new();
         if let Some(missed) = LIMIT.check() {
             if missed != 0 {
-                ::kernel::pr_warn!(
-                    "device-mapper: {}: {} messages suppressed\n",
-                    $crate::DM_MSG_PREFIX,
-                    missed
-                );
+                ::kernel::pr_warn!("device-mapper: {}: {} messages suppressed\n", $prefix, missed);
             }
-            $crate::dm_err!($($arg)*);
+            ::kernel::$pr!("device-mapper: {}: {}\n", $prefix, format_args!($($arg)*));
         }
     }};
 }

@@ -136,3 +136,107 @@ fn position_at_level(block: u64, shift: u32) -> u64 {
         block >> shift
     }
 }
+
+/// The layout of the forward error correction data: which bytes of which
+/// blocks each Reed-Solomon codeword covers, and where its parity is.
+///
+/// The FEC area is the `blocks` blocks "data blocks | hash blocks |
+/// optional metadata", each byte of it in exactly one RS(255, `rsn`)
+/// codeword. The area is cut into `rounds` interleaving rounds: codeword
+/// bytes lie `rounds` blocks apart, so that a burst of bad blocks costs each
+/// codeword at most one byte per block (C's `fec_interleave()`). The parity,
+/// `roots` bytes per codeword, lies packed from `fec_start` of the FEC
+/// device, in codeword order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FecGeometry {
+    /// Parity bytes per codeword: `M - N` of RS(M, N).
+    pub roots: u32,
+    /// Data bytes per codeword: `N` of RS(M, N).
+    pub rsn: u32,
+    /// Blocks covered (`fec_blocks`).
+    pub blocks: u64,
+    /// First block of the parity on the FEC device (`fec_start`).
+    pub start: u64,
+    /// Interleaving rounds: `blocks / rsn`, rounded up.
+    pub rounds: u64,
+    /// Blocks covered after the data, read from the hash device from
+    /// `hash_start` on.
+    pub hash_blocks: u64,
+    /// log2 of the block size (data and hash blocks are alike).
+    pub block_bits: u32,
+}
+
+/// Reed-Solomon codeword length `M` of RS(M, N) (`DM_VERITY_FEC_RSM`).
+pub const FEC_RSM: u32 = 255;
+
+impl FecGeometry {
+    /// Checks the FEC options against the tree `geo`, with the C target's
+    /// reasons (`verity_fec_ctr()`); `roots` and `blocks` are 0 when not
+    /// given.
+    pub fn new(geo: &Geometry, roots: u32, blocks: u64, start: u64) -> Result<Self, &'static CStr> {
+        if geo.data_block_bits != geo.hash_block_bits {
+            return Err(c"Block sizes must match to use FEC");
+        }
+        if roots == 0 {
+            return Err(c"Missing fec_roots");
+        }
+        let rsn = FEC_RSM - roots;
+        if blocks == 0 {
+            return Err(c"Missing fec_blocks");
+        }
+        let rounds = blocks.div_ceil(u64::from(rsn));
+        let tree = geo.hash_end - geo.hash_start;
+        if geo
+            .data_blocks
+            .checked_add(tree)
+            .map_or(true, |covered| blocks < covered)
+        {
+            return Err(c"Invalid fec_blocks");
+        }
+        Ok(Self {
+            roots,
+            rsn,
+            blocks,
+            start,
+            rounds,
+            hash_blocks: blocks - geo.data_blocks,
+            block_bits: geo.data_block_bits,
+        })
+    }
+
+    /// For block `block` of the FEC area: `(rsb, offset)`, the first of the
+    /// codewords that cover it and the block's byte offset in the area (C's
+    /// `verity_fec_decode()`). Codeword `rsb + k` holds byte `k` of the
+    /// block and of the `rsn - 1` other blocks interleaved with it; byte `i`
+    /// of the codeword group is at area offset
+    /// `interleave(rsb * rsn + i)`, plus `k`.
+    pub fn rs_block(&self, block: u64) -> (u64, u64) {
+        let offset = block << self.block_bits;
+        let round = self.rounds << self.block_bits;
+        (offset % round, offset)
+    }
+
+    /// The byte offset in the FEC area of byte `i` of the codeword at
+    /// `offset` (`rsb * rsn + i`): C's `fec_interleave()`.
+    pub fn interleave(&self, offset: u64) -> u64 {
+        let rsn = u64::from(self.rsn);
+        offset / rsn + (offset % rsn) * (self.rounds << self.block_bits)
+    }
+
+    /// The parity block (relative to `start`) and byte position in it of the
+    /// parity of codeword `rsb` (C's `fec_decode_bufs()`): a codeword's
+    /// parity may span two blocks when `roots` does not divide the block
+    /// size.
+    pub fn parity_at(&self, rsb: u64) -> (u64, usize) {
+        let byte = rsb * u64::from(self.roots);
+        (
+            byte >> self.block_bits,
+            (byte & ((1u64 << self.block_bits) - 1)) as usize,
+        )
+    }
+
+    /// Parity blocks the FEC device needs from `start` on.
+    pub fn parity_blocks(&self) -> u64 {
+        self.rounds * u64::from(self.roots)
+    }
+}

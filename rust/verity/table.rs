@@ -17,9 +17,19 @@ use core::ffi::CStr;
 /// Number of mandatory arguments.
 pub const MANDATORY_ARGS: usize = 10;
 
-/// At most this many optional arguments: 5 flags, 8 for FEC (which is
-/// rejected, but only after it is recognised) and 2 for the signature.
-pub const MAX_OPT_ARGS: u32 = 5 + 8 + 2;
+/// At most this many optional arguments (`DM_VERITY_OPTS_MAX`): 5 flags, 8
+/// for FEC (four options with a value each) and 2 for the signature.
+pub const MAX_OPT_ARGS: u32 = 5 + FEC_OPT_ARGS + 2;
+
+/// Optional arguments FEC takes in the table echo (`DM_VERITY_OPTS_FEC`).
+pub const FEC_OPT_ARGS: u32 = 8;
+
+/// Reed-Solomon codeword length `M` of RS(M, N) (`DM_VERITY_FEC_RSM`).
+pub const FEC_RSM: u32 = 255;
+/// Smallest `fec_roots` (`M - DM_VERITY_FEC_MAX_RSN`).
+pub const FEC_MIN_ROOTS: u32 = FEC_RSM - 253;
+/// Largest `fec_roots` (`M - DM_VERITY_FEC_MIN_RSN`, ~10% overhead).
+pub const FEC_MAX_ROOTS: u32 = FEC_RSM - 231;
 
 /// What to do about a corrupted block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +95,25 @@ pub struct Options<'a> {
     pub try_verify_in_tasklet: bool,
     /// `root_hash_sig_key_desc <key description>`.
     pub sig_key_desc: Option<&'a [u8]>,
+    /// The FEC options.
+    pub fec: FecOptions<'a>,
+}
+
+/// The forward error correction options. FEC is enabled by
+/// `use_fec_from_device` alone: without it the other three are parsed and
+/// checked, then ignored (as in C).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FecOptions<'a> {
+    /// `use_fec_from_device <dev>`: the device holding the parity.
+    pub dev: Option<&'a [u8]>,
+    /// `fec_roots <n>`: parity bytes per RS(255, 255 - n) codeword; 0 when
+    /// not given.
+    pub roots: u32,
+    /// `fec_blocks <n>`: data blocks covered (data, hash tree and optional
+    /// metadata after it); 0 when not given.
+    pub blocks: u64,
+    /// `fec_start <n>`: first block of the parity on its device.
+    pub start: u64,
 }
 
 /// Reason strings of the signature option (`DM_VERITY_VERIFY_ERR()` in C).
@@ -99,12 +128,47 @@ fn eq_ignore_case(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
-const FEC_OPTS: [&str; 4] = [
-    "use_fec_from_device",
-    "fec_roots",
-    "fec_blocks",
-    "fec_start",
-];
+/// Whether `a` is one of the FEC options (`verity_is_fec_opt_arg()`).
+fn is_fec_opt(a: &[u8]) -> bool {
+    [
+        "use_fec_from_device",
+        "fec_roots",
+        "fec_blocks",
+        "fec_start",
+    ]
+    .iter()
+    .any(|f| eq_ignore_case(a, f))
+}
+
+/// Parses the value of FEC option `name` (`verity_fec_parse_opt_args()`),
+/// with C's reasons. `data_block_bits` bounds `fec_blocks` and `fec_start`:
+/// their size in sectors must fit 64 bits.
+fn parse_fec_opt<'a>(
+    fec: &mut FecOptions<'a>,
+    name: &[u8],
+    value: Option<&'a [u8]>,
+    data_block_bits: u32,
+) -> Result<(), &'static CStr> {
+    let value = value.ok_or(c"FEC feature arguments require a value")?;
+    if eq_ignore_case(name, "use_fec_from_device") {
+        if fec.dev.is_some() {
+            return Err(c"FEC device already specified");
+        }
+        fec.dev = Some(value);
+    } else if eq_ignore_case(name, "fec_blocks") {
+        fec.blocks = parse_blocks(value, data_block_bits, c"Invalid fec_blocks")?;
+    } else if eq_ignore_case(name, "fec_start") {
+        fec.start = parse_blocks(value, data_block_bits, c"Invalid fec_start")?;
+    } else {
+        // C reads the value as `%hhu`, so that 258 wraps to 2; ours refuses
+        // anything out of range.
+        fec.roots = match parse::parse_u32(value) {
+            Ok(n) if (FEC_MIN_ROOTS..=FEC_MAX_ROOTS).contains(&n) => n,
+            _ => return Err(c"Invalid fec_roots"),
+        };
+    }
+    Ok(())
+}
 
 /// Checks the option group's count (`<#opt args>`) against what follows, as
 /// C's `dm_read_arg_group()`; `opt` is everything after the mandatory args.
@@ -118,11 +182,16 @@ pub fn check_opt_count(opt: &[&[u8]]) -> Result<usize, &'static CStr> {
     }
 }
 
-/// Parses the optional arguments (`opt` as in [`check_opt_count`]).
+/// Parses the optional arguments (`opt` as in [`check_opt_count`]) of a
+/// table whose data blocks are `1 << data_block_bits` bytes.
 ///
 /// Unlike C, a duplicated flag or a count smaller than the arguments given is
-/// an error rather than silently accepted.
-pub fn parse_options<'a>(opt: &[&'a [u8]]) -> Result<Options<'a>, &'static CStr> {
+/// an error rather than silently accepted. A repeated `fec_roots`,
+/// `fec_blocks` or `fec_start` replaces the earlier value, as in C.
+pub fn parse_options<'a>(
+    opt: &[&'a [u8]],
+    data_block_bits: u32,
+) -> Result<Options<'a>, &'static CStr> {
     let n = check_opt_count(opt)?;
     let mut o = Options::default();
     let mut args = opt.iter().skip(1).take(n).copied();
@@ -169,8 +238,9 @@ pub fn parse_options<'a>(opt: &[&'a [u8]]) -> Result<Options<'a>, &'static CStr>
             }
             o.sig_key_desc = Some(args.next().ok_or(SIG_KEY_MISSING)?);
             continue;
-        } else if FEC_OPTS.iter().any(|f| eq_ignore_case(a, f)) {
-            return Err(c"Forward error correction (FEC) is not supported yet");
+        } else if is_fec_opt(a) {
+            parse_fec_opt(&mut o.fec, a, args.next(), data_block_bits)?;
+            continue;
         } else {
             return Err(c"Unrecognized verity feature request");
         };

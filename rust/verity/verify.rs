@@ -12,7 +12,7 @@ use crate::{
     table::{CorruptionMode, ErrorMode},
     Verity,
 };
-use crate::{dm_err, dm_err_limit, geometry};
+use crate::{dm_err, dm_err_limit, fec, geometry};
 use core::sync::atomic::Ordering;
 use kernel::{c_str, error::code::*, prelude::*, str::CString};
 
@@ -23,7 +23,7 @@ const MAX_CORRUPTED_ERRS: u32 = 100;
 
 /// Which kind of block failed verification (`enum verity_block_type`).
 #[derive(Clone, Copy)]
-enum BlockType {
+pub(crate) enum BlockType {
     Data = 0,
     Metadata = 1,
 }
@@ -124,19 +124,36 @@ fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
     }
 }
 
+/// The state of one bio's verification (C's `struct dm_verity_io`, in part).
+#[derive(Default)]
+pub(crate) struct IoState {
+    /// A block was found corrupted (not an I/O error).
+    pub(crate) had_mismatch: bool,
+    /// The read failed; the blocks are verified (and corrected) anyway when
+    /// FEC is on.
+    pub(crate) io_error: bool,
+    /// A block is being corrected: FEC is not entered again.
+    pub(crate) in_fec: bool,
+}
+
 /// Runs in the verify workqueue once the data device completed a read.
 pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
-    let mut had_mismatch = false;
-    let status = if !bio.status().is_ok() {
+    let mut io = IoState {
+        io_error: !bio.status().is_ok(),
+        ..IoState::default()
+    };
+    // With FEC, a failed read is verified (and so corrected) block by block,
+    // as C does; a readahead is not worth it.
+    let status = if io.io_error && (v.fec.is_none() || bio.is_readahead()) {
         bio.status()
     } else {
-        match verify_io(v, target, bio, &mut had_mismatch) {
+        match verify_io(v, target, bio, &mut io) {
             Ok(()) => BlkStatus::OK,
             Err(e) if e == ENOMEM => BlkStatus::RESOURCE,
             Err(_) => BlkStatus::IOERR,
         }
     };
-    if !status.is_ok() && !bio.is_readahead() && !had_mismatch {
+    if !status.is_ok() && !bio.is_readahead() && !io.had_mismatch {
         match v.error_mode {
             ErrorMode::Eio => {}
             ErrorMode::Panic => security::panic(c_str!("dm-verity device has I/O error")),
@@ -146,12 +163,7 @@ pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<
     status
 }
 
-fn verify_io(
-    v: &Verity,
-    target: &Target,
-    bio: &mut CompletedBio<'_>,
-    had_mismatch: &mut bool,
-) -> Result {
+fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut IoState) -> Result {
     let bs = v.geo.data_block_size();
     let first = bio.sector() >> (v.geo.data_block_bits - 9);
     let n = bio.remaining() >> v.geo.data_block_bits;
@@ -159,13 +171,13 @@ fn verify_io(
     for b in 0..u64::from(n) {
         let cur = first + b;
         if let Some(bits) = &v.validated {
-            if test_bit(bits, cur) {
+            if !io.io_error && test_bit(bits, cur) {
                 bio.skip(bs);
                 continue;
             }
         }
         let mut want = [0u8; MAX_DIGEST_SIZE];
-        hash_for_block(v, target, cur, &mut want, had_mismatch)?;
+        hash_for_block(v, target, cur, &mut want, io)?;
         let is_zero = v
             .zero_digest
             .as_ref()
@@ -184,8 +196,15 @@ fn verify_io(
                 }
                 return Ok(());
             }
+            if let Ok(fixed) = fec::decode(v, target, io, BlockType::Data, cur, &want) {
+                return data.copy_from_slice(&fixed);
+            }
+            if io.io_error {
+                // Correction failed: just return the error.
+                return Err(EIO);
+            }
             if handle_error(v, target, BlockType::Data, cur) {
-                *had_mismatch = true;
+                io.had_mismatch = true;
                 return Err(EIO);
             }
             Ok(())
@@ -218,20 +237,20 @@ fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut BioD
 
 /// Finds the expected digest of data block `block`, verifying the hash tree
 /// blocks on the way that were not verified yet (C's `verity_hash_for_block`).
-fn hash_for_block(
+pub(crate) fn hash_for_block(
     v: &Verity,
     target: &Target,
     block: u64,
     want: &mut [u8; MAX_DIGEST_SIZE],
-    had_mismatch: &mut bool,
+    io: &mut IoState,
 ) -> Result {
     let ds = v.digest_size();
-    if v.geo.levels != 0 && verify_level(v, target, block, 0, true, want, had_mismatch)? {
+    if v.geo.levels != 0 && verify_level(v, target, block, 0, true, want, io)? {
         return Ok(());
     }
     want[..ds].copy_from_slice(v.root_digest());
     for level in (0..v.geo.levels).rev() {
-        verify_level(v, target, block, level, false, want, had_mismatch)?;
+        verify_level(v, target, block, level, false, want, io)?;
     }
     Ok(())
 }
@@ -246,12 +265,18 @@ fn verify_level(
     level: u32,
     skip_unverified: bool,
     want: &mut [u8; MAX_DIGEST_SIZE],
-    had_mismatch: &mut bool,
+    io: &mut IoState,
 ) -> Result<bool> {
     let ds = v.digest_size();
     let (hash_block, offset) = v.geo.hash_at_level(block, level);
     let buf = v.bufio.read(hash_block)?;
     if buf.state().load(Ordering::Acquire) == 0 {
+        // A hash block FEC corrected before: its corrected copy.
+        if let Some(fec) = &v.fec {
+            if fec.fixed_digest(hash_block, offset, &mut want[..ds]) {
+                return Ok(true);
+            }
+        }
         if skip_unverified {
             return Ok(false);
         }
@@ -259,8 +284,19 @@ fn verify_level(
         v.hash_block(buf.data(), &mut real)?;
         if real[..ds] == want[..ds] {
             buf.state().store(1, Ordering::Release);
+        } else if let Ok(fixed) = fec::decode(v, target, io, BlockType::Metadata, hash_block, want)
+        {
+            // The cached block stays as read (it is shared, and not ours to
+            // write): the digest comes from the corrected copy, which FEC
+            // keeps for the next uses of the block.
+            let digest = fixed.get(offset..offset + ds).ok_or(EIO)?;
+            want[..ds].copy_from_slice(digest);
+            if let Some(fec) = &v.fec {
+                fec.remember_fixed(hash_block, &fixed);
+            }
+            return Ok(true);
         } else if handle_error(v, target, BlockType::Metadata, hash_block) {
-            *had_mismatch = true;
+            io.had_mismatch = true;
             return Err(EIO);
         }
     }

@@ -11,14 +11,15 @@
 //! where security modules such as IPE find it.
 //!
 //! Split like the C twin: the table (`table.rs`), the tree's shape
-//! (`geometry.rs`), the I/O path (`verify.rs`), and this file: construction,
-//! status, and the dm hooks.
+//! (`geometry.rs`), the I/O path (`verify.rs`), forward error correction
+//! (`fec.rs`), and this file: construction, status, and the dm hooks.
 
 // No `unsafe` in a target: only the abstraction (`mod dm`) has any.
 #![deny(unsafe_code)]
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+mod fec;
 pub mod geometry;
 pub mod table;
 mod verify;
@@ -55,6 +56,9 @@ module_dm_target! {
 /// workqueue, `kverityd`, drained of pending prefetches and verifications),
 /// then the devices it reads.
 struct Verity {
+    /// Forward error correction, if the table asks for it; it reads through
+    /// `bufio` and the devices, so it goes first.
+    fec: Option<fec::Fec>,
     /// The hash block cache. Its workqueue is the target's `kverityd`: hash
     /// prefetches and data verification run there, as in C.
     bufio: BufioClient,
@@ -186,7 +190,14 @@ impl Operations for Verity {
                 .map_err(|e| args.fail(c_str!("Cannot set up initial hash state"), e))?;
         }
 
-        let opts = table::parse_options(opt_args).map_err(|r| bad(args, r))?;
+        let opts = table::parse_options(opt_args, data_block_bits).map_err(|r| bad(args, r))?;
+        let fec_dev = match opts.fec.dev {
+            Some(path) => Some(
+                target
+                    .get_device_read_only(&to_cstring(path)?, c_str!("FEC device lookup failed"))?,
+            ),
+            None => None,
+        };
 
         // The root hash signature, from the user keyring.
         let mut sig_key_desc = None;
@@ -248,7 +259,34 @@ impl Operations for Verity {
         buf.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
         let recheck_buf = KBox::pin_init(new_mutex!(buf), GFP_KERNEL)?;
 
+        // FEC is on with a device; its other options alone are ignored.
+        let fec = match fec_dev {
+            Some(dev) => {
+                let fgeo = geometry::FecGeometry::new(
+                    &geo,
+                    opts.fec.roots,
+                    opts.fec.blocks,
+                    opts.fec.start,
+                )
+                .map_err(|r| bad(args, r))?;
+                let (hash_start, data_blocks) = (geo.hash_start, geo.data_blocks);
+                Some(
+                    fec::Fec::new(
+                        fgeo,
+                        dev,
+                        &data_dev,
+                        bufio.device_size(),
+                        hash_start,
+                        data_blocks,
+                    )
+                    .map_err(|(r, e)| args.fail(reason(r), e))?,
+                )
+            }
+            None => None,
+        };
+
         let mut v = Verity {
+            fec,
             bufio,
             hash,
             data_dev,
@@ -395,6 +433,11 @@ impl Verity {
             + u32::from(self.zero_digest.is_some())
             + u32::from(self.validated.is_some())
             + u32::from(self.try_verify_in_tasklet)
+            + if self.fec.is_some() {
+                table::FEC_OPT_ARGS
+            } else {
+                0
+            }
             + if self.sig_key_desc.is_some() { 2 } else { 0 };
         if args == 0 {
             return Ok(());
@@ -414,6 +457,16 @@ impl Verity {
         }
         if self.try_verify_in_tasklet {
             out.write_str(" try_verify_in_tasklet")?;
+        }
+        if let Some(fec) = &self.fec {
+            write!(
+                out,
+                " use_fec_from_device {} fec_blocks {} fec_start {} fec_roots {}",
+                fec.dev.name(),
+                fec.geo.blocks,
+                fec.geo.start,
+                fec.geo.roots
+            )?;
         }
         if let Some(desc) = &self.sig_key_desc {
             write!(out, " root_hash_sig_key_desc {}", &**desc)?;

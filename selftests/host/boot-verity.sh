@@ -181,11 +181,12 @@ test_images() {
 	sectors=$((blocks * 8))
 	make_gpt_disk "$work/usb.img" "$work/data.img" "$work/hash.img"
 	"$top/scripts/build-initramfs.sh" --kernel "$kdir" --module "$module" "$work/initramfs.gz" 2>&1
-	# The initramfs has our module and dm-bufio, not the C dm-verity, and
-	# the alias resolves to ours.
-	local list
+	# The initramfs has our module, dm-bufio and reed_solomon, not the C
+	# dm-verity, and the alias resolves to ours.
+	local list m
 	list=$(zcat "$work/initramfs.gz" | cpio -it --quiet | grep '\.ko$' | sort | tr '\n' ' ')
-	[ "$list" = "lib/modules/$(cat "$kdir/include/config/kernel.release")/extra/dm-verity-rs.ko lib/modules/$(cat "$kdir/include/config/kernel.release")/kernel/drivers/md/dm-bufio.ko " ] ||
+	m=lib/modules/$(cat "$kdir/include/config/kernel.release")
+	[ "$list" = "$m/extra/dm-verity-rs.ko $m/kernel/drivers/md/dm-bufio.ko $m/kernel/lib/reed_solomon/reed_solomon.ko " ] ||
 		{ echo "unexpected modules in the initramfs: $list"; return 1; }
 	diag "rootfs: squashfs $size bytes, $blocks blocks; root hash $roothash"
 	# Export for the later tests (they run in subshells).

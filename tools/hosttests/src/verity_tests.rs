@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-use crate::verity_geometry::{Geometry, MAX_LEVELS};
+use crate::verity_geometry::{FecGeometry, Geometry, MAX_LEVELS};
 use crate::verity_table::*;
 
 fn geo(version: u32, dbs: u32, hbs: u32, ds: u32, blocks: u64, start: u64) -> Geometry {
@@ -106,7 +106,7 @@ fn opts<'a>(a: &[&'a str]) -> Result<Options<'a>, &'static core::ffi::CStr> {
     let v: Vec<&'a [u8]> = a.iter().map(|s| s.as_bytes()).collect();
     // Tie the lifetime of the parsed options to the input strings.
     let leaked: &'a [&'a [u8]] = Box::leak(v.into_boxed_slice());
-    parse_options(leaked)
+    parse_options(leaked, 12)
 }
 
 #[test]
@@ -173,11 +173,103 @@ fn options_reject() {
         .unwrap_err(),
         SIG_KEY_DUPLICATE
     );
-    assert!(opts(&["1", "use_fec_from_device"])
-        .unwrap_err()
-        .to_str()
-        .unwrap()
-        .contains("FEC"));
+    assert_eq!(
+        opts(&["1", "use_fec_from_device"]).unwrap_err(),
+        c"FEC feature arguments require a value"
+    );
+    assert_eq!(
+        opts(&["4", "use_fec_from_device", "a", "USE_FEC_FROM_DEVICE", "b"]).unwrap_err(),
+        c"FEC device already specified"
+    );
+    for bad in ["0", "1", "25", "258", "x", ""] {
+        assert_eq!(
+            opts(&["2", "fec_roots", bad]).unwrap_err(),
+            c"Invalid fec_roots",
+            "{bad}"
+        );
+    }
+    // The size in sectors of 4 KiB blocks must fit 64 bits.
+    assert_eq!(
+        opts(&["2", "fec_blocks", "2305843009213693952"]).unwrap_err(),
+        c"Invalid fec_blocks"
+    );
+    assert_eq!(
+        opts(&["2", "fec_start", "1x"]).unwrap_err(),
+        c"Invalid fec_start"
+    );
+    // Four FEC options, two flags and the signature: 15 arguments at most.
+    assert_eq!(opts(&["16"]).unwrap_err(), count);
+}
+
+#[test]
+fn options_fec() {
+    let o = opts(&[
+        "9",
+        "restart_on_corruption",
+        "use_fec_from_device",
+        "/dev/x",
+        "fec_roots",
+        "2",
+        "fec_blocks",
+        "300",
+        "FEC_START",
+        "7",
+    ])
+    .unwrap();
+    assert_eq!(o.mode, CorruptionMode::Restart);
+    assert_eq!(
+        o.fec,
+        FecOptions {
+            dev: Some(&b"/dev/x"[..]),
+            roots: 2,
+            blocks: 300,
+            start: 7
+        }
+    );
+    // As in C, a later value replaces an earlier one.
+    let o = opts(&["4", "fec_roots", "24", "fec_roots", "13"]).unwrap();
+    assert_eq!((o.fec.roots, o.fec.dev), (13, None));
+}
+
+#[test]
+fn fec_geometry() {
+    // 8 data blocks of 4 KiB, one hash block.
+    let g = Geometry::new(1, 12, 12, 32, 8, 9).unwrap();
+    assert_eq!(g.hash_end, 10);
+    let f = FecGeometry::new(&g, 13, 9, 11).unwrap();
+    assert_eq!((f.rsn, f.rounds, f.hash_blocks), (242, 1, 1));
+    assert_eq!(f.parity_blocks(), 13);
+    // One round: the codeword of byte k of the area's blocks is byte k of
+    // every block.
+    assert_eq!(f.rs_block(3), (0, 3 * 4096));
+    assert_eq!(f.interleave(0), 0);
+    assert_eq!(f.interleave(1), 4096);
+    assert_eq!(f.interleave(242), 1);
+    // Parity of 13 bytes: codeword 315 spans parity blocks 0 and 1.
+    assert_eq!(f.parity_at(315), (0, 4095));
+    assert_eq!(f.parity_at(316), (1, 12));
+    assert_eq!(
+        FecGeometry::new(&g, 13, 8, 0).unwrap_err(),
+        c"Invalid fec_blocks"
+    );
+    assert_eq!(
+        FecGeometry::new(&g, 0, 9, 0).unwrap_err(),
+        c"Missing fec_roots"
+    );
+    assert_eq!(
+        FecGeometry::new(&g, 2, 0, 0).unwrap_err(),
+        c"Missing fec_blocks"
+    );
+    let g2 = Geometry::new(1, 12, 10, 32, 8, 9).unwrap();
+    assert_eq!(
+        FecGeometry::new(&g2, 2, 100, 0).unwrap_err(),
+        c"Block sizes must match to use FEC"
+    );
+    // 1000 blocks with RS(255, 253): 4 rounds.
+    let g = Geometry::new(1, 12, 12, 32, 1000, 0).unwrap();
+    let f = FecGeometry::new(&g, 2, 1010, 0).unwrap();
+    assert_eq!(f.rounds, 4);
+    assert_eq!(f.interleave(253 * 5 + 2), 5 + 2 * 4 * 4096);
 }
 
 #[test]
