@@ -104,4 +104,10 @@ void rdm_memalloc_noio_restore(unsigned int flags);
 void rdm_kcopyd_warn_drop_in_callback(void);
 void rdm_kcopyd_warn_wait_in_callback(void);
 
+/*
+ * params.rs: module parameters a module declares in its own
+ * rust/<target>/<target>_helpers.c (only that module defines them).
+ */
+bool rdm_param_require_signatures(void);
+
 #endif /* RDM_HELPERS_H */

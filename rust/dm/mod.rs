@@ -44,6 +44,7 @@ pub mod io;
 pub mod kcopyd;
 mod limits;
 mod noio;
+pub mod params;
 pub mod parse;
 #[cfg(dm_persistent_data)]
 pub mod pdata;

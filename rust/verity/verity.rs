@@ -22,6 +22,7 @@ pub mod dm;
 pub mod geometry;
 pub mod table;
 mod verify;
+mod verify_sig;
 
 use core::{
     fmt::Write,
@@ -199,10 +200,8 @@ impl Operations for Verity {
             root_digest_sig = Some(sig);
         }
         // The signature covers the root digest as written in the table (hex).
-        if let Some(sig) = &root_digest_sig {
-            security::verify_pkcs7_signature(argv[8], sig)
-                .map_err(|e| args.fail(c_str!("Root hash verification failed"), e))?;
-        }
+        verify_sig::verify_root_hash(argv[8], root_digest_sig.as_deref())
+            .map_err(|e| args.fail(c_str!("Root hash verification failed"), e))?;
 
         let geo = Geometry::new(
             version,
