@@ -17,3 +17,20 @@ bool rdm_param_require_signatures(void)
 {
 	return READ_ONCE(require_signatures);
 }
+
+/*
+ * Not in C: bios verified in the BH workqueue (try_verify_in_tasklet),
+ * counted by the abstraction (rust/dm/completion.rs); read-only.
+ */
+static int verified_in_bh_set(const char *val, const struct kernel_param *kp)
+{
+	return -EPERM;
+}
+
+static const struct kernel_param_ops verified_in_bh_ops = {
+	.set = verified_in_bh_set,
+	.get = rdm_bh_completions_get,
+};
+module_param_cb(verified_in_bh, &verified_in_bh_ops, NULL, 0444);
+MODULE_PARM_DESC(verified_in_bh,
+		"Bios verified in the BH workqueue (try_verify_in_tasklet), not counting those deferred to kverityd");
