@@ -6,7 +6,7 @@
 //! `try_verify_in_tasklet`).
 
 use super::{
-    bindings, hash::HashInput, BlkStatus, Bh, MapBio, MapResult, Operations, Target, Workqueue,
+    bindings, hash::HashInput, Bh, BlkStatus, MapBio, MapResult, Operations, Target, Workqueue,
 };
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{error::code::EIO, prelude::*, types::Opaque};

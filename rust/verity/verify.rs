@@ -89,7 +89,8 @@ fn prefetch(v: &Verity, target: &Target, mut block: u64, mut n: u32) {
         let (mut end, _) = v.geo.hash_at_level(block + u64::from(n) - 1, level);
         if all_cached {
             let count = end - start + 1;
-            all_cached = count <= check && (start..=end).all(|b| v.bufio.get_cached(target, b).is_some());
+            all_cached =
+                count <= check && (start..=end).all(|b| v.bufio.get_cached(target, b).is_some());
             check = check.saturating_sub(count);
         }
         if level == 0 {
