@@ -839,6 +839,8 @@ t_secondary_keyring() {
 	assert_served rdmt-sk "$(std_echo "2 root_hash_sig_key_desc rdmt:sig")"
 	assert_blocks_match /dev/mapper/rdmt-sk 4096 0 256 "$SRC"
 	assert_eq V "$(status_of rdmt-sk)" "status"
+	# (veritysetup wants the data device to itself)
+	dmsetup remove rdmt-sk || die "dmsetup remove"
 	veritysetup open "$D" rdmt-sk2 "$H" "$ROOT" --root-hash-signature="$W/sec.sig" ||
 		die "veritysetup open with a signature by a secondary key"
 	assert_served rdmt-sk2
@@ -884,10 +886,12 @@ t_require_signatures() {
 		--table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")" || die "dmsetup create, signed"
 	assert_served rdmt-rq1 "$(std_echo "2 root_hash_sig_key_desc rdmt:sig")"
 	assert_blocks_match /dev/mapper/rdmt-rq1 4096 0 256 "$SRC"
+	# (veritysetup wants the data device to itself)
+	dmsetup remove rdmt-rq1 || die "dmsetup remove"
 	veritysetup open "$D" rdmt-rq2 "$H" "$ROOT" --root-hash-signature="$W/good.sig" ||
 		die "veritysetup open, signed"
 	assert_served rdmt-rq2
-	dmsetup remove rdmt-rq1 rdmt-rq2 || die "dmsetup remove"
+	dmsetup remove rdmt-rq2 || die "dmsetup remove"
 
 	verity_reload require_signatures=0
 	assert_eq N "$(<"$p")" "require_signatures after loading with =0"
