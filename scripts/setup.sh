@@ -24,7 +24,7 @@ packages=(
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils python3-venv
 	qemu-system-x86 busybox-static
 	dmsetup cryptsetup-bin fio thin-provisioning-tools e2fsprogs squashfs-tools
-	util-linux openssl
+	util-linux openssl keyutils
 )
 
 missing=()

@@ -609,17 +609,57 @@ t_check_at_most_once() {
 	assert_blocks_match /dev/mapper/rdmt-mo 4096 9 247 "$SRC"
 }
 
-# try_verify_in_tasklet: accepted, the data verifies, corruption is caught.
+# try_verify_in_tasklet: the data verifies, corruption is caught. Ours
+# counts the bios it verified in the BH workqueue (module parameter
+# verified_in_bh, read-only; the C target has no such count): read once,
+# the hash blocks come from disk and most bios are left to kverityd; read
+# again, every hash block is cached and verified, and every bio is verified
+# in BH. A corrupted block is never (it is left to kverityd, which fails
+# it), and a device without the option never counts.
+BH_COUNT=/sys/module/dm_verity_rs/parameters/verified_in_bh
+bh_count() { # sets BH_N
+	BH_N=0
+	if [ "$VERITY_IMPL" = rust ]; then read -r BH_N <"$BH_COUNT" || die "no $BH_COUNT"; fi
+}
 t_try_verify_in_tasklet() {
+	local c1 c2
 	std_image
 	poke "$DFILE" $((11 * 4096 + 4095))
 	vcreate rdmt-tv "$(std_table "1 try_verify_in_tasklet")"
 	assert_served rdmt-tv "$(std_echo "1 try_verify_in_tasklet")"
-	assert_blocks_match /dev/mapper/rdmt-tv 4096 0 11 "$SRC"
+	if [ "$VERITY_IMPL" = rust ]; then
+		assert_eq 444 "$(stat -c %a "$BH_COUNT")" "permissions of $BH_COUNT"
+		assert_fails "writing $BH_COUNT" sh -c "echo 0 >$BH_COUNT"
+	fi
+	# blocks 12..255: 976 KiB, in 16 direct reads of at most 64 KiB
 	assert_blocks_match /dev/mapper/rdmt-tv 4096 12 244 "$SRC"
+	bh_count
+	c1=$BH_N
+	assert_blocks_match /dev/mapper/rdmt-tv 4096 12 244 "$SRC"
+	bh_count
+	c2=$BH_N
+	if [ "$VERITY_IMPL" = rust ] && [ $((c2 - c1)) -lt 16 ]; then
+		die "$((c2 - c1)) of 16 cached reads verified in BH"
+	fi
+	assert_blocks_match /dev/mapper/rdmt-tv 4096 0 11 "$SRC"
 	assert_eq V "$(status_of rdmt-tv)" "status"
+	bh_count
+	c1=$BH_N
+	kmark
 	assert_read_fails /dev/mapper/rdmt-tv 4096 11
+	assert_klog "verity: $DN: data block 11 is corrupted"
 	assert_eq C "$(status_of rdmt-tv)" "status"
+	bh_count
+	assert_eq "$c1" "$BH_N" "bios verified in BH by the corrupted read"
+	# without the option: nothing in BH
+	vcreate rdmt-tv0 "$(std_table)"
+	assert_served rdmt-tv0 "$(std_echo)"
+	bh_count
+	c1=$BH_N
+	assert_blocks_match /dev/mapper/rdmt-tv0 4096 12 244 "$SRC"
+	assert_blocks_match /dev/mapper/rdmt-tv0 4096 12 244 "$SRC"
+	bh_count
+	assert_eq "$c1" "$BH_N" "bios verified in BH without try_verify_in_tasklet"
 }
 
 # Optional arguments: accepted in any order and letter case, echoed in the
@@ -735,6 +775,130 @@ t_root_hash_signature() {
 		with_user_key rdmt:sig "$W/otherhash.sig" \
 		dmsetup create rdmt-bad --readonly --table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")"
 	check_refusals
+}
+
+# verity_reload [PARAM=VALUE...]: the module under test loaded again with
+# these parameters (no device may use it). The test registers
+# verity_unload with at_exit, so that the next test loads it plain.
+verity_reload() {
+	rmmod $VERITY_MOD || die "rmmod $VERITY_MOD"
+	if [ "$VERITY_IMPL" = rust ]; then
+		insmod "$VERITY_KO" "$@" || die "insmod $VERITY_KO $*"
+	else
+		modprobe dm-verity "$@" || die "modprobe dm-verity $*"
+	fi
+	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
+}
+
+# verity_unload: removes the test's devices and unloads the module.
+verity_unload() {
+	local f n names=()
+	for f in /sys/block/dm-*/dm/name; do
+		[ -e "$f" ] && read -r n <"$f" && [[ $n == rdmt-* ]] && names+=("$n")
+	done
+	if [ ${#names[@]} != 0 ]; then dmsetup remove --retry "${names[@]}"; fi
+	rmmod $VERITY_MOD
+}
+
+# A signature must come from a key the kernel trusts: with
+# CONFIG_DM_VERITY_VERIFY_ROOTHASH_SIG_SECONDARY_KEYRING, a key of the
+# secondary trusted keyring does. The key's certificate is issued by the
+# test CA (the builtin key), which is what lets root add it to
+# .secondary_trusted_keys; until then its signatures are refused, and a
+# certificate no trusted key issued cannot be added at all. (The platform
+# keyring, tried last, is filled from firmware at boot and cannot be filled
+# from userspace: not tested here.)
+t_secondary_keyring() {
+	local cdir id serial
+	cdir=$(cert_dir)
+	std_image
+	# RSA (this kernel has no ECDSA); 1024 bits, which the kernel accepts,
+	# since generating 2048-bit keys takes 10 s and more under TCG.
+	serial=$(od -An -tx8 -N8 /dev/urandom) serial=${serial// /}
+	openssl req -new -newkey rsa:1024 -nodes -subj "/CN=rdmt secondary $serial/" \
+		-keyout "$W/sec.key" -out "$W/sec.csr" 2>/dev/null || die "openssl req"
+	printf '%s\n' basicConstraints=critical,CA:FALSE keyUsage=digitalSignature \
+		subjectKeyIdentifier=hash authorityKeyIdentifier=keyid >"$W/sec.ext"
+	openssl x509 -req -in "$W/sec.csr" -CA "$cdir/verity-test.pem" -CAkey "$cdir/verity-test.key" \
+		-set_serial "0x$serial" -days 2 -extfile "$W/sec.ext" -out "$W/sec.pem" 2>/dev/null ||
+		die "openssl x509 -req"
+	openssl x509 -in "$W/sec.pem" -outform der -out "$W/sec.der" || die "openssl x509 -outform der"
+	sign_text "$ROOT" "$W/sec.key" "$W/sec.pem" "$W/sec.sig"
+
+	# in no keyring yet: refused
+	refuse "verity: Root hash verification failed" "a signature by a key in no keyring" \
+		with_user_key rdmt:sig "$W/sec.sig" \
+		dmsetup create rdmt-bad --readonly --table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")"
+	check_refusals
+
+	id=$(keyctl padd asymmetric "" %:.secondary_trusted_keys <"$W/sec.der") ||
+		die "keyctl padd into .secondary_trusted_keys"
+	at_exit keyctl unlink "$id" %:.secondary_trusted_keys
+	with_user_key rdmt:sig "$W/sec.sig" dmsetup create rdmt-sk --readonly \
+		--table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")" ||
+		die "dmsetup create with a signature by a secondary key"
+	assert_served rdmt-sk "$(std_echo "2 root_hash_sig_key_desc rdmt:sig")"
+	assert_blocks_match /dev/mapper/rdmt-sk 4096 0 256 "$SRC"
+	assert_eq V "$(status_of rdmt-sk)" "status"
+	# (veritysetup wants the data device to itself)
+	dmsetup remove rdmt-sk || die "dmsetup remove"
+	veritysetup open "$D" rdmt-sk2 "$H" "$ROOT" --root-hash-signature="$W/sec.sig" ||
+		die "veritysetup open with a signature by a secondary key"
+	assert_served rdmt-sk2
+
+	# gone from the keyring: refused again
+	keyctl unlink "$id" %:.secondary_trusted_keys >/dev/null || die "keyctl unlink"
+	refuse "verity: Root hash verification failed" "a signature by a key unlinked from the keyring" \
+		with_user_key rdmt:sig "$W/sec.sig" \
+		dmsetup create rdmt-bad --readonly --table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")"
+	check_refusals
+
+	# a self-issued certificate is not let in
+	openssl x509 -req -in "$W/sec.csr" -key "$W/sec.key" -set_serial 1 -days 2 \
+		-outform der -out "$W/self.der" 2>/dev/null || die "openssl x509 -req (self-signed)"
+	if keyctl padd asymmetric "" %:.secondary_trusted_keys <"$W/self.der" >/dev/null 2>&1; then
+		die "a self-signed certificate entered .secondary_trusted_keys"
+	fi
+}
+
+# The module parameter require_signatures (as C: bool, 0444, off by
+# default): when on, a table without a root hash signature is refused
+# (ENOKEY), one with a good signature is accepted; off, both are.
+t_require_signatures() {
+	local cdir p=/sys/module/$VERITY_MOD/parameters/require_signatures
+	cdir=$(cert_dir)
+	std_image
+	sign_text "$ROOT" "$cdir/verity-test.key" "$cdir/verity-test.pem" "$W/good.sig"
+	assert_eq N "$(<"$p")" "require_signatures by default"
+	assert_eq 444 "$(stat -c %a "$p")" "permissions of $p"
+	vcreate rdmt-rq0 "$(std_table)"
+	assert_served rdmt-rq0
+	dmsetup remove rdmt-rq0 || die "dmsetup remove"
+
+	at_exit verity_unload
+	verity_reload require_signatures=1
+	assert_eq Y "$(<"$p")" "require_signatures after loading with it"
+	refuse "verity: Root hash verification failed \((-ENOKEY|-126)\)" "an unsigned table" \
+		dmsetup create rdmt-bad --readonly --table "$(std_table)"
+	refuse "verity: Root hash verification failed \((-ENOKEY|-126)\)" "veritysetup open without a signature" \
+		veritysetup open "$D" rdmt-bad "$H" "$ROOT"
+	check_refusals
+	with_user_key rdmt:sig "$W/good.sig" dmsetup create rdmt-rq1 --readonly \
+		--table "$(std_table "2 root_hash_sig_key_desc rdmt:sig")" || die "dmsetup create, signed"
+	assert_served rdmt-rq1 "$(std_echo "2 root_hash_sig_key_desc rdmt:sig")"
+	assert_blocks_match /dev/mapper/rdmt-rq1 4096 0 256 "$SRC"
+	# (veritysetup wants the data device to itself)
+	dmsetup remove rdmt-rq1 || die "dmsetup remove"
+	veritysetup open "$D" rdmt-rq2 "$H" "$ROOT" --root-hash-signature="$W/good.sig" ||
+		die "veritysetup open, signed"
+	assert_served rdmt-rq2
+	dmsetup remove rdmt-rq2 || die "dmsetup remove"
+
+	verity_reload require_signatures=0
+	assert_eq N "$(<"$p")" "require_signatures after loading with =0"
+	vcreate rdmt-rq3 "$(std_table)"
+	assert_served rdmt-rq3 "$(std_echo)"
+	assert_blocks_match /dev/mapper/rdmt-rq3 4096 0 256 "$SRC"
 }
 
 # IPE end to end: the target hands the root hash and the signature state of
@@ -1026,7 +1190,7 @@ IMAGES=(
 mkdir -p "$W"
 [ -s "$POOL" ] || pattern "$POOL" $((POOL_BYTES / 512)) verity
 
-ktap_header verity $((${#IMAGES[@]} + 15))
+ktap_header verity $((${#IMAGES[@]} + 17))
 run_test registered vt t_registered
 for i in "${IMAGES[@]}"; do
 	# shellcheck disable=SC2086
@@ -1043,6 +1207,8 @@ run_test check_at_most_once vt t_check_at_most_once
 run_test try_verify_in_tasklet vt t_try_verify_in_tasklet
 run_test options_echo vt t_options_echo
 run_test root_hash_signature vt t_root_hash_signature
+run_test secondary_keyring vt t_secondary_keyring
+run_test require_signatures vt t_require_signatures
 run_test ipe_root_hash_binding vt t_ipe
 run_test writes_refused vt t_writes_refused
 run_test singleton_immutable vt t_singleton_immutable

@@ -4,7 +4,9 @@
 //!
 //! C header: [`include/linux/dm-bufio.h`](srctree/include/linux/dm-bufio.h)
 
-use super::{bindings, context::might_sleep, error::from_err_ptr, workqueue::Workqueue, Device};
+use super::{
+    bindings, context::might_sleep, error::from_err_ptr, workqueue::Workqueue, Bh, Device, Target,
+};
 use core::{
     ptr::NonNull,
     sync::atomic::{AtomicU8, AtomicUsize, Ordering},
@@ -26,10 +28,16 @@ const RESETTING: usize = 1 << (usize::BITS - 1);
 ///
 /// # Context
 ///
-/// The client is created without `DM_BUFIO_CLIENT_NO_SLEEP`: dm-bufio takes
-/// rw-semaphores and mutexes, so every method that calls into it may sleep
-/// (process context, no spinlock held) and checks that with `might_sleep()`;
-/// each method says which.
+/// A client made by [`BufioClient::new`] (without `DM_BUFIO_CLIENT_NO_SLEEP`)
+/// has dm-bufio take rw-semaphores and mutexes, so every method that calls
+/// into it may sleep (process context, no spinlock held) and checks that
+/// with `might_sleep()`; each method says which. Those that may sleep take
+/// a `&Target`, which only hooks running in process context have.
+///
+/// A client made by [`BufioClient::new_no_sleep`] has dm-bufio use
+/// spinlocks (taken with bottom halves off) instead: its lookups of cached
+/// blocks ([`BufioClient::get_bh`]) and the release of what they return
+/// may run in the BH workqueue; reading from disk still sleeps.
 ///
 /// # Invariants
 ///
@@ -39,6 +47,7 @@ const RESETTING: usize = 1 << (usize::BITS - 1);
 /// - Prefetch work queued by [`BufioClient::prefetch_async`] only runs on
 ///   `wq`, which `drop` drains before destroying the client.
 /// - `block_size` is the client's block size.
+/// - `no_sleep`: the client was created with `DM_BUFIO_CLIENT_NO_SLEEP`.
 /// - `gate` counts the held [`Buffer`]s and the queued prefetch work items,
 ///   plus [`RESETTING`] while [`BufioClient::reset`] runs; nothing takes a
 ///   buffer or queues a prefetch while that bit is set. It lives in its own
@@ -48,6 +57,7 @@ pub struct BufioClient {
     _dev: Device,
     wq: Workqueue,
     block_size: usize,
+    no_sleep: bool,
     gate: KBox<AtomicUsize>,
 }
 
@@ -82,6 +92,32 @@ impl BufioClient {
     ///
     /// May sleep.
     pub fn new(dev: &Device, block_size: u32, reserved: u32, wq: Workqueue) -> Result<Self> {
+        Self::create(dev, block_size, reserved, wq, false)
+    }
+
+    /// As [`BufioClient::new`], for a client whose cached blocks may be
+    /// looked up in the BH workqueue ([`BufioClient::get_bh`]):
+    /// `DM_BUFIO_CLIENT_NO_SLEEP`, dm-bufio's locks are spinlocks.
+    ///
+    /// # Context
+    ///
+    /// May sleep.
+    pub fn new_no_sleep(
+        dev: &Device,
+        block_size: u32,
+        reserved: u32,
+        wq: Workqueue,
+    ) -> Result<Self> {
+        Self::create(dev, block_size, reserved, wq, true)
+    }
+
+    fn create(
+        dev: &Device,
+        block_size: u32,
+        reserved: u32,
+        wq: Workqueue,
+        no_sleep: bool,
+    ) -> Result<Self> {
         might_sleep();
         let gate = KBox::new(AtomicUsize::new(0), GFP_KERNEL)?;
         // SAFETY: `dev.bdev()` is open while `dev` (and the clone kept
@@ -94,7 +130,11 @@ impl BufioClient {
                 core::mem::size_of::<AtomicU8>() as u32,
                 Some(buffer_alloc_callback),
                 None,
-                0,
+                if no_sleep {
+                    bindings::DM_BUFIO_CLIENT_NO_SLEEP
+                } else {
+                    0
+                },
             )
         };
         let client = NonNull::new(from_err_ptr(c)?).ok_or(ENOMEM)?;
@@ -104,6 +144,7 @@ impl BufioClient {
             _dev: dev.clone(),
             wq,
             block_size: block_size as usize,
+            no_sleep,
             gate,
         })
     }
@@ -163,8 +204,9 @@ impl BufioClient {
     ///
     /// # Context
     ///
-    /// May sleep.
-    pub fn read(&self, block: u64) -> Result<Buffer<'_>> {
+    /// May sleep: `_ctx`, the target of the calling hook, says it runs in
+    /// process context (no BH callback has one).
+    pub fn read(&self, _ctx: &Target, block: u64) -> Result<Buffer<'_>> {
         might_sleep();
         if !self.hold() {
             return Err(EBUSY);
@@ -182,15 +224,38 @@ impl BufioClient {
     ///
     /// # Context
     ///
-    /// May sleep: dm-bufio takes a rw-semaphore (the client is not
-    /// `DM_BUFIO_CLIENT_NO_SLEEP`).
-    pub fn get_cached(&self, block: u64) -> Option<Buffer<'_>> {
+    /// May sleep: dm-bufio takes a rw-semaphore (unless the client is
+    /// `DM_BUFIO_CLIENT_NO_SLEEP`); `_ctx` as in [`BufioClient::read`].
+    pub fn get_cached(&self, _ctx: &Target, block: u64) -> Option<Buffer<'_>> {
         might_sleep();
         if !self.hold() {
             return None;
         }
         let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
         // SAFETY: `client` is live; `b` is a valid out-pointer.
+        let data = unsafe { bindings::dm_bufio_get(self.client.as_ptr(), block, &mut b) };
+        // SAFETY: A non-null, non-error result is a held buffer and its data;
+        // `hold` counted it.
+        unsafe { self.buffer(b, from_err_ptr(data)) }.ok()
+    }
+
+    /// Block `block` if it is cached and uptodate (`dm_bufio_get()`), from
+    /// the BH workqueue: never sleeps, nor does releasing the buffer.
+    /// `None` when it is not cached, while [`BufioClient::reset`] runs, and
+    /// always for a client made by [`BufioClient::new`] (whose locks sleep).
+    ///
+    /// # Context
+    ///
+    /// The BH workqueue (`_bh`), or any context where bottom halves may be
+    /// disabled.
+    pub fn get_bh(&self, _bh: &Bh<'_>, block: u64) -> Option<Buffer<'_>> {
+        if !self.no_sleep || !self.hold() {
+            return None;
+        }
+        let mut b: *mut bindings::dm_buffer = core::ptr::null_mut();
+        // SAFETY: `client` is live; `b` is a valid out-pointer. The client
+        // is `DM_BUFIO_CLIENT_NO_SLEEP` (checked above), so dm-bufio only
+        // takes spinlocks, with bottom halves disabled.
         let data = unsafe { bindings::dm_bufio_get(self.client.as_ptr(), block, &mut b) };
         // SAFETY: A non-null, non-error result is a held buffer and its data;
         // `hold` counted it.
@@ -217,6 +282,7 @@ impl BufioClient {
                 b,
                 data,
                 len: self.block_size,
+                no_sleep: self.no_sleep,
                 gate: &self.gate,
             }),
             (_, r) => {
@@ -282,8 +348,8 @@ impl BufioClient {
     ///
     /// # Context
     ///
-    /// May sleep.
-    pub fn reset(&self) -> Result {
+    /// May sleep (`_ctx` as in [`BufioClient::read`]).
+    pub fn reset(&self, _ctx: &Target) -> Result {
         might_sleep();
         self.wq.flush();
         self.gate
@@ -347,16 +413,18 @@ unsafe extern "C" fn prefetch_work_fn(w: *mut bindings::work_struct) {
 /// # Context
 ///
 /// Its methods may run in any context; dropping it may sleep (dm-bufio
-/// takes a rw-semaphore).
+/// takes a rw-semaphore) unless its client is `DM_BUFIO_CLIENT_NO_SLEEP`
+/// (the only kind [`BufioClient::get_bh`] returns buffers of).
 ///
 /// # Invariants
 ///
 /// `b` is held (not released) and `data` points at its `len` bytes; the
-/// hold is counted in `gate`, its client's gate.
+/// hold is counted in `gate`, its client's gate; `no_sleep` is the client's.
 pub struct Buffer<'a> {
     b: NonNull<bindings::dm_buffer>,
     data: NonNull<u8>,
     len: usize,
+    no_sleep: bool,
     gate: &'a AtomicUsize,
 }
 
@@ -379,7 +447,9 @@ impl Buffer<'_> {
 
 impl Drop for Buffer<'_> {
     fn drop(&mut self) {
-        might_sleep();
+        if !self.no_sleep {
+            might_sleep();
+        }
         // SAFETY: Held (invariant), released exactly once.
         unsafe { bindings::dm_bufio_release(self.b.as_ptr()) };
         // Released: a reset may run now.

@@ -2,10 +2,11 @@
 
 //! Taking over a bio's completion: post-processing of read data in process
 //! context before dm core sees the bio complete (what dm-verity does to
-//! verify data).
+//! verify data), optionally tried first in the BH workqueue (dm-verity's
+//! `try_verify_in_tasklet`).
 
 use super::{
-    bindings, hash::HashInput, BlkStatus, MapBio, MapResult, Operations, Target, Workqueue,
+    bindings, hash::HashInput, Bh, BlkStatus, MapBio, MapResult, Operations, Target, Workqueue,
 };
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{error::code::EIO, prelude::*, types::Opaque};
@@ -54,6 +55,36 @@ pub trait CompletionHandler: Operations<PerBio = CompletionHook> {
     /// Runs in process context (may sleep) once the underlying device has
     /// completed `bio`; returns the status the bio completes with.
     fn bio_completed(&self, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus;
+
+    /// Whether completions are tried in the BH workqueue first
+    /// ([`CompletionHandler::bio_completed_bh`]). Asked in the bio's
+    /// `bi_end_io`, which may run in interrupt context.
+    fn try_bh(&self) -> bool {
+        false
+    }
+
+    /// Runs in the BH workqueue (softirq: must not sleep) once the
+    /// underlying device has completed `bio`, if [`CompletionHandler::try_bh`]
+    /// said so. [`BhOutcome::Done`] completes the bio successfully at once;
+    /// [`BhOutcome::Defer`] (whatever needs to sleep: I/O, error handling,
+    /// or failing the bio) runs [`CompletionHandler::bio_completed`] on the
+    /// completion queue instead, with the bio's data walked again from its
+    /// start.
+    ///
+    /// Gets no [`Target`] but a [`Bh`] token: what may sleep is out of reach
+    /// (see [`Bh`]).
+    fn bio_completed_bh(&self, _bh: &Bh<'_>, _bio: &mut CompletedBio<'_>) -> BhOutcome {
+        BhOutcome::Defer
+    }
+}
+
+/// What [`CompletionHandler::bio_completed_bh`] made of a bio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BhOutcome {
+    /// All done: the bio completes successfully, now.
+    Done,
+    /// Not possible without sleeping: try again in process context.
+    Defer,
 }
 
 impl<'m, T: CompletionHandler> MapBio<'m, T> {
@@ -107,11 +138,73 @@ unsafe extern "C" fn intercepted_end_io<T: CompletionHandler>(bio: *mut bindings
     let hook = unsafe { (*bio).bi_private.cast::<CompletionHook>() };
     // SAFETY: The hook is valid while the bio is intercepted; the target is
     // constructed and cannot be destroyed while one of its bios is in flight.
+    // The work item is idle: it is queued at most once per completion.
     unsafe {
         let work = Opaque::raw_get(core::ptr::addr_of!((*hook).work));
-        bindings::rdm_init_work(work, Some(completion_work::<T>));
         let this = super::target::instance::<T>((*hook).ti);
-        bindings::rdm_queue_work(this.completion_queue().as_raw(), work);
+        if this.try_bh() {
+            bindings::rdm_init_work(work, Some(bh_completion_work::<T>));
+            bindings::rdm_queue_work_bh(work);
+        } else {
+            bindings::rdm_init_work(work, Some(completion_work::<T>));
+            bindings::rdm_queue_work(this.completion_queue().as_raw(), work);
+        }
+    }
+}
+
+/// The completion work in the BH workqueue: completes the bio if the target
+/// can do without sleeping, else queues the process-context completion
+/// work.
+///
+/// # Safety
+///
+/// `work` must be the `work` of the hook of an intercepted bio of a target
+/// of type `T`, queued on the BH workqueue by `intercepted_end_io`.
+unsafe extern "C" fn bh_completion_work<T: CompletionHandler>(work: *mut bindings::work_struct) {
+    // `work` is the first field of the `repr(C)` hook.
+    let hook = work.cast::<CompletionHook>();
+    // SAFETY: The hook describes the intercepted bio (invariants), whose
+    // target is alive until the bio completes. The work item is not pending
+    // any more once its function runs, and the workqueue does not touch it
+    // after that, so it may be set up and queued again. We run in the BH
+    // workqueue, for the `Bh` token.
+    unsafe {
+        let bio = (*hook).bio;
+        let this = super::target::instance::<T>((*hook).ti);
+        // A copy of the iterator: a deferred completion walks the data again.
+        let mut completed = CompletedBio {
+            bio,
+            iter: (*hook).iter,
+            _p: PhantomData,
+        };
+        let bh = Bh::new();
+        match this.bio_completed_bh(&bh, &mut completed) {
+            BhOutcome::Done => {
+                bindings::rdm_bh_completion_count();
+                end_intercepted(hook, BlkStatus::OK);
+            }
+            BhOutcome::Defer => {
+                bindings::rdm_init_work(work, Some(completion_work::<T>));
+                bindings::rdm_queue_work(this.completion_queue().as_raw(), work);
+            }
+        }
+    }
+}
+
+/// Gives the bio back its completion and completes it with `status`.
+///
+/// # Safety
+///
+/// `hook` must be the hook of an intercepted bio whose completion work is
+/// running, and the bio must not be used after this.
+unsafe fn end_intercepted(hook: *mut CompletionHook, status: BlkStatus) {
+    // SAFETY: The hook describes the live bio (caller).
+    unsafe {
+        let bio = (*hook).bio;
+        (*bio).bi_end_io = (*hook).orig_end_io;
+        (*bio).bi_private = (*hook).orig_private;
+        (*bio).bi_status = status.raw();
+        bindings::bio_endio(bio);
     }
 }
 
@@ -136,10 +229,7 @@ unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::
         };
         let status =
             super::target::instance::<T>(ti).bio_completed(Target::from_raw(ti), &mut completed);
-        (*bio).bi_end_io = (*hook).orig_end_io;
-        (*bio).bi_private = (*hook).orig_private;
-        (*bio).bi_status = status.raw();
-        bindings::bio_endio(bio);
+        end_intercepted(hook, status);
     }
 }
 

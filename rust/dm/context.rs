@@ -23,3 +23,39 @@ pub(in crate::dm) fn might_sleep() {
         super::bindings::rdm_might_sleep()
     };
 }
+
+/// Proof that the code runs in the BH workqueue (`system_bh_wq`: softirq
+/// context, which must never sleep).
+///
+/// Only the abstraction makes one, for the length of a callback it runs
+/// there ([`super::completion::CompletionHandler::bio_completed_bh`]); it
+/// cannot be cloned, sent to or shared with another thread, or kept past the
+/// callback (the lifetime).
+///
+/// What may run in BH takes a `&Bh`: the hash block cache's lookups that
+/// never sleep ([`super::bufio::BufioClient::get_bh`], which hand out buffers
+/// whose release never sleeps either). What may sleep does not accept one,
+/// and needs instead a `&Target`, which the abstraction gives only to hooks
+/// running in process context and never to a BH callback: the hash block
+/// cache's reads ([`super::bufio::BufioClient::read`]), synchronous I/O
+/// ([`super::io::IoClient::read_sync`]), table events and uevents.
+///
+/// # Invariants
+///
+/// Exists only on the stack of a callback that runs in the BH workqueue.
+pub struct Bh<'a> {
+    _p: core::marker::PhantomData<(&'a (), *mut ())>,
+}
+
+impl Bh<'_> {
+    /// # Safety
+    ///
+    /// The caller must run in the BH workqueue, and the token must not
+    /// outlive that call.
+    pub(in crate::dm) unsafe fn new() -> Self {
+        // INVARIANT: the caller's promise.
+        Self {
+            _p: core::marker::PhantomData,
+        }
+    }
+}

@@ -10,6 +10,7 @@
 #include <linux/mempool.h>
 #include <linux/slab.h>
 #include <linux/sched/mm.h>
+#include <linux/sysfs.h>
 #include <keys/user-type.h>
 
 void rdm_bio_set_dev(struct bio *bio, struct block_device *bdev)
@@ -81,6 +82,27 @@ void rdm_init_work(struct work_struct *work, work_func_t fn)
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work)
 {
 	return queue_work(wq, work);
+}
+
+bool rdm_queue_work_bh(struct work_struct *work)
+{
+	return queue_work(system_bh_wq, work);
+}
+
+/*
+ * Bios whose completion work finished in the BH workqueue (completion.rs);
+ * a module may show it as a read-only parameter (rdm_bh_completions_get).
+ */
+static atomic_long_t rdm_bh_completions = ATOMIC_LONG_INIT(0);
+
+void rdm_bh_completion_count(void)
+{
+	atomic_long_inc(&rdm_bh_completions);
+}
+
+int rdm_bh_completions_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&rdm_bh_completions));
 }
 
 void rdm_flush_workqueue(struct workqueue_struct *wq)

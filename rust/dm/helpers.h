@@ -12,6 +12,7 @@
 #include <linux/blkdev.h>
 #include <linux/device-mapper.h>
 #include <linux/dm-bufio.h>
+#include <linux/moduleparam.h>
 #include <linux/workqueue.h>
 #include <crypto/hash.h>
 #include "dm-space-map.h"
@@ -33,6 +34,12 @@ struct workqueue_struct *rdm_alloc_ordered_workqueue(const char *name, unsigned 
 void rdm_init_work(struct work_struct *work, work_func_t fn);
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 void rdm_flush_workqueue(struct workqueue_struct *wq);
+bool rdm_queue_work_bh(struct work_struct *work);
+void rdm_bh_completion_count(void);
+#ifndef __BINDGEN__
+/* the get of a module parameter showing the count (C only) */
+int rdm_bh_completions_get(char *buf, const struct kernel_param *kp);
+#endif
 
 /* crypto shash */
 void rdm_crypto_free_shash(struct crypto_shash *tfm);
@@ -117,5 +124,11 @@ void rdm_kcopyd_warn_wait_in_callback(void);
  * exists only where RDM_REED_SOLOMON is defined). */
 unsigned int rdm_num_online_cpus(void);
 struct mempool_s *rdm_rs_pool_create(int min_nr, int roots);
+
+/*
+ * params.rs: module parameters a module declares in its own
+ * rust/<target>/<target>_helpers.c (only that module defines them).
+ */
+bool rdm_param_require_signatures(void);
 
 #endif /* RDM_HELPERS_H */

@@ -46,8 +46,15 @@ impl IoClient {
     ///
     /// # Context
     ///
-    /// Process context (sleeps).
-    pub fn read_sync(&self, dev: &Device, sector: u64, buf: &mut KVec<u8>) -> Result {
+    /// Process context (sleeps): `_ctx`, the target of the calling hook,
+    /// says so (no BH callback has one).
+    pub fn read_sync(
+        &self,
+        _ctx: &super::Target,
+        dev: &Device,
+        sector: u64,
+        buf: &mut KVec<u8>,
+    ) -> Result {
         if buf.is_empty() || buf.len() % 512 != 0 {
             return Err(EINVAL);
         }

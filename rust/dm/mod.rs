@@ -36,6 +36,7 @@ pub mod completion;
 mod context;
 // Every method of the abstraction that may sleep calls it first.
 use context::might_sleep;
+pub use context::Bh;
 mod device;
 pub mod emit;
 mod error;
@@ -45,6 +46,7 @@ pub mod kcopyd;
 mod limits;
 pub mod mempool;
 mod noio;
+pub mod params;
 pub mod parse;
 #[cfg(dm_persistent_data)]
 pub mod pdata;

@@ -103,23 +103,73 @@ pub fn read_user_key(desc: &CStr) -> Result<KVec<u8>> {
     Ok(v)
 }
 
-/// Verifies the PKCS#7 `signature` of `data` against the kernel's built-in
-/// trusted keys (`verify_pkcs7_signature()` with the builtin keyring).
-pub fn verify_pkcs7_signature(data: &[u8], signature: &[u8]) -> Result {
-    // SAFETY: Both buffers are valid for their lengths; NULL keyring means
-    // the builtin trusted keys; no content callback.
+/// The keys a signature may be made with: where [`verify_pkcs7_signature`]
+/// looks for the signer (the `trusted_keys` argument of C's
+/// `verify_pkcs7_signature()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustedKeys {
+    /// The keys built into the kernel, `.builtin_trusted_keys` (C: `NULL`).
+    Builtin,
+    /// The builtin keys and `.secondary_trusted_keys`: keys added at run
+    /// time whose certificate a builtin or secondary key signed
+    /// (`VERIFY_USE_SECONDARY_KEYRING`).
+    Secondary,
+    /// `.platform`: the firmware's keys (UEFI db, ...), loaded at boot
+    /// (`VERIFY_USE_PLATFORM_KEYRING`).
+    Platform,
+}
+
+impl TrustedKeys {
+    fn as_raw(self) -> *mut bindings::key {
+        // The special values of `include/linux/verification.h`, which are
+        // never dereferenced as pointers.
+        let special: usize = match self {
+            Self::Builtin => return core::ptr::null_mut(),
+            Self::Secondary => 1,
+            Self::Platform => 2,
+        };
+        special as *mut bindings::key
+    }
+}
+
+/// Verifies the PKCS#7 `signature` of `data` against the keys `keys`
+/// (`verify_pkcs7_signature()`).
+///
+/// Fails with `ENOKEY` when the signer is not among them, `EKEYREJECTED`
+/// when the signature does not match (see [`is_untrusted`]), other errors
+/// for a malformed signature.
+///
+/// # Context
+///
+/// Process context: the crypto API may sleep.
+pub fn verify_pkcs7_signature(data: &[u8], signature: &[u8], keys: TrustedKeys) -> Result {
+    super::might_sleep();
+    // SAFETY: Both buffers are valid for their lengths; `keys` is one of the
+    // special keyring values the callee decodes; no content callback.
     to_result(unsafe {
         bindings::verify_pkcs7_signature(
             data.as_ptr().cast(),
             data.len(),
             signature.as_ptr().cast(),
             signature.len(),
-            core::ptr::null_mut(),
+            keys.as_raw(),
             bindings::key_being_used_for_VERIFYING_UNSPECIFIED_SIGNATURE,
             None,
             core::ptr::null_mut(),
         )
     })
+}
+
+/// Whether `e`, from [`verify_pkcs7_signature`], says that the keys asked
+/// did not vouch for the signature (`ENOKEY`: signer unknown,
+/// `EKEYREJECTED`: signature wrong), so that other keys may be tried.
+pub fn is_untrusted(e: Error) -> bool {
+    e == no_key() || e.to_errno() == -(bindings::EKEYREJECTED as i32)
+}
+
+/// `ENOKEY`: a required key (e.g. a signature) is missing.
+pub fn no_key() -> Error {
+    Error::from_errno(-(bindings::ENOKEY as i32))
 }
 
 /// Restarts the machine (`kernel_restart()`), for targets configured to do so

@@ -333,7 +333,7 @@ fn decode_rsb(
         }
         fio.neras = 0;
         let index = read_bufs(v, target, io, fec, fio, rsb, offset, pos, use_erasures)?;
-        decode_bufs(v, fec, fio, rsb, index, pos)?;
+        decode_bufs(v, target, fec, fio, rsb, index, pos)?;
         pos += fio.per_pass();
     }
     // Always re-validate the corrected block against the expected hash.
@@ -393,7 +393,7 @@ fn read_bufs(
             block += v.geo.hash_start;
             &v.bufio
         };
-        let buf = match client.read(block) {
+        let buf = match client.read(target, block) {
             Ok(b) => b,
             Err(e) => {
                 crate::dm_log_limit!(
@@ -450,6 +450,7 @@ fn read_bufs(
 /// `pos` on (`fec_decode_bufs()`).
 fn decode_bufs(
     v: &Verity,
+    target: &crate::dm::Target,
     fec: &Fec,
     fio: &mut FecIo<'_>,
     rsb: u64,
@@ -463,7 +464,7 @@ fn decode_bufs(
     // so that one codeword's may span two parity blocks.
     let (mut parity_block, mut parity_pos) = fec.geo.parity_at(rsb + pos as u64);
     let read_parity = |block: u64| {
-        fec.bufio.read(block).inspect_err(|e| {
+        fec.bufio.read(target, block).inspect_err(|e| {
             kernel::pr_err!(
                 "device-mapper: {}: {}: FEC {}: parity read failed (block {}): {}\n",
                 PREFIX,

@@ -47,7 +47,7 @@ pub(crate) fn map<'m>(v: &Verity, target: &Target, mut bio: MapBio<'m, Verity>) 
     }
     let block = sector >> (v.geo.data_block_bits - 9);
     let n_blocks = bio.size() >> v.geo.data_block_bits;
-    prefetch(v, block, n_blocks);
+    prefetch(v, target, block, n_blocks);
     bio.submit_intercepted()
 }
 
@@ -66,7 +66,7 @@ const PREFETCH_CHECK_MAX: u64 = 4;
 /// blocks) to find them cached, on every bio. The cluster's other blocks
 /// are then read when a bio first needs one of them (it misses, and
 /// prefetches its own cluster), instead of ahead of time.
-fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
+fn prefetch(v: &Verity, target: &Target, mut block: u64, mut n: u32) {
     if let Some(bits) = &v.validated {
         while n != 0 && test_bit(bits, block) {
             block += 1;
@@ -89,7 +89,8 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
         let (mut end, _) = v.geo.hash_at_level(block + u64::from(n) - 1, level);
         if all_cached {
             let count = end - start + 1;
-            all_cached = count <= check && (start..=end).all(|b| v.bufio.get_cached(b).is_some());
+            all_cached =
+                count <= check && (start..=end).all(|b| v.bufio.get_cached(target, b).is_some());
             check = check.saturating_sub(count);
         }
         if level == 0 {
@@ -113,12 +114,12 @@ fn prefetch(v: &Verity, mut block: u64, mut n: u32) {
     }
 }
 
-fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {
+pub(crate) fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {
     bits.get((n / 64) as usize)
         .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (n % 64)) != 0)
 }
 
-fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
+pub(crate) fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
     if let Some(w) = bits.get((n / 64) as usize) {
         w.fetch_or(1 << (n % 64), Ordering::Relaxed);
     }
@@ -190,7 +191,7 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut I
             }
             let mut real = [0u8; MAX_DIGEST_SIZE];
             v.hash_block(&*data, &mut real)?;
-            if real[..ds] == want[..ds] || recheck(v, cur, &want, data) {
+            if real[..ds] == want[..ds] || recheck(v, target, cur, &want, data) {
                 if let Some(bits) = &v.validated {
                     set_bit(bits, cur);
                 }
@@ -216,11 +217,22 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut I
 
 /// Reads data block `block` again from the device and, if that copy matches
 /// `want`, puts it into `data` (C's `verity_recheck`).
-fn recheck(v: &Verity, block: u64, want: &[u8; MAX_DIGEST_SIZE], data: &mut BioData<'_>) -> bool {
+fn recheck(
+    v: &Verity,
+    target: &Target,
+    block: u64,
+    want: &[u8; MAX_DIGEST_SIZE],
+    data: &mut BioData<'_>,
+) -> bool {
     let ds = v.digest_size();
     let mut buf = v.recheck_buf.lock();
     if v.recheck_io
-        .read_sync(&v.data_dev, block << (v.geo.data_block_bits - 9), &mut buf)
+        .read_sync(
+            target,
+            &v.data_dev,
+            block << (v.geo.data_block_bits - 9),
+            &mut buf,
+        )
         .is_err()
     {
         return false;
@@ -269,7 +281,7 @@ fn verify_level(
 ) -> Result<bool> {
     let ds = v.digest_size();
     let (hash_block, offset) = v.geo.hash_at_level(block, level);
-    let buf = v.bufio.read(hash_block)?;
+    let buf = v.bufio.read(target, hash_block)?;
     if buf.state().load(Ordering::Acquire) == 0 {
         // A hash block FEC corrected before: its corrected copy.
         if let Some(fec) = &v.fec {

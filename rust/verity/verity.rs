@@ -23,6 +23,8 @@ mod fec;
 pub mod geometry;
 pub mod table;
 mod verify;
+mod verify_bh;
+mod verify_sig;
 
 use core::{
     fmt::Write,
@@ -210,10 +212,8 @@ impl Operations for Verity {
             root_digest_sig = Some(sig);
         }
         // The signature covers the root digest as written in the table (hex).
-        if let Some(sig) = &root_digest_sig {
-            security::verify_pkcs7_signature(argv[8], sig)
-                .map_err(|e| args.fail(c_str!("Root hash verification failed"), e))?;
-        }
+        verify_sig::verify_root_hash(argv[8], root_digest_sig.as_deref())
+            .map_err(|e| args.fail(c_str!("Root hash verification failed"), e))?;
 
         let geo = Geometry::new(
             version,
@@ -228,7 +228,14 @@ impl Operations for Verity {
         let verify_wq =
             dm::Workqueue::new(c_str!("kverityd"), dm::WQ_MEM_RECLAIM | dm::WQ_HIGHPRI, 0)
                 .map_err(|e| args.fail(c_str!("Cannot allocate workqueue"), e))?;
-        let bufio = BufioClient::new(&hash_dev, 1 << hash_block_bits, 1, verify_wq)
+        // try_verify_in_tasklet looks hash blocks up in the BH workqueue:
+        // dm-bufio's locks must be spinlocks there.
+        let new_bufio = if opts.try_verify_in_tasklet {
+            BufioClient::new_no_sleep
+        } else {
+            BufioClient::new
+        };
+        let bufio = new_bufio(&hash_dev, 1 << hash_block_bits, 1, verify_wq)
             .map_err(|e| args.fail(c_str!("Cannot initialize dm-bufio"), e))?;
         if bufio.device_size() < geo.hash_end {
             return Err(args.fail(c_str!("Hash device is too small"), E2BIG));
@@ -326,7 +333,7 @@ impl Operations for Verity {
     fn postsuspend(&self, target: &Target) {
         // Flushes kverityd, then empties the cache; refused (nothing to undo)
         // if a buffer is still held, which a suspended table never does.
-        if self.bufio.reset().is_err() {
+        if self.bufio.reset(target).is_err() {
             crate::dm_warn!("{}: hash cache busy, not reset", target.device_name());
         }
     }
@@ -393,6 +400,18 @@ impl CompletionHandler for Verity {
         bio: &mut dm::completion::CompletedBio<'_>,
     ) -> BlkStatus {
         verify::bio_completed(self, target, bio)
+    }
+
+    fn try_bh(&self) -> bool {
+        self.try_verify_in_tasklet
+    }
+
+    fn bio_completed_bh(
+        &self,
+        bh: &dm::Bh<'_>,
+        bio: &mut dm::completion::CompletedBio<'_>,
+    ) -> dm::completion::BhOutcome {
+        verify_bh::bio_completed_bh(self, bh, bio)
     }
 }
 

@@ -6,7 +6,7 @@
 //! Compile-fail control for the data cases: a correct target that reads and
 //! writes completed bio data by copies (`BioData`), and correct uses of
 //! persistent-data write locks (one at a time) and of a bufio client
-//! (`reset` once no buffer is held). It must build: otherwise a case
+//! (`reset` once no buffer is held; `get_bh` with the BH token). It must build: otherwise a case
 //! failing to build shows nothing.
 
 #![deny(unsafe_code)]
@@ -88,11 +88,19 @@ pub fn pdata_ok<V: BlockValidator>(
     Ok(())
 }
 
-/// Reads a block, and resets the client once the buffer is given back.
-pub fn bufio_ok(client: &mut BufioClient) -> Result {
-    let buf = client.read(0)?;
+/// Reads a block, and resets the client once the buffer is given back
+/// (in a hook: both need its `Target`).
+pub fn bufio_ok(client: &mut BufioClient, target: &Target) -> Result {
+    let buf = client.read(target, 0)?;
     let _first = buf.data().first().copied();
     drop(buf);
-    let _ = client.reset();
+    let _ = client.reset(target);
     Ok(())
+}
+
+/// A cached block looked up in the BH workqueue, with the token.
+pub fn bufio_bh_ok(client: &BufioClient, bh: &dm::Bh<'_>) -> bool {
+    client
+        .get_bh(bh, 0)
+        .is_some_and(|b| b.data().first().is_some())
 }
