@@ -27,7 +27,7 @@
 #   ctor_<target>      failures inside `dmsetup create` (constructor and
 #                      resume): the N-th filtered allocation of the dmsetup
 #                      task fails (/proc/self/fail-nth), for N = 1, 2, 3, ...
-#                      (every N up to 16, then about 25 % apart) until an N
+#                      (every N up to 8, then about a third apart) until an N
 #                      beyond the last allocation. Each create whose
 #                      allocation failed either exits non-zero with a
 #                      device-mapper error in the kernel log and no device
@@ -289,7 +289,7 @@ t_io_linear() {
 	"${TO[@]}" dmsetup create rdmt-a-lin --table "0 131072 $TT $lo 0" || die "dmsetup create"
 	assert_served rdmt-a-lin
 	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-lin 48
+	fio_verify /dev/mapper/rdmt-a-lin 24
 	inject_off
 	assert_injected
 	dmsetup remove rdmt-a-lin
@@ -306,7 +306,7 @@ t_io_era() {
 	"${TO[@]}" dmsetup create rdmt-a-era --table "0 131072 era $md $or 128" || die "dmsetup create"
 	assert_served rdmt-a-era
 	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-era 48
+	fio_verify /dev/mapper/rdmt-a-era 24
 	inject_off
 	assert_injected
 	"${TO[@]}" dmsetup status rdmt-a-era >&2
@@ -337,7 +337,7 @@ t_io_clone() {
 	"${TO[@]}" dmsetup create rdmt-a-clone --table "$CTAB 1 no_hydration" || die "dmsetup create"
 	assert_served rdmt-a-clone
 	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-clone 48
+	fio_verify /dev/mapper/rdmt-a-clone 24
 	inject_off
 	assert_injected
 	"${TO[@]}" dmsetup status rdmt-a-clone >&2
@@ -561,7 +561,7 @@ t_ctor() {
 				die "n=$n: reading the device created after a tolerated failure"
 			dmsetup remove rdmt-a-ctor || die "remove after n=$n"
 		fi
-		if [ "$n" -lt 16 ]; then step=1; else step=$((n / 4)); fi
+		if [ "$n" -lt 8 ]; then step=1; else step=$((n / 3)); fi
 		n=$((n + step))
 		[ "$n" -le 2000 ] || die "more than 2000 filtered allocations in dmsetup create"
 	done
