@@ -52,6 +52,7 @@
 # NOMEM_VERBOSE (the fail*/verbose value, 0: the count comes from the
 # `times` countdown, not from the log), NOMEM_SCALE (deadline factor: 1, or
 # 4 on the debug kernel, detected by kmemleak in debugfs),
+# NOMEM_ATTRS (which of "failslab fail_page_alloc" inject: both),
 # NOMEM_FILTER_MODS (extra modules whose text the filter range must span:
 # e.g. "dm_persistent_data"; the range then runs from the lowest to the
 # highest of the modules' text and includes whatever lies between them).
@@ -83,7 +84,7 @@ NOMEM_PROB=${NOMEM_PROB:-10}
 NOMEM_TIMES=${NOMEM_TIMES:-400}
 NOMEM_VERBOSE=${NOMEM_VERBOSE:-0}
 DBG=/sys/kernel/debug
-ATTRS=(failslab fail_page_alloc)
+read -r -a ATTRS <<<"${NOMEM_ATTRS:-failslab fail_page_alloc}"
 
 # note TEXT: a line on the suite's output, also from a test that passes.
 note() { echo "# $*" >&3; }
@@ -207,13 +208,15 @@ inject_on() {
 # inject_count: adds the failures injected since inject_on (or the last
 # inject_count) to INJ_SLAB, INJ_PAGE, and restarts the countdowns.
 inject_count() {
-	local s p
-	read -r s <$DBG/failslab/times
-	read -r p <$DBG/fail_page_alloc/times
-	INJ_SLAB=$((INJ_SLAB + NOMEM_TIMES - s))
-	INJ_PAGE=$((INJ_PAGE + NOMEM_TIMES - p))
-	echo "$NOMEM_TIMES" >$DBG/failslab/times
-	echo "$NOMEM_TIMES" >$DBG/fail_page_alloc/times
+	local a n
+	for a in "${ATTRS[@]}"; do
+		read -r n <$DBG/$a/times
+		case $a in
+		failslab) INJ_SLAB=$((INJ_SLAB + NOMEM_TIMES - n)) ;;
+		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + NOMEM_TIMES - n)) ;;
+		esac
+		echo "$NOMEM_TIMES" >$DBG/$a/times
+	done
 }
 
 # inject_off: no more failures; counts them (inject_count).
@@ -226,7 +229,7 @@ inject_off() {
 # inject_reset: the defaults of the kernel (nothing injected).
 inject_reset() {
 	local a
-	for a in "${ATTRS[@]}"; do
+	for a in failslab fail_page_alloc; do
 		[ -d $DBG/$a ] || continue
 		echo 0 >$DBG/$a/probability
 		echo 0 >$DBG/$a/require-start
@@ -536,6 +539,11 @@ t_ctor() {
 	while :; do
 		inj=$((INJ_SLAB + INJ_PAGE))
 		ctor_once "$n"
+		klog
+		if [[ "$KLOG" =~ $REPORT_RE ]]; then
+			echo "$KLOG" | grep -E -B2 -A30 "$REPORT_RE" | head -n 60 >&2
+			die "n=$n: kernel report during dmsetup create"
+		fi
 		if [ $((INJ_SLAB + INJ_PAGE)) = "$inj" ]; then
 			# Nothing failed: beyond the last filtered allocation.
 			[ "$CRC" = 0 ] || { cat "$SCRATCH/nomem-ctor.out" >&2; die "dmsetup create failed with nothing injected (n=$n)"; }
