@@ -283,6 +283,17 @@ fio_verify() {
 	grep -q "err= 0" "$FIO" || { cat "$FIO" >&2; die "fio reported errors"; }
 }
 
+# vformat_out: ROOT and SALT from veritysetup format's report.
+vformat_out() {
+	local k v
+	ROOT= SALT=
+	while IFS=: read -r k v; do
+		v=${v//[[:space:]]/}
+		case "$k" in "Root hash") ROOT=$v ;; Salt) SALT=$v ;; esac
+	done <"$SCRATCH/nomem-vformat.out"
+	[ -n "$ROOT" ] && [ -n "$SALT" ] || { cat "$SCRATCH/nomem-vformat.out" >&2; die "no root hash or salt from veritysetup format"; }
+}
+
 # ==== I/O under injection ==============================================================
 t_io_linear() {
 	begin linear
@@ -354,14 +365,14 @@ t_io_clone() {
 # cache shrunk so that hash blocks are read (and allocated) again.
 t_io_verity() {
 	begin verity
-	local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev root i
+	local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev i
 	truncate -s 32M "$img"
 	"${TO[@]}" fio --name=nomem --filename="$img" --rw=write --bs=64k --size=32M \
 		--verify=crc32c --do_verify=0 --verify_state_save=0 >"$FIO" 2>&1 ||
 		{ cat "$FIO" >&2; die "fio writing the data image"; }
 	veritysetup format "$img" "$hash" >"$SCRATCH/nomem-vformat.out" 2>&1 ||
 		{ cat "$SCRATCH/nomem-vformat.out" >&2; die "veritysetup format"; }
-	root=$(awk -F: '/^Root hash/ { gsub(/[ \t]/, "", $2); print $2 }' "$SCRATCH/nomem-vformat.out")
+	vformat_out
 	data=$(losetup --find --show --read-only "$img")
 	hdev=$(losetup --find --show --read-only "$hash")
 	echo "$data $hdev" >>"$SCRATCH/nomem-loops"
@@ -372,7 +383,7 @@ t_io_verity() {
 		echo $((256 * 1024)) >$BUFIO_CACHE
 	fi
 	"${TO[@]}" dmsetup create rdmt-a-verity --readonly \
-		--table "0 65536 verity 1 $data $hdev 4096 4096 8192 1 sha256 $root -" || die "dmsetup create"
+		--table "0 65536 verity 1 $data $hdev 4096 4096 8192 1 sha256 $ROOT $SALT" || die "dmsetup create"
 	assert_served rdmt-a-verity
 	inject_on "$NOMEM_PROB"
 	for i in 1 2; do
@@ -505,15 +516,15 @@ ctor_table() {
 		CTOR_MD=$CMD
 		TABLE="$CTAB 0" ;;
 	verity)
-		local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev root
+		local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev
 		pattern "$img" 16384 nomem-verity
 		veritysetup format "$img" "$hash" >"$SCRATCH/nomem-vformat.out" 2>&1 || die "veritysetup format"
-		root=$(awk -F: '/^Root hash/ { gsub(/[ \t]/, "", $2); print $2 }' "$SCRATCH/nomem-vformat.out")
+		vformat_out
 		data=$(losetup --find --show --read-only "$img")
 		hdev=$(losetup --find --show --read-only "$hash")
 		echo "$data $hdev" >>"$SCRATCH/nomem-loops"
 		RO=(--readonly)
-		TABLE="0 16384 verity 1 $data $hdev 4096 4096 2048 1 sha256 $root -" ;;
+		TABLE="0 16384 verity 1 $data $hdev 4096 4096 2048 1 sha256 $ROOT $SALT" ;;
 	esac
 }
 
