@@ -619,7 +619,7 @@ t_ctor() {
 
 # ==== the suite ======================================================================
 TESTS=(io_linear io_verity io_era io_clone hydrate_clone checkpoint_era
-	ctor_linear ctor_verity ctor_era ctor_clone)
+	ctor_linear ctor_verity ctor_clone ctor_era)
 
 setup() {
 	local k
