@@ -25,6 +25,7 @@
 #[path = "../dm/mod.rs"]
 pub mod dm;
 mod hydration;
+mod hydration_table;
 mod metadata;
 pub mod superblock;
 mod target;

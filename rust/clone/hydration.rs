@@ -14,18 +14,18 @@
 //! and only while no bio is in flight.
 
 use crate::dm::{
-    self,
     kcopyd::{CopyJob, Region},
     BioList, BlkStatus, DmBio,
 };
 use crate::dm_err_limit;
+use crate::hydration_table::new_hydration;
 use crate::target::DmClone;
 use crate::worker::{CloneCore, Mode};
 use core::sync::atomic::Ordering;
-use kernel::{prelude::*, rbtree::RBTreeNodeReservation, sync::Arc};
+use kernel::{prelude::*, sync::Arc};
 
 /// A kcopyd copy of `count` regions from `first`.
-struct Copy {
+pub(crate) struct Copy {
     core: Arc<CloneCore>,
     first: u64,
     count: u64,
@@ -79,7 +79,7 @@ impl CloneCore {
         };
         let waiting = self
             .hydrating
-            .with(|h| h.remove(&region))
+            .with(|h| h.remove(region))
             .unwrap_or_default();
         let result = match r {
             Ok(()) if status.is_ok() => {
@@ -116,7 +116,8 @@ impl CloneCore {
             first,
             count,
         };
-        let r = self.kcopyd.copy(
+        // Never fails: the job waits for an earlier copy when memory is short.
+        self.kcopyd.copy(
             &Region {
                 dev: &self.source,
                 sector,
@@ -129,15 +130,6 @@ impl CloneCore {
             },
             job,
         );
-        if r.is_err() {
-            dm_err_limit!(
-                "{}: hydration failed: out of memory",
-                self.handle.device_name()
-            );
-            for region in first..first + count {
-                self.hydration_complete(region, BlkStatus::IOERR);
-            }
-        }
     }
 
     /// A write (remapped to the destination) to an unhydrated region: wait
@@ -152,7 +144,7 @@ impl CloneCore {
             Reserve(DmBio<DmClone>),
         }
         let next = self.hydrating.with(|h| {
-            if let Some(waiting) = h.get_mut(&region) {
+            if let Some(waiting) = h.waiting(region) {
                 waiting.push(bio);
                 return Next::Waiting;
             }
@@ -166,10 +158,9 @@ impl CloneCore {
             Next::Issue(bio) => return self.issue_bio(bio),
             Next::Reserve(bio) => bio,
         };
-        let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
-            bio.end(BlkStatus::RESOURCE);
-            return;
-        };
+        // The table's entry, taken before the lock as C's `alloc_hydration()`
+        // (`GFP_NOIO`: waits for a hydration to end if memory is short).
+        let mut entry = new_hydration(&self.hydration_pool, region, BioList::new());
         enum Then {
             Waiting,
             Issue(DmBio<DmClone>),
@@ -182,7 +173,7 @@ impl CloneCore {
             if self.md.is_region_hydrated(region) {
                 return Then::Issue(bio);
             }
-            if let Some(waiting) = h.get_mut(&region) {
+            if let Some(waiting) = h.waiting(region) {
                 waiting.push(bio);
                 return Then::Waiting;
             }
@@ -193,13 +184,13 @@ impl CloneCore {
             // one: its completion would have to wait for the commit that
             // records the region; it takes the copy path and waits in
             // `issue_bio` instead.
+            // (`insert` cannot find the region: looked for just above.)
             if whole {
-                h.insert(node.into_node(region, BioList::new()));
+                h.insert(entry);
                 Then::Overwrite(bio)
             } else {
-                let mut waiting = BioList::new();
-                waiting.push(bio);
-                h.insert(node.into_node(region, waiting));
+                entry.waiting_mut().push(bio);
+                h.insert(entry);
                 Then::Copy
             }
         });
@@ -251,20 +242,20 @@ impl CloneCore {
     /// `__start_next_hydration`).
     fn start_next_hydration(self: &Arc<Self>, mut offset: u64, batch: &mut Batch) -> u64 {
         let nr = self.regions.nr;
-        let Ok(node) = dm::noio(|| RBTreeNodeReservation::new(GFP_KERNEL)) else {
-            return nr;
-        };
-        let mut node = Some(node);
+        let mut entry = None;
         while offset < nr {
             offset = self.md.find_next_unhydrated(offset);
             if offset >= nr {
                 break;
             }
+            // Taken before the lock, once (`GFP_NOIO`, never fails).
+            let e = entry
+                .get_or_insert_with(|| new_hydration(&self.hydration_pool, offset, BioList::new()));
+            e.set_region(offset);
             let taken = self.hydrating.with(|h| {
-                if !self.md.is_region_hydrated(offset) && h.get(&offset).is_none() {
-                    if let Some(n) = node.take() {
-                        h.insert(n.into_node(offset, BioList::new()));
-                        return true;
+                if !self.md.is_region_hydrated(offset) && !h.contains(offset) {
+                    if let Some(e) = entry.take() {
+                        return h.insert(e);
                     }
                 }
                 false

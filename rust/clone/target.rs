@@ -8,6 +8,7 @@ use crate::dm::{
     self, kcopyd::KcopydClient, parse, periodic, periodic::PeriodicWork, BlkStatus, DmBio,
     EndIoBio, EndIoResult, MapBio, MapResult, Op, Operations, StatusType, StatusWriter, Target,
 };
+use crate::hydration_table::{HydrationPool, HydrationTable, MIN_HYDRATIONS};
 use crate::metadata::Metadata;
 use crate::superblock::{Regions, METADATA_BLOCK_SIZE};
 use crate::worker::{CloneCore, Mode, Settings};
@@ -285,12 +286,22 @@ impl Operations for DmClone {
                 .map_err(|e| args.fail(c_str!("Failed to allocate workqueue"), e))?,
             GFP_KERNEL,
         )?;
+        let hydrating = HydrationTable::new()
+            .map_err(|e| args.fail(c_str!("Failed to allocate hydration hash table"), e))?;
+        let hydration_pool = HydrationPool::new(MIN_HYDRATIONS).map_err(|e| {
+            args.fail(
+                c_str!("Failed to create dm_clone_region_hydration memory pool"),
+                e,
+            )
+        })?;
         let kcopyd = KcopydClient::new()
             .map_err(|e| args.fail(c_str!("Failed to create kcopyd client"), e))?;
         let handle = target.handle();
         let core = Arc::pin_init(
             CloneCore::new(
                 md,
+                hydrating,
+                hydration_pool,
                 kcopyd,
                 metadata_dev,
                 dest,

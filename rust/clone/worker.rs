@@ -15,6 +15,8 @@ use crate::dm::{
     self, kcopyd::KcopydClient, periodic, sync::IrqSpinLock, BioList, BlkStatus, DmBio,
     TargetHandle,
 };
+use crate::hydration::Copy;
+use crate::hydration_table::{HydrationPool, HydrationTable};
 use crate::metadata::Metadata;
 use crate::superblock::Regions;
 use crate::target::DmClone;
@@ -22,7 +24,6 @@ use crate::{dm_err, dm_info};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::{
     prelude::*,
-    rbtree::RBTree,
     sync::{Arc, ArcBorrow, Mutex},
     workqueue::{impl_has_work, Work, WorkItem},
 };
@@ -88,14 +89,16 @@ pub(crate) struct CloneCore {
     /// Regions being hydrated, with the bios waiting for each (C's hash
     /// table of `dm_clone_region_hydration`).
     #[pin]
-    pub(crate) hydrating: IrqSpinLock<RBTree<u64, BioList<DmClone>>>,
+    pub(crate) hydrating: IrqSpinLock<HydrationTable>,
+    /// Entries of `hydrating` (C's `hydration_pool`).
+    pub(crate) hydration_pool: HydrationPool,
     #[pin]
     pub(crate) deferred: IrqSpinLock<Deferred>,
     #[pin]
     commit_lock: Mutex<()>,
     #[pin]
     work: Work<CloneCore>,
-    pub(crate) kcopyd: KcopydClient,
+    pub(crate) kcopyd: KcopydClient<Copy>,
     pub(crate) metadata_dev: dm::Device,
     pub(crate) dest: dm::Device,
     pub(crate) source: dm::Device,
@@ -142,7 +145,9 @@ impl CloneCore {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         md: impl PinInit<Metadata, Error>,
-        kcopyd: KcopydClient,
+        hydrating: HydrationTable,
+        hydration_pool: HydrationPool,
+        kcopyd: KcopydClient<Copy>,
         metadata_dev: dm::Device,
         dest: dm::Device,
         source: dm::Device,
@@ -153,7 +158,8 @@ impl CloneCore {
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             md <- md,
-            hydrating <- crate::new_irq_spinlock!(RBTree::new()),
+            hydrating <- crate::new_irq_spinlock!(hydrating),
+            hydration_pool,
             deferred <- crate::new_irq_spinlock!(Deferred::default()),
             commit_lock <- kernel::new_mutex!(()),
             work <- kernel::new_work!("CloneCore::work"),

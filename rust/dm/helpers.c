@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include <linux/highmem.h>
 #include <linux/key.h>
+#include <linux/mempool.h>
 #include <linux/slab.h>
 #include <linux/sched/mm.h>
 #include <keys/user-type.h>
@@ -346,6 +347,37 @@ unsigned int rdm_memalloc_noio_save(void)
 void rdm_memalloc_noio_restore(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+/* ---- mempool.rs ----------------------------------------------------- */
+
+struct mempool_s *rdm_mempool_create_kmalloc(int min_nr, size_t size)
+{
+	return mempool_create_kmalloc_pool(min_nr, size);
+}
+
+/*
+ * GFP_NOIO includes __GFP_DIRECT_RECLAIM: mempool_alloc() then never
+ * returns NULL, it waits for an element to be freed (mm/mempool.c).
+ */
+void *rdm_mempool_alloc_noio(struct mempool_s *pool)
+{
+	return mempool_alloc(pool, GFP_NOIO);
+}
+
+void *rdm_mempool_alloc_nowait(struct mempool_s *pool)
+{
+	return mempool_alloc(pool, GFP_NOWAIT | __GFP_NOWARN);
+}
+
+void rdm_mempool_free(void *element, struct mempool_s *pool)
+{
+	mempool_free(element, pool);
+}
+
+void rdm_mempool_destroy(struct mempool_s *pool)
+{
+	mempool_destroy(pool);
 }
 
 /* ---- kcopyd.rs ------------------------------------------------------ */

@@ -100,6 +100,15 @@ void rdm_memset(void *dst, int c, size_t n);
 unsigned int rdm_memalloc_noio_save(void);
 void rdm_memalloc_noio_restore(unsigned int flags);
 
+/* mempool.rs: kmalloc-backed mempools; allocations that wait (GFP_NOIO) or
+ * do not (GFP_NOWAIT). */
+struct mempool_s;
+struct mempool_s *rdm_mempool_create_kmalloc(int min_nr, size_t size);
+void *rdm_mempool_alloc_noio(struct mempool_s *pool);
+void *rdm_mempool_alloc_nowait(struct mempool_s *pool);
+void rdm_mempool_free(void *element, struct mempool_s *pool);
+void rdm_mempool_destroy(struct mempool_s *pool);
+
 /* kcopyd.rs: a client dropped (or waited for) from its own completion. */
 void rdm_kcopyd_warn_drop_in_callback(void);
 void rdm_kcopyd_warn_wait_in_callback(void);

@@ -15,7 +15,13 @@
 //!
 //! C header: [`include/linux/dm-kcopyd.h`](srctree/include/linux/dm-kcopyd.h)
 
-use super::{bindings, error::from_err_ptr, sync::WaitCount, Device};
+use super::{
+    bindings,
+    error::from_err_ptr,
+    mempool::{Mempool, PoolBox},
+    sync::WaitCount,
+    Device,
+};
 use core::{
     ptr::NonNull,
     sync::atomic::{AtomicPtr, Ordering},
@@ -64,32 +70,45 @@ struct Shared {
 
 /// A copy's job and the client's shared state, given to dm-kcopyd as the
 /// callback's context, with the two devices: they stay open until the copy
-/// has completed, whatever the job's owner does meanwhile.
+/// has completed, whatever the job's owner does meanwhile. Taken from the
+/// client's pool of envelopes, to which the callback gives it back.
 struct Envelope<J> {
     shared: NonNull<Shared>,
     job: J,
     _devs: [Device; 2],
+    pool: Mempool<Envelope<J>>,
 }
 
-/// A dm-kcopyd client (`dm_kcopyd_client_create()`); dropping it waits for
-/// the copies in flight and destroys it (C targets' destructors call
-/// `dm_kcopyd_client_destroy()` first, for the same reason).
+// SAFETY: `shared` points to atomics only, valid for as long as any envelope
+// of the client exists (`KcopydClient`'s invariant); the job and devices are
+// `Send`.
+unsafe impl<J: Send> Send for Envelope<J> {}
+
+/// How many copies can always be issued when memory is short: C's kcopyd
+/// keeps `MIN_JOBS` (8) jobs in reserve; our envelopes match.
+const MIN_ENVELOPES: usize = 8;
+
+/// A dm-kcopyd client (`dm_kcopyd_client_create()`) whose copies carry jobs
+/// of type `J`; dropping it waits for the copies in flight and destroys it
+/// (C targets' destructors call `dm_kcopyd_client_destroy()` first, for the
+/// same reason).
 ///
 /// # Invariants
 ///
 /// `kc` is a live client owned by this value. `shared` points to a [`Shared`]
 /// allocated by `KBox` and owned by this value, freed only after `kc` has
 /// been destroyed (or never).
-pub struct KcopydClient {
+pub struct KcopydClient<J: CopyJob> {
     kc: NonNull<bindings::dm_kcopyd_client>,
     shared: NonNull<Shared>,
+    envelopes: Mempool<Envelope<J>>,
 }
 
 // SAFETY: kcopyd clients are used from any thread (their jobs run on kcopyd's
 // own workqueue); `Shared` holds atomics only.
-unsafe impl Send for KcopydClient {}
+unsafe impl<J: CopyJob> Send for KcopydClient<J> {}
 // SAFETY: `dm_kcopyd_copy()` is thread-safe; `Shared` holds atomics only.
-unsafe impl Sync for KcopydClient {}
+unsafe impl<J: CopyJob> Sync for KcopydClient<J> {}
 
 /// The running task (`current`).
 fn current_task() -> *mut bindings::task_struct {
@@ -97,7 +116,7 @@ fn current_task() -> *mut bindings::task_struct {
     unsafe { bindings::get_current() }
 }
 
-impl KcopydClient {
+impl<J: CopyJob> KcopydClient<J> {
     /// A client without throttling.
     ///
     /// # Context
@@ -111,6 +130,7 @@ impl KcopydClient {
             },
             GFP_KERNEL,
         )?;
+        let envelopes = Mempool::new(MIN_ENVELOPES)?;
         // SAFETY: A NULL throttle means "not throttled".
         let kc = from_err_ptr(unsafe { bindings::dm_kcopyd_client_create(core::ptr::null_mut()) })?;
         let kc = NonNull::new(kc).ok_or(ENOMEM)?;
@@ -119,6 +139,7 @@ impl KcopydClient {
         Ok(Self {
             kc,
             shared: NonNull::from(KBox::leak(shared)),
+            envelopes,
         })
     }
 
@@ -129,20 +150,21 @@ impl KcopydClient {
 
     /// Copies `from` to `to` (`to.count` is ignored: the same number of
     /// sectors is written) and calls `job.done(...)` when done. The copy
-    /// keeps a handle of each device until then. Fails, dropping `job`,
-    /// only if the job cannot be allocated.
+    /// keeps a handle of each device until then. Never fails: when memory
+    /// is short it waits for an earlier copy to complete (the job comes
+    /// from a mempool, as dm-kcopyd's own jobs do).
     ///
     /// # Context
     ///
-    /// Process context; may sleep (allocates as `GFP_NOIO`, and dm-kcopyd
-    /// may wait for its own pools).
-    pub fn copy<J: CopyJob>(&self, from: &Region<'_>, to: &Region<'_>, job: J) -> Result {
-        let env = Envelope {
+    /// Process context; may sleep (`GFP_NOIO`: never waits for I/O other
+    /// than copies in flight).
+    pub fn copy(&self, from: &Region<'_>, to: &Region<'_>, job: J) {
+        let env = self.envelopes.alloc(Envelope {
             shared: self.shared,
             job,
             _devs: [from.dev.clone(), to.dev.clone()],
-        };
-        let env = super::noio(|| KBox::new(env, GFP_KERNEL))?;
+            pool: self.envelopes.clone(),
+        });
         let mut src = bindings::dm_io_region {
             bdev: from.dev.bdev(),
             sector: from.sector,
@@ -155,7 +177,7 @@ impl KcopydClient {
         };
         // Counted before kcopyd may complete it.
         self.shared().jobs.add(1);
-        let ctx = KBox::into_raw(env).cast::<c_void>();
+        let ctx = PoolBox::into_raw(env).as_ptr().cast::<c_void>();
         // SAFETY: `kc` is live (invariant); the regions are read during the
         // call only; `ctx` is an owned envelope that `notify::<J>` takes
         // back, exactly once, while `shared` is still allocated: `shared`
@@ -172,7 +194,6 @@ impl KcopydClient {
                 ctx,
             )
         };
-        Ok(())
     }
 
     /// The number of copies whose job has not yet been done and dropped.
@@ -207,9 +228,13 @@ impl KcopydClient {
 /// Called by dm-kcopyd once per copy, from the client's work item, with the
 /// `ctx` given to `dm_kcopyd_copy()` by `copy::<J>`.
 unsafe extern "C" fn notify<J: CopyJob>(read_err: c_int, write_err: c_ulong, ctx: *mut c_void) {
-    // SAFETY: `ctx` came from `KBox::into_raw` in `copy::<J>` and is given
-    // back once.
-    let env = unsafe { KBox::from_raw(ctx.cast::<Envelope<J>>()) };
+    let ctx = ctx.cast::<Envelope<J>>();
+    // SAFETY: `ctx` came from `PoolBox::into_raw` in `copy` and is not
+    // freed before `from_raw` below: the pool handle is cloned out first.
+    let pool = unsafe { (*ctx).pool.clone() };
+    // SAFETY: `ctx` is non-null (it came from a `NonNull`), an element of
+    // `pool` given away by `into_raw` in `copy`, taken back once.
+    let env = unsafe { PoolBox::from_raw(NonNull::new_unchecked(ctx), &pool) };
     // SAFETY: The client's `Shared` is freed only after
     // `dm_kcopyd_client_destroy()`, which waits for this callback to return;
     // or never (leaked by a drop from this very callback).
@@ -228,7 +253,7 @@ unsafe extern "C" fn notify<J: CopyJob>(read_err: c_int, write_err: c_ulong, ctx
     shared.jobs.dec();
 }
 
-impl Drop for KcopydClient {
+impl<J: CopyJob> Drop for KcopydClient<J> {
     /// Waits for the copies in flight, then destroys the client.
     ///
     /// # Context

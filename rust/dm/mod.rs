@@ -43,6 +43,7 @@ pub mod hash;
 pub mod io;
 pub mod kcopyd;
 mod limits;
+pub mod mempool;
 mod noio;
 pub mod parse;
 #[cfg(dm_persistent_data)]

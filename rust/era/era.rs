@@ -199,12 +199,12 @@ impl EraCore {
     fn rollover(&self, md: &mut Metadata) -> Result {
         md.rollover()?;
         let index = md.current_index();
-        let in_flight = self.tracker.switch_to(index)?;
-        for &b in in_flight.iter() {
+        let in_flight = self.tracker.switch_to(index, md);
+        for b in in_flight.blocks() {
             md.mark(b)?;
         }
         md.commit()?;
-        for &b in in_flight.iter() {
+        for b in in_flight.blocks() {
             self.tracker.set(index, b);
         }
         Ok(())

@@ -20,6 +20,7 @@
 //! or the switch happened before the writer read the writeset (the writer
 //! checks the new era's bits, and an unmarked block is deferred and marked).
 
+use crate::metadata::Metadata;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use kernel::prelude::*;
 
@@ -68,19 +69,44 @@ pub(crate) struct Tracker {
     current: AtomicUsize,
     slots: KVVec<AtomicU64>,
     hint: AtomicUsize,
+    /// The ranges in flight at the last switch, copied out of `slots` (the
+    /// first ones): a checkpoint allocates nothing, so a checkpoint under
+    /// memory pressure cannot lose a write in flight. Written by
+    /// [`Tracker::switch_to`] only, which the metadata lock serialises.
+    snapshot: KVVec<AtomicU64>,
+}
+
+/// The writes in flight when the writesets were switched
+/// ([`Tracker::switch_to`]).
+pub(crate) struct InFlight<'a> {
+    ranges: &'a [AtomicU64],
+}
+
+impl InFlight<'_> {
+    /// Every block of every write in flight at the switch.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ranges.iter().flat_map(|r| {
+            let range = r.load(SeqCst);
+            let first = (range >> 32) as u32;
+            first..first.saturating_add(range as u32)
+        })
+    }
 }
 
 impl Tracker {
     pub(crate) fn new(nr_blocks: u64) -> Result<Self> {
         let mut slots = KVVec::with_capacity(SLOTS, GFP_KERNEL)?;
+        let mut snapshot = KVVec::with_capacity(SLOTS, GFP_KERNEL)?;
         for _ in 0..SLOTS {
             slots.push(AtomicU64::new(FREE), GFP_KERNEL)?;
+            snapshot.push(AtomicU64::new(FREE), GFP_KERNEL)?;
         }
         Ok(Self {
             bits: [Bits::new(nr_blocks)?, Bits::new(nr_blocks)?],
             current: AtomicUsize::new(0),
             slots,
             hint: AtomicUsize::new(0),
+            snapshot,
         })
     }
 
@@ -144,20 +170,24 @@ impl Tracker {
     }
 
     /// Switches `map` to the (cleared) writeset `index` and returns the
-    /// blocks of all writes in flight at that point.
-    pub(crate) fn switch_to(&self, index: usize) -> Result<KVec<u32>> {
+    /// writes in flight at that point. Allocates nothing. `_serialised` is
+    /// the metadata, locked by the caller: two switches never run at once,
+    /// so the snapshot the result reads is this switch's.
+    pub(crate) fn switch_to(&self, index: usize, _serialised: &mut Metadata) -> InFlight<'_> {
         self.bits[index & 1].clear_all();
         self.current.store(index & 1, SeqCst);
-        let mut blocks = KVec::new();
+        let mut n = 0;
         for s in self.slots.iter() {
             let range = s.load(SeqCst);
             if range != FREE {
-                let first = (range >> 32) as u32;
-                for b in first..first.saturating_add(range as u32) {
-                    blocks.push(b, GFP_KERNEL)?;
+                if let Some(copy) = self.snapshot.get(n) {
+                    copy.store(range, SeqCst);
+                    n += 1;
                 }
             }
         }
-        Ok(blocks)
+        InFlight {
+            ranges: self.snapshot.get(..n).unwrap_or(&[]),
+        }
     }
 }
