@@ -55,6 +55,8 @@
 # NOMEM_VERBOSE (the fail*/verbose value, 0: the count comes from the
 # `times` countdown, not from the log), NOMEM_SCALE (deadline factor: 1, or
 # 4 on the debug kernel, detected by kmemleak in debugfs),
+# NOMEM_CTOR_N=A-B (the constructor tests fail only the A-th to B-th
+# allocation, then check that N = 1000000 injects nothing),
 # NOMEM_ATTRS (which of "failslab fail_page_alloc" inject: both),
 # NOMEM_FILTER_MODS (extra modules whose text the filter range must span:
 # e.g. "dm_persistent_data"; the range then runs from the lowest to the
@@ -565,7 +567,8 @@ ctor_once() {
 }
 
 t_ctor() {
-	local t=$1 n=1 step last=0 clean=0 tolerated=0 inj
+	local t=$1 n=${NOMEM_CTOR_N%-*} step last=0 clean=0 tolerated=0 inj
+	n=${n:-1}
 	begin "$t"
 	local mark0=$KMARK
 	ctor_table "$t"
@@ -603,9 +606,12 @@ t_ctor() {
 				die "n=$n: reading the device created after a tolerated failure"
 			dmsetup remove rdmt-a-ctor || die "remove after n=$n"
 		fi
-		if [ "$n" -lt 8 ]; then step=1; else step=$((n / 3)); fi
+		if [ -n "${NOMEM_CTOR_N:-}" ]; then
+			# Only N in that range, then one N beyond all (nothing injected).
+			if [ "$n" -lt "${NOMEM_CTOR_N#*-}" ]; then step=1; else step=1000000; fi
+		elif [ "$n" -lt 8 ]; then step=1; else step=$((n / 3)); fi
 		n=$((n + step))
-		[ "$n" -le 2000 ] || die "more than 2000 filtered allocations in dmsetup create"
+		[ "$n" -le 2000 ] || [ -n "${NOMEM_CTOR_N:-}" ] || die "more than 2000 filtered allocations in dmsetup create"
 	done
 	inject_off
 	note "ctor: failing allocation n=1..$last: $clean clean failures, $tolerated tolerated"
