@@ -468,7 +468,7 @@ t_hydrate_clone() {
 # era_invalidate --written-since 1 lists exactly the blocks written.
 t_checkpoint_era() {
 	begin era
-	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after
+	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after a n rc
 	md=$(new_loop nomem-era-md 4)
 	or=$(new_loop nomem-era-or 16)
 	echo "$md $or" >>"$SCRATCH/nomem-loops"
@@ -492,6 +492,28 @@ t_checkpoint_era() {
 			fi
 		fi
 	done
+	# Every filtered allocation of one more checkpoint fails (the first
+	# 50): it must succeed anyway or fail with an error, era unchanged.
+	read -r _ _ _ _ _ before _ < <(dmsetup status rdmt-a-era)
+	for a in "${ATTRS[@]}"; do echo 50 >$DBG/$a/times; echo 100 >$DBG/$a/probability; done
+	rc=0
+	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint 2>>"$SCRATCH/nomem-msg.err" || rc=$?
+	for a in "${ATTRS[@]}"; do
+		echo 0 >$DBG/$a/probability
+		read -r n <$DBG/$a/times
+		case $a in
+		failslab) INJ_SLAB=$((INJ_SLAB + 50 - n)) ;;
+		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + 50 - n)) ;;
+		esac
+		echo "$NOMEM_TIMES" >$DBG/$a/times
+	done
+	read -r _ _ _ _ _ after _ < <(dmsetup status rdmt-a-era)
+	if [ "$rc" = 0 ]; then
+		note "checkpoint with every allocation failing: succeeded (era $before -> $after)"
+	else
+		note "checkpoint with every allocation failing: failed with an error (era $before -> $after): $(tail -n 1 "$SCRATCH/nomem-msg.err")"
+		[ "$before" = "$after" ] || die "a failed checkpoint changed the era ($before -> $after)"
+	fi
 	inject_off
 	assert_injected
 	note "checkpoints under injection: $ok succeeded, $failed failed"
