@@ -20,10 +20,13 @@
 #   hydrate_clone      `enable_hydration` copies the whole source under
 #                      injection: all regions hydrated, the destination equals
 #                      the source, no I/O error on the clone meanwhile.
-#   checkpoint_era     writes and `checkpoint` messages under injection: a
-#                      message may fail only with an error returned (dmsetup
-#                      exits non-zero); era_invalidate then lists exactly the
-#                      blocks written, the device still works.
+#   checkpoint_era     writes and `checkpoint` messages under injection,
+#                      then one checkpoint with every filtered allocation
+#                      failing (50 at most): a message may fail only with an
+#                      error returned (dmsetup exits non-zero) and the era
+#                      unchanged; era_invalidate then lists exactly the
+#                      blocks written, the device still works. A failed
+#                      checkpoint among the 10 % ones fails the test.
 #   ctor_<target>      failures inside `dmsetup create` (constructor and
 #                      resume): the N-th filtered allocation of the dmsetup
 #                      task fails (/proc/self/fail-nth), for N = 1, 2, 3, ...
