@@ -393,7 +393,7 @@ t_io_clone() {
 # cache shrunk so that hash blocks are read (and allocated) again.
 t_io_verity() {
 	begin verity
-	local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev i
+	local img=$SCRATCH/nomem-vdata.img hash=$SCRATCH/nomem-vhash.img data hdev i st
 	truncate -s 32M "$img"
 	"${TO[@]}" fio --name=nomem --filename="$img" --rw=write --bs=64k --size=32M \
 		--verify=crc32c --do_verify=0 --verify_state_save=0 >"$FIO" 2>&1 ||
@@ -426,7 +426,8 @@ t_io_verity() {
 	done
 	inject_off
 	assert_injected
-	dmsetup status rdmt-a-verity | grep -q " V$" || die "verity status: $(dmsetup status rdmt-a-verity)"
+	st=$(dmsetup status rdmt-a-verity)
+	[[ $st == *" V" ]] || die "verity status: $st"
 	dmsetup remove rdmt-a-verity
 	end_test
 }
@@ -616,7 +617,7 @@ t_ctor() {
 		last=$n
 		if [ "$CRC" != 0 ]; then
 			clean=$((clean + 1))
-			if dm_exists rdmt-a-ctor || dmsetup ls 2>/dev/null | grep -q '^rdmt-a-ctor'; then
+			if dm_exists rdmt-a-ctor || [[ $'\n'"$(dmsetup ls 2>/dev/null)" == *$'\n'rdmt-a-ctor[[:space:]]* ]]; then
 				die "n=$n: dmsetup create failed but the device exists"
 			fi
 			klog
