@@ -593,8 +593,9 @@ ctor_once() {
 }
 
 t_ctor() {
-	local t=$1 n=${NOMEM_CTOR_N%-*} step last=0 clean=0 tolerated=0 inj
-	n=${n:-1}
+	local t=$1 n step last=0 clean=0 tolerated=0 inj
+	n=${NOMEM_CTOR_N:-1}
+	n=${n%-*}
 	begin "$t"
 	local mark0=$KMARK
 	ctor_table "$t"
