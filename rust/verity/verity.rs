@@ -133,11 +133,18 @@ impl Operations for Verity {
         if args.count() < table::MANDATORY_ARGS {
             return Err(args.fail(c_str!("Not enough arguments"), EINVAL));
         }
-        let mut argc: KVec<&CStr> = KVec::with_capacity(args.count(), GFP_KERNEL)?;
-        let mut argv: KVec<&[u8]> = KVec::with_capacity(args.count(), GFP_KERNEL)?;
+        // C's first allocation is the target's structure; ours are the
+        // argument vectors: the same reason when they fail.
+        let no_mem =
+            |args: &dm::Args<'_>| args.fail(c_str!("Cannot allocate verity structure"), ENOMEM);
+        let mut argc: KVec<&CStr> =
+            KVec::with_capacity(args.count(), GFP_KERNEL).map_err(|_| no_mem(args))?;
+        let mut argv: KVec<&[u8]> =
+            KVec::with_capacity(args.count(), GFP_KERNEL).map_err(|_| no_mem(args))?;
         while let Some(a) = args.next_opt() {
-            argc.push(a, GFP_KERNEL)?;
-            argv.push(a.as_bytes(), GFP_KERNEL)?;
+            argc.push(a, GFP_KERNEL).map_err(|_| no_mem(args))?;
+            argv.push(a.as_bytes(), GFP_KERNEL)
+                .map_err(|_| no_mem(args))?;
         }
         let opt_args = &argv[table::MANDATORY_ARGS..];
         // C validates the option count before anything else.
@@ -182,12 +189,15 @@ impl Operations for Verity {
 
         let mut salt = KVec::new();
         if argv[9] != b"-" {
-            salt.extend_with(argv[9].len() / 2, 0, GFP_KERNEL)?;
+            salt.extend_with(argv[9].len() / 2, 0, GFP_KERNEL)
+                .map_err(|e| args.fail(c_str!("Cannot allocate salt"), e.into()))?;
         }
         table::parse_salt(argv[9], &mut salt).map_err(|r| bad(args, r))?;
         let mut salted_state = KVec::new();
         if version >= 1 {
-            salted_state.extend_with(hash.state_size().min(MAX_STATE_SIZE), 0, GFP_KERNEL)?;
+            salted_state
+                .extend_with(hash.state_size().min(MAX_STATE_SIZE), 0, GFP_KERNEL)
+                .map_err(|e| args.fail(c_str!("Cannot allocate initial hash state"), e.into()))?;
             hash.export_state(&salt, &mut salted_state)
                 .map_err(|e| args.fail(c_str!("Cannot set up initial hash state"), e))?;
         }
@@ -262,9 +272,12 @@ impl Operations for Verity {
 
         let recheck_io =
             dm::io::IoClient::new().map_err(|e| args.fail(c_str!("Cannot allocate dm io"), e))?;
+        // C's recheck pool (`mempool_init_page_pool`): one buffer here.
+        let no_pool = |e: Error| args.fail(c_str!("Cannot allocate mempool"), e);
         let mut buf = KVec::new();
-        buf.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
-        let recheck_buf = KBox::pin_init(new_mutex!(buf), GFP_KERNEL)?;
+        buf.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)
+            .map_err(|e| no_pool(e.into()))?;
+        let recheck_buf = KBox::pin_init(new_mutex!(buf), GFP_KERNEL).map_err(no_pool)?;
 
         // FEC is on with a device; its other options alone are ignored.
         let fec = match fec_dev {
@@ -317,7 +330,8 @@ impl Operations for Verity {
         };
         if opts.ignore_zero_blocks {
             let mut zero = KVec::new();
-            zero.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)?;
+            zero.extend_with(1usize << data_block_bits, 0u8, GFP_KERNEL)
+                .map_err(|e| args.fail(c_str!("Cannot allocate zero digest"), e.into()))?;
             let mut digest = [0u8; MAX_DIGEST_SIZE];
             v.hash_block(&zero[..], &mut digest)
                 .map_err(|e| args.fail(c_str!("Cannot allocate zero digest"), e))?;
