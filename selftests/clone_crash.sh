@@ -111,13 +111,10 @@
 # CLONE_CRASH_SRC_DELAY ms [10], CLONE_CRASH_FLUSH_DELAY ms [500],
 # CLONE_CRASH_MARK_MS [50], CLONE_CRASH_BATCHES [12],
 # CLONE_CRASH_MAX_SECONDS (workload) [60], CLONE_CRASH_SEED [1].
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
-CLONE_IMPL=${CLONE_IMPL:-rust}
-case "$CLONE_IMPL" in
-rust | c) ;;
-*) echo "clone_crash.sh: CLONE_IMPL must be rust or c, not '$CLONE_IMPL'" >&2; exit 2 ;;
-esac
+impl_from_env clone
 SRC_MIB=${CLONE_CRASH_SRC_MIB:-8}
 SRC_DELAY=${CLONE_CRASH_SRC_DELAY:-10}
 FLUSH_DELAY=${CLONE_CRASH_FLUSH_DELAY:-500}
@@ -132,66 +129,9 @@ REPLAY=$TOP/tools/log-writes-replay
 W=$SCRATCH/clone-crash
 PY=$W/clone_crash.py
 
-# mod_refcount MOD: sets REFCNT (-1: not loaded), without the fork of
-# lib.sh's version (its caller would run it in a command substitution).
-mod_refcount() {
-	REFCNT=-1
-	[ -e "/sys/module/$1/refcnt" ] && read -r REFCNT <"/sys/module/$1/refcnt"
-	: "${REFCNT:=-1}"
-}
-# impl_mods rust|c|unordered: sets MOD (the implementation's module), KO (its
-# file name, Rust only) and OTHERS (the clone modules that must not be loaded
-# with it). No command substitution: a fork costs ~0.5 s under TCG.
-impl_mods() {
-	case $1 in
-	rust) MOD=dm_clone_rs KO=dm-clone-rs OTHERS="dm_clone dm_clone_rs_unordered" ;;
-	c) MOD=dm_clone KO= OTHERS="dm_clone_rs dm_clone_rs_unordered" ;;
-	unordered) MOD=dm_clone_rs_unordered KO=dm-clone-rs-unordered OTHERS="dm_clone dm_clone_rs" ;;
-	esac
-}
-
-# use_impl rust|c|unordered: that clone module is loaded, the others are not.
-use_impl() {
-	local m
-	impl_mods "$1"
-	for m in $OTHERS; do
-		if mod_loaded "$m"; then
-			mod_refcount "$m"
-			rmmod "$m" || die "$m is loaded and cannot be unloaded (refcount $REFCNT)"
-		fi
-	done
-	if ! mod_loaded "$MOD"; then
-		if [ "$1" = c ]; then
-			modprobe dm-clone || die "modprobe dm-clone failed"
-		else
-			[ -f "$TOP/$KO.ko" ] || die "$TOP/$KO.ko does not exist (module not built)"
-			# The module as it is now (the project may be rebuilt meanwhile).
-			cp "$TOP/$KO.ko" "$W/$KO.ko"
-			modprobe dm-persistent-data || die "modprobe dm-persistent-data failed"
-			insmod "$W/$KO.ko" || die "insmod $KO.ko failed"
-		fi
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-	for m in $OTHERS; do
-		if mod_loaded "$m"; then die "$m still loaded"; fi
-	done
-}
-
-# assert_served NAME IMPL: NAME is a `clone` device, IMPL's module is loaded
-# and pinned, the other clone modules are not loaded.
-assert_served() {
-	local name=$1 t m
-	impl_mods "$2"
-	t=$(dmsetup table "$name") || die "no device $name"
-	set -- $t
-	[ "${3:-}" = clone ] || die "target type of $name is '${3:-}', not clone"
-	mod_loaded "$MOD" || die "$MOD not loaded"
-	mod_refcount "$MOD"
-	[ "$REFCNT" -ge 1 ] || die "$MOD not in use (refcount $REFCNT)"
-	for m in $OTHERS; do
-		if mod_loaded "$m"; then die "$m is loaded too"; fi
-	done
-}
+# The clone modules: ours (rust), C's (c), the commit-before-flush test build
+# (unordered); selftests/lib/impl.sh loads one with the others unloaded
+# (impl_load clone IMPL) and proves it served a device (impl_assert_served).
 
 # Removes the test's devices, uppers first, and detaches its loop devices.
 cc_cleanup() {
@@ -227,7 +167,7 @@ run_workload() {
 	mkdir -p "$d"
 	modprobe dm-log-writes || die "modprobe dm-log-writes"
 	modprobe dm-delay || die "modprobe dm-delay"
-	use_impl "$impl"
+	impl_load clone "$impl"
 	cp "$W/src.img" "$d/src.img"
 	truncate -s "${SRC_MIB}M" "$d/dest.img"
 	truncate -s "${MD_MIB}M" "$d/meta.img"
@@ -253,13 +193,13 @@ run_workload() {
 	timeout 60 dmsetup create rdmt-a-clone --table "0 $SECTORS clone /dev/mapper/rdmt-c-lwm \
 /dev/mapper/rdmt-b-dstdly /dev/mapper/rdmt-b-srcdly $REGION 1 no_hydration \
 4 hydration_threshold 1 hydration_batch_size 1" || die "create the clone ($impl)"
-	assert_served rdmt-a-clone "$impl"
+	impl_assert_served rdmt-a-clone clone "$impl"
 	timeout $((MAX_SECONDS + 120)) python3 "$PY" workload --dev /dev/mapper/rdmt-a-clone \
 		--clone rdmt-a-clone --lw-meta rdmt-c-lwm --lw-dest rdmt-c-lwd \
 		--journal "$d/journal.json" --seed "$SEED" --mark-ms "$MARK_MS" \
 		--batches "$BATCHES" --max-seconds "$MAX_SECONDS" \
 		>"$d/workload.out" 2>&1 || { cat "$d/workload.out" >&2; die "workload failed"; }
-	assert_served rdmt-a-clone "$impl"
+	impl_assert_served rdmt-a-clone clone "$impl"
 	timeout 120 dmsetup remove rdmt-a-clone || die "remove the clone"
 	for st in rdmt-c-lwd rdmt-c-lwm; do
 		st=$(dmsetup status "$st") || die "status of $st"
@@ -278,7 +218,7 @@ run_check() {
 	local d=$W/$1 impl=$2
 	shift 2
 	cc_cleanup
-	use_impl "$impl"
+	impl_load clone "$impl"
 	truncate -s 0 "$d/chk-dest.img" "$d/chk-meta.img"
 	truncate -s "${SRC_MIB}M" "$d/chk-dest.img"
 	truncate -s "${MD_MIB}M" "$d/chk-meta.img"
@@ -291,7 +231,7 @@ run_check() {
 		--state-dir "$d" --chk-meta "$CML" --chk-meta-img "$d/chk-meta.img" \
 		--chk-dest "$CDL" --chk-dest-img "$d/chk-dest.img" --src "$SRCL" \
 		--src-img "$d/src.img" --sectors "$SECTORS" --region "$REGION" \
-		--name rdmt-a-chk --module "$MOD" --not-modules "$OTHERS" \
+		--name rdmt-a-chk --module "$IMPL_MOD" --not-modules "$IMPL_OTHERS" \
 		--node "$d/chk-node" "$@" >"$d/check.out" 2>&1 || CHECK_RC=$?
 	cc_cleanup
 	rm -f "$d/chk-dest.img" "$d/chk-meta.img" "$d/state-meta.img" "$d/state-dest.img"
@@ -336,21 +276,15 @@ t_unordered_fails() {
 	assert_no_kernel_report
 }
 
-skip_test() { # NAME REASON
-	TEST_NR=$((TEST_NR + 1))
-	TESTS_PASSED=$((TESTS_PASSED + 1))
-	echo "ok $TEST_NR $1 # SKIP $2"
-}
-
 cc_test() { # NAME FUNC: run_test, then the summary lines and the duration
-	local t0=$SECONDS tag
+	local tag
 	run_test "$@"
+	! ktap_counting || return 0
 	case $2 in
 	t_crash_consistent | t_lagging_destination) tag=main ;;
 	t_unordered_fails) tag=unordered ;;
 	esac
 	summary "$tag" | sed "s/^# /# $1: /"
-	echo "# $1: $((SECONDS - t0)) s"
 }
 
 # ==== the python part: workload and checker ===================================
@@ -844,17 +778,19 @@ PYEOF
 echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
 write_py
 python3 "$PY" source "$W/src.img" $((SRC_MIB * 256)) || { echo "clone_crash.sh: no source image" >&2; exit 2; }
-ktap_header clone_crash 3
-echo "# CLONE_IMPL=$CLONE_IMPL source ${SRC_MIB} MiB, regions 64 KiB, source delay ${SRC_DELAY} ms," \
-	"destination flush delay ${FLUSH_DELAY} ms, marks every ${MARK_MS} ms"
-cc_test crash_consistent_at_every_mark t_crash_consistent
-cc_test checker_detects_lagging_destination t_lagging_destination
-if [ "$CLONE_IMPL" = rust ]; then
-	cc_test unordered_variant_fails t_unordered_fails
-else
-	skip_test unordered_variant_fails "the commit-before-flush variant is a Rust module (CLONE_IMPL=rust)"
-fi
+suite_tests() {
+	echo "# CLONE_IMPL=$CLONE_IMPL source ${SRC_MIB} MiB, regions 64 KiB, source delay ${SRC_DELAY} ms," \
+		"destination flush delay ${FLUSH_DELAY} ms, marks every ${MARK_MS} ms"
+	cc_test crash_consistent_at_every_mark t_crash_consistent
+	cc_test checker_detects_lagging_destination t_lagging_destination
+	if [ "$CLONE_IMPL" = rust ]; then
+		cc_test unordered_variant_fails t_unordered_fails
+	else
+		skip_test unordered_variant_fails "the commit-before-flush variant is a Rust module (CLONE_IMPL=rust)"
+	fi
+}
+
+ktap_suite clone_crash suite_tests
 cc_cleanup
 for m in dm_clone dm_clone_rs dm_clone_rs_unordered; do ! mod_loaded "$m" || rmmod "$m" 2>/dev/null || true; done
 rm -rf "$W"
-suite_end

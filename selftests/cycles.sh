@@ -42,72 +42,14 @@
 # Every test proves that our module served the device: the live table's
 # target type, our module loaded and pinned, the C twin (dm_verity, dm_era,
 # dm_clone) not loaded; no kernel report (oops, WARNING, ...) in the log.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 N_CYCLES=${N_CYCLES:-100}
 N_LOADS=${N_LOADS:-20}
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
 DMIO=$SCRATCH/cycles-dmio.py
-
-# target_info TARGET: sets TT (target type), MOD (our module), KO (its
-# file), TWIN (the C module registering the same target type, or ""), DEPS
-# (modules ours needs).
-target_info() {
-	case "$1" in
-	linear) TT=linear_rs MOD=dm_linear_rs KO=dm-linear-rs TWIN= DEPS= ;;
-	verity) TT=verity MOD=dm_verity_rs KO=dm-verity-rs TWIN=dm_verity DEPS="dm-bufio reed_solomon" ;;
-	era) TT=era MOD=dm_era_rs KO=dm-era-rs TWIN=dm_era DEPS=dm-persistent-data ;;
-	clone) TT=clone MOD=dm_clone_rs KO=dm-clone-rs TWIN=dm_clone DEPS=dm-persistent-data ;;
-	*) die "unknown target $1" ;;
-	esac
-	KO=$SCRATCH/$KO.ko
-}
-
-# use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
-# device of the twin may exist).
-use_rust() {
-	local d
-	target_info "$1"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
-		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
-	fi
-	for d in $DEPS; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
-	if ! mod_loaded "$MOD"; then
-		[ -f "$KO" ] || die "$KO does not exist (module not built)"
-		insmod "$KO" || die "insmod $KO failed"
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-}
-
-# assert_served NAME: NAME's live table has our target type, our module is
-# loaded and pinned, the C twin is not loaded (target_info set the names).
-assert_served() {
-	local t n
-	t=$(dmsetup table "$1") || die "no device $1"
-	set -- "$1" $t
-	[ "${4:-}" = "$TT" ] || die "target type of $1 is '${4:-}', not $TT"
-	mod_loaded "$MOD" || die "$MOD not loaded"
-	n=$(mod_refcount "$MOD")
-	[ "$n" -ge 1 ] || die "$MOD not in use by $1 (refcount $n)"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "the C $TWIN is loaded"; fi
-}
-
-# note TEXT: a diagnostic line on the suite's output, also from a test
-# that passes (run_test shows a test's own output only when it fails).
-note() { echo "# $*" >&3; }
-
-# dn DEV: prints DEV's major:minor (lib.sh's devnum without processes).
-dn() {
-	local d
-	read -r d <"/sys/class/block/${1##*/}/dev" || die "no block device $1"
-	echo "$d"
-}
-
-# nap SECONDS: sleeps without starting a process (a read with a timeout on
-# a FIFO nobody writes to).
-nap() { read -r -t "$1" -u "$NAPFD" || true; }
-
 
 # cleanup: removes every test device, uppers (rdmt-a-*) first.
 cleanup() {
@@ -473,7 +415,7 @@ run_cycles() {
 		--count "$n" --table "$table" ${ro:+--ro} --pid "$WPID" "$@") || rc=$?
 	[ $rc -eq 0 ] || die "cycles (rc $rc): $out"
 	note "${out//$'\n'/$'\n'# }"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 }
 
 # fio_start DEV SIZE: fio writes DEV's first SIZE bytes at random, 4 to 64
@@ -582,20 +524,20 @@ suite_setup() {
 verity_loops() {
 	VDATA=$(losetup --find --show --read-only "$VIMG")
 	VHASH=$(losetup --find --show --read-only "$VHIMG")
-	VTABLE="0 16384 verity 1 $(dn "$VDATA") $(dn "$VHASH") $VTABLE_ARGS"
+	VTABLE="0 16384 verity 1 $(devnum "$VDATA") $(devnum "$VHASH") $VTABLE_ARGS"
 }
 
 t_cycles_linear() {
 	cleanup
-	use_rust linear
+	impl_load linear rust
 	kmark
 	local lo table
 	lo=$(new_loop cyc-lin 16)
-	table="0 32768 linear_rs $(dn "$lo") 0"
+	table="0 32768 linear_rs $(devnum "$lo") 0"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
 	fio_stop_check
@@ -609,13 +551,13 @@ t_cycles_linear() {
 # status is still V (no corruption seen).
 t_cycles_verity() {
 	cleanup
-	use_rust verity
+	impl_load verity rust
 	kmark
 	verity_loops
 	dmsetup create $DEVNAME --readonly --table "$VTABLE"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	reader_start /dev/mapper/$DEVNAME "$VIMG" "$KNAME"
 	run_cycles "$VTABLE" ro
 	reader_stop_check
@@ -632,17 +574,17 @@ t_cycles_verity() {
 # damaged writeset, "missing bits".)
 t_cycles_era() {
 	cleanup
-	use_rust era
+	impl_load era rust
 	kmark
 	local md or table s e0 e1
 	md=$(new_loop cyc-era-md 4)
 	or=$(new_loop cyc-era-or 16)
-	table="0 32768 era $(dn "$md") $(dn "$or") 128"
+	table="0 32768 era $(devnum "$md") $(devnum "$or") 128"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	s=$(dmsetup status $DEVNAME); set -- $s; e0=$6
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
 	fio_stop_check
@@ -663,17 +605,17 @@ t_cycles_era() {
 # the source.
 t_cycles_clone() {
 	cleanup
-	use_rust clone
+	impl_load clone rust
 	kmark
 	local md dst src table
 	md=$(new_loop cyc-cl-md 4)
 	dst=$(new_loop cyc-cl-dst 16)
 	src=$(losetup --find --show --read-only "$CSRC")
-	table="0 32768 clone $(dn "$md") $(dn "$dst") $(dn "$src") 128"
+	table="0 32768 clone $(devnum "$md") $(devnum "$dst") $(devnum "$src") 128"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table" "" --hydrated --compare "$CSRC" --from $((12 << 20))
 	fio_stop_check
@@ -706,19 +648,23 @@ kmemleak_file() {
 # the helper loads and unloads it N_LOADS times (device, I/O, remove each
 # time).
 modloop() {
-	local target=$1 table=$2 ro=${3:-} image=${4:-} wipe=${5:-} out rc=0 kml
-	target_info "$target"
+	local target=$1 table=$2 ro=${3:-} image=${4:-} wipe=${5:-} out rc=0 kml twin
+	impl_select "$target" rust
+	twin=${IMPL_OTHERS%% *}
+	MOD=$IMPL_MOD
+	impl_deps
+	impl_ko_file
+	KO=$IMPL_KO_FILE
 	# Nothing of ours stays loaded (no device of ours may exist).
 	if mod_loaded "$MOD"; then rmmod "$MOD" || die "rmmod $MOD before the loop"; fi
-	[ -f "$KO" ] || die "$KO does not exist (module not built)"
 	kml=$(kmemleak_file) || true
 	[ -z "$kml" ] || echo clear >"$kml"
-	out=$("${PY[@]}" "$DMIO" modloop --ko "$KO" --mod "$MOD" --twin "${TWIN:-none}" \
-		--target "$TT" --name rdmt-a-load --table "$table" ${ro:+--ro} ${image:+--image "$image"} \
+	out=$("${PY[@]}" "$DMIO" modloop --ko "$KO" --mod "$MOD" --twin "${twin:-none}" \
+		--target "$IMPL_TYPE" --name rdmt-a-load --table "$table" ${ro:+--ro} ${image:+--image "$image"} \
 		${wipe:+--wipe "$wipe"} --iters "$N_LOADS" --warm $WARM) || rc=$?
 	[ $rc -eq 0 ] || die "module loop (rc $rc): $out"
 	mod_loaded "$MOD" && die "$MOD loaded after the loop"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "the C $TWIN got loaded"; fi
+	if [ -n "$twin" ] && mod_loaded "$twin"; then die "the C $twin got loaded"; fi
 	# Memory: {"warm": {...}, "end": {...}, "seconds": S}, in KiB.
 	local k w e grew=() grew_all=()
 	for k in SUnreclaim VmallocUsed Percpu; do
@@ -767,14 +713,13 @@ t_modloop_linear() {
 	kmark
 	local lo
 	lo=$(new_loop cyc-ml-lin 8)
-	modloop linear "0 16384 linear_rs $(dn "$lo") 0"
+	modloop linear "0 16384 linear_rs $(devnum "$lo") 0"
 	free_loop "$lo"
 	assert_no_kernel_report
 }
 
 t_modloop_verity() {
 	cleanup
-	mod_loaded dm_bufio || modprobe dm-bufio || die "modprobe dm-bufio"
 	kmark
 	verity_loops
 	modloop verity "$VTABLE" ro "$VIMG"
@@ -786,12 +731,11 @@ t_modloop_verity() {
 # era: the first device formats the metadata, the others open it.
 t_modloop_era() {
 	cleanup
-	mod_loaded dm_persistent_data || modprobe dm-persistent-data || die "modprobe dm-persistent-data"
 	kmark
 	local md or
 	md=$(new_loop cyc-ml-md 4)
 	or=$(new_loop cyc-ml-or 8)
-	modloop era "0 16384 era $(dn "$md") $(dn "$or") 128"
+	modloop era "0 16384 era $(devnum "$md") $(devnum "$or") 128"
 	era_check "$md" >"$SCRATCH/era_check.out" 2>&1 || { cat "$SCRATCH/era_check.out" >&2; die "era_check failed"; }
 	free_loop "$md"
 	free_loop "$or"
@@ -802,13 +746,12 @@ t_modloop_era() {
 # removed (8 KiB regions: 1024 of them, not all copied in one iteration).
 t_modloop_clone() {
 	cleanup
-	mod_loaded dm_persistent_data || modprobe dm-persistent-data || die "modprobe dm-persistent-data"
 	kmark
 	local md dst src
 	md=$(new_loop cyc-ml-md 4)
 	dst=$(new_loop cyc-ml-dst 8)
 	src=$(losetup --find --show --read-only "$CSRC")
-	modloop clone "0 16384 clone $(dn "$md") $(dn "$dst") $(dn "$src") 16" "" "" "$md"
+	modloop clone "0 16384 clone $(devnum "$md") $(devnum "$dst") $(devnum "$src") 16" "" "" "$md"
 	free_loop "$md"
 	free_loop "$dst"
 	free_loop "$src"
@@ -817,38 +760,21 @@ t_modloop_clone() {
 
 # ==== main ====================================================================
 T0=$SECONDS
-cycles_test() {
-	local t0=$SECONDS
-	if ! [[ "$1" =~ ${CYCLES_ONLY:-.} ]]; then
-		TEST_NR=$((TEST_NR + 1)) TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $1 # SKIP not in CYCLES_ONLY"
-		return 0
-	fi
-	T1=$SECONDS
-	run_test "$@"
-	echo "# $1: $((SECONDS - t0)) s"
+write_helper
+suite_setup
+suite_tests() {
+	echo "# N_CYCLES=$N_CYCLES N_LOADS=$N_LOADS; set-up $((SECONDS - T0)) s"
+	run_test cycles_linear t_cycles_linear
+	run_test cycles_verity t_cycles_verity
+	run_test cycles_era t_cycles_era
+	run_test cycles_clone t_cycles_clone
+	run_test modloop_linear t_modloop_linear
+	run_test modloop_verity t_modloop_verity
+	run_test modloop_era t_modloop_era
+	run_test modloop_clone t_modloop_clone
 }
 
-exec 3>&1
-mkfifo "$SCRATCH/cycles-nap" && exec {NAPFD}<>"$SCRATCH/cycles-nap"
-echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
-write_helper
-# The modules as they are now: the project directory may be rebuilt meanwhile.
-for ko in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
-	[ -f "$TOP/$ko.ko" ] && cp "$TOP/$ko.ko" "$SCRATCH/$ko.ko"
-done
-suite_setup
-ktap_header cycles 8
-echo "# N_CYCLES=$N_CYCLES N_LOADS=$N_LOADS; set-up $((SECONDS - T0)) s"
-cycles_test cycles_linear t_cycles_linear
-cycles_test cycles_verity t_cycles_verity
-cycles_test cycles_era t_cycles_era
-cycles_test cycles_clone t_cycles_clone
-cycles_test modloop_linear t_modloop_linear
-cycles_test modloop_verity t_modloop_verity
-cycles_test modloop_era t_modloop_era
-cycles_test modloop_clone t_modloop_clone
+ktap_suite cycles suite_tests
 cleanup
-rm -f "$SCRATCH"/cyc-*.img "$SCRATCH/cycles-nap" "$DMIO" "$SCRATCH"/dm-*-rs.ko "$SCRATCH"/format.out
+rm -f "$SCRATCH"/cyc-*.img "$DMIO" "$SCRATCH"/format.out
 echo "# suite time: $((SECONDS - T0)) s"
-suite_end

@@ -42,8 +42,8 @@
 #   create[-ro] NAME TABLE      a device (read-only table), /dev/mapper/NAME
 #   swap[-ro] NAME TABLE        load TABLE, suspend, resume
 #   remove NAME                 msg NAME WORDS...  (a target message)
-#   served NAME TYPE MOD TWIN   the live table is TYPE, MOD is pinned, the C
-#                               TWIN ("-": none) is not loaded
+#   served NAME TYPE MOD [OTHERS]  the live table is TYPE, MOD is pinned,
+#                               none of OTHERS (a,b,...) is loaded
 #   read DEV BLK N = FILE FBLK  N blocks at BLK read as FILE's from FBLK
 #   read DEV BLK N EIO          the read fails with EIO
 #   read2 ...                   as read, one EIO first allowed
@@ -59,7 +59,8 @@
 #   sleep SECONDS
 #
 # Every test proves that our module served the device (`served`).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
@@ -67,45 +68,15 @@ DMIO=$SCRATCH/faults-dmio.py
 # Deadline of the other commands touching a device under test.
 TO=(timeout 120)
 
-# note TEXT: a diagnostic line on the suite's output, also from a test
-# that passes (run_test shows a test's own output only when it fails).
-note() { echo "# $*" >&3; }
-
-
-# use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
-# device of the twin may exist). Sets TT (target type), MOD, TWIN.
-use_rust() {
-	local ko deps= d
-	case "$1" in
-	linear) TT=linear_rs MOD=dm_linear_rs ko=dm-linear-rs TWIN= ;;
-	verity) TT=verity MOD=dm_verity_rs ko=dm-verity-rs TWIN=dm_verity deps="dm-bufio reed_solomon" ;;
-	era) TT=era MOD=dm_era_rs ko=dm-era-rs TWIN=dm_era deps=dm-persistent-data ;;
-	clone) TT=clone MOD=dm_clone_rs ko=dm-clone-rs TWIN=dm_clone deps=dm-persistent-data ;;
-	esac
-	ko=$SCRATCH/$ko.ko
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
-		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
-	fi
-	for d in $deps; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
-	if ! mod_loaded "$MOD"; then
-		[ -f "$ko" ] || die "$ko does not exist (module not built)"
-		insmod "$ko" || die "insmod $ko failed"
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-}
-
-# served NAME: the step that checks NAME is served by our module.
-served() { echo "served $1 $TT $MOD ${TWIN:--}"; }
+# served NAME: the helper's step that checks NAME is served by the module
+# begin loaded (the proof of impl_assert_served, selftests/lib/impl.sh).
+served() { local o=${IMPL_OTHERS% }; echo "served $1 $IMPL_TYPE $IMPL_MOD ${o// /,}"; }
 
 # end_test [REGEX...]: the kernel logged no report since the mark (and a
 # line matching each REGEX).
 end_test() {
 	local re
-	klog
-	if [[ "$KLOG" =~ $REPORT_RE ]]; then
-		echo "$KLOG" | grep -E -A20 "$REPORT_RE" | head -n 60 >&2
-		die "kernel report in the log"
-	fi
+	assert_no_kernel_report
 	for re in "$@"; do
 		[[ "$KLOG" =~ $re ]] || { echo "$KLOG" | tail -n 8 >&2; die "kernel log has no line matching: $re"; }
 	done
@@ -129,7 +100,7 @@ cleanup() {
 # kernel log mark.
 begin() {
 	cleanup
-	use_rust "$1"
+	impl_load "$1" rust
 	kmark
 }
 
@@ -247,7 +218,7 @@ def s_msg(w):
 
 
 def s_served(w):
-    name, ttype, mod, twin = w
+    name, ttype, mod, others = (w + [""])[:4]
     t, _ = table_status(name, F_TABLE)
     if t != ttype:
         raise Fail(f"target type of {name} is {t}, not {ttype}")
@@ -255,8 +226,9 @@ def s_served(w):
         n = int(f.read())
     if n < 1:
         raise Fail(f"{mod} not in use (refcount {n})")
-    if twin != "-" and os.path.exists(f"/sys/module/{twin}"):
-        raise Fail(f"the C {twin} is loaded")
+    for other in filter(None, others.split(",")):
+        if os.path.exists(f"/sys/module/{other}"):
+            raise Fail(f"{other} is loaded too")
 
 
 def s_status(w):
@@ -963,41 +935,26 @@ t_clone_intermittent() {
 
 # ==== main ====================================================================
 T0=$SECONDS
-faults_test() {
-	local t0=$SECONDS
-	if ! [[ "$1" =~ ${FAULTS_ONLY:-.} ]]; then
-		TEST_NR=$((TEST_NR + 1)) TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $1 # SKIP not in FAULTS_ONLY"
-		return 0
-	fi
-	run_test "$@"
-	echo "# $1: $((SECONDS - t0)) s"
-}
-
-exec 3>&1
-echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
 write_helper
-# The modules as they are now: the project directory may be rebuilt meanwhile.
-for ko in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
-	[ -f "$TOP/$ko.ko" ] && cp "$TOP/$ko.ko" "$SCRATCH/$ko.ko"
-done
 modprobe dm-flakey && modprobe dm-dust || echo "# modprobe dm-flakey dm-dust failed"
 suite_setup
-ktap_header faults 12
-echo "# set-up $((SECONDS - T0)) s"
-faults_test linear_flakey_modes t_linear_flakey_modes
-faults_test linear_dust t_linear_dust
-faults_test linear_intermittent t_linear_intermittent
-faults_test verity_data_read_errors t_verity_data_read_errors
-faults_test verity_hash_read_errors t_verity_hash_read_errors
-faults_test verity_intermittent t_verity_intermittent
-faults_test era_origin_dust_and_drops t_era_origin_dust_and_drops
-faults_test era_origin_intermittent t_era_origin_intermittent
-faults_test era_metadata_dropped_writes t_era_metadata_dropped_writes
-faults_test clone_dest_read_errors_and_dropped_writes t_clone_dest_read_errors_and_dropped_writes
-faults_test clone_metadata_dropped_writes t_clone_metadata_dropped_writes
-faults_test clone_intermittent t_clone_intermittent
+suite_tests() {
+	echo "# set-up $((SECONDS - T0)) s"
+	run_test linear_flakey_modes t_linear_flakey_modes
+	run_test linear_dust t_linear_dust
+	run_test linear_intermittent t_linear_intermittent
+	run_test verity_data_read_errors t_verity_data_read_errors
+	run_test verity_hash_read_errors t_verity_hash_read_errors
+	run_test verity_intermittent t_verity_intermittent
+	run_test era_origin_dust_and_drops t_era_origin_dust_and_drops
+	run_test era_origin_intermittent t_era_origin_intermittent
+	run_test era_metadata_dropped_writes t_era_metadata_dropped_writes
+	run_test clone_dest_read_errors_and_dropped_writes t_clone_dest_read_errors_and_dropped_writes
+	run_test clone_metadata_dropped_writes t_clone_metadata_dropped_writes
+	run_test clone_intermittent t_clone_intermittent
+}
+
+ktap_suite faults suite_tests
 cleanup
-rm -f "$DMIO" "$SCRATCH"/flt-* "$SCRATCH"/dm-*-rs.ko
+rm -f "$DMIO" "$SCRATCH"/flt-*
 echo "# suite time: $((SECONDS - T0)) s"
-suite_end
