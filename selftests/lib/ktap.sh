@@ -27,7 +27,8 @@
 
 # run_test NAME FUNC [ARGS...]: runs FUNC in a subshell with `set -e`, so
 # the first failing command or assertion fails the test. The test's output
-# is shown only when it fails, apart from lines it writes to fd 3 (`note`).
+# is shown only when it fails, apart from lines it writes to fd 3 (`note`)
+# and, with KTAP_DIAG=1, its own diagnostic lines ("# ...").
 # After the test, the suite's KTAP_CLEANUP function (if set) runs, whatever
 # the outcome. TEST_T0 is the test's start ($SECONDS).
 run_test() {
@@ -53,10 +54,16 @@ run_test() {
 	[ -z "${KTAP_CLEANUP:-}" ] || "$KTAP_CLEANUP"
 	if [ $rc -eq 0 ]; then
 		TESTS_PASSED=$((TESTS_PASSED + 1))
+		[ "${KTAP_DIAG:-0}" = 0 ] || grep -a '^# ' "$out"
 		echo "ok $TEST_NR $name"
 	else
 		TESTS_FAILED=$((TESTS_FAILED + 1))
-		sed 's/^/# /' "$out"
+		if [ "${KTAP_DIAG:-0}" = 0 ]; then
+			sed 's/^/# /' "$out"
+		else
+			grep -a '^# ' "$out"
+			grep -av '^# ' "$out" | sed 's/^/# /'
+		fi
 		echo "not ok $TEST_NR $name"
 	fi
 	echo "# $name: $((SECONDS - TEST_T0)) s"
