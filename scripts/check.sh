@@ -118,7 +118,7 @@ echo "host unit tests: $p passed, $f failed"
 [ "$f" -eq 0 ] || sed 's/^/#   /' "$out/hosttests.log" | tail -n 40
 
 # --- the bench report's own test: every ratio reads > 1 when Rust is better ---
-"$top/tools/bench-report" --self-test >"$out/bench-report-self-test.log" 2>&1
+"$top/tools/bench-report.py" --self-test >"$out/bench-report-self-test.log" 2>&1
 result "bench-report self-test (every ratio: > 1 = Rust better)" $? "$out/bench-report-self-test.log"
 
 # --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
@@ -158,7 +158,7 @@ fi
 for v in N_CYCLES N_LOADS FUZZ_COUNT FUZZ_SEED FUZZ_DMSETUP FUZZ_TIMEOUT N_SWAPS CLONE_TEST_DEADLINE N_TEARDOWN LEAK_MARGIN_KIB; do
 	[ -z "${!v:-}" ] || guest_env+=("$v=${!v}")
 done
-"$top/tools/vm-run" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \
+"$top/tools/vm-run.sh" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \
 	env "${guest_env[@]}" "$top/selftests/run.sh" $(grep -v '^#' "$top/selftests/suites") | tee "$out/selftests.log"
 rc=${PIPESTATUS[0]}
 line=$(grep -a '^selftests:' "$out/selftests.log" | tail -n1)

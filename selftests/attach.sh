@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Selftests of tools/dm-swap: attaching our targets (era, clone) to a device
+# Selftests of tools/dm-swap.sh: attaching our targets (era, clone) to a device
 # in use by a live table swap, under a fio verify workload on a mounted ext4.
 . "$(dirname "$0")/lib/suite.sh"
 suite_init
 
-SWAP="$TOP/tools/dm-swap"
+SWAP="$TOP/tools/dm-swap.sh"
 N_SWAPS=${N_SWAPS:-50}
 MNT=$SCRATCH/mnt
 

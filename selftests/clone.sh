@@ -11,9 +11,9 @@
 #                              (CLONE_KO: another path for the .ko)
 #   CLONE_IMPL=c               modprobe dm-clone
 #
-#   tools/vm-run -- selftests/run.sh clone
-#   tools/vm-run -- env CLONE_IMPL=c selftests/run.sh clone
-#   tools/vm-run -- env CLONE_ONLY="teardown" selftests/run.sh clone
+#   tools/vm-run.sh -- selftests/run.sh clone
+#   tools/vm-run.sh -- env CLONE_IMPL=c selftests/run.sh clone
+#   tools/vm-run.sh -- env CLONE_ONLY="teardown" selftests/run.sh clone
 #
 # Knobs: CLONE_TEST_DEADLINE (600 s per test; the waits scale with it),
 # CLONE_ONLY (test names: only these run, the others are skipped and counted as skipped, not passed),

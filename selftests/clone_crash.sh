@@ -5,8 +5,8 @@
 # (module dm_clone_rs) or the kernel's C dm-clone (module dm_clone), chosen by
 # CLONE_IMPL (rust, the default, or c):
 #
-#   tools/vm-run -- selftests/run.sh clone_crash
-#   tools/vm-run -- env CLONE_IMPL=c selftests/run.sh clone_crash
+#   tools/vm-run.sh -- selftests/run.sh clone_crash
+#   tools/vm-run.sh -- env CLONE_IMPL=c selftests/run.sh clone_crash
 #
 # dm-clone must never record a region as hydrated before the region's data is
 # durable on the destination: it flushes the destination, then commits the
@@ -68,7 +68,7 @@
 #
 # The check (after the devices are removed, so both logs end with the
 # target's final mark): both logs are replayed incrementally, with
-# tools/log-writes-replay (imported), onto zeroed images - the logs hold the
+# tools/log-writes-replay.py (imported), onto zeroed images - the logs hold the
 # metadata format too - and, alike, onto the check images under two loop
 # devices. At every mark a clone is created on the check images (no_hydration:
 # nothing moves) with the unchanged source, every 4 KiB block is read through
@@ -125,7 +125,7 @@ SEED=${CLONE_CRASH_SEED:-1}
 REGION=128                       # sectors (64 KiB)
 MD_MIB=8
 SECTORS=$((SRC_MIB * 2048))
-REPLAY=$TOP/tools/log-writes-replay
+REPLAY=$TOP/tools/log-writes-replay.py
 W=$SCRATCH/clone-crash
 PY=$W/clone_crash.py
 

@@ -24,7 +24,7 @@
 #                       generous margin); on the debug kernel (kmemleak),
 #                       kmemleak finds no leak that mentions our modules.
 #
-#   tools/vm-run -- selftests/run.sh cycles
+#   tools/vm-run.sh -- selftests/run.sh cycles
 #
 # Knobs (environment): N_CYCLES (100), N_LOADS (20), LEAK_MARGIN_KIB (2048),
 # CYCLES_ONLY (a regex: run only the tests whose names match),

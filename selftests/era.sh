@@ -9,8 +9,8 @@
 #   ERA_IMPL=rust (default)  modprobe dm-persistent-data; insmod dm-era-rs.ko
 #   ERA_IMPL=c               modprobe dm-era
 #
-#   tools/vm-run -- selftests/run.sh era
-#   tools/vm-run -- env ERA_IMPL=c selftests/run.sh era
+#   tools/vm-run.sh -- selftests/run.sh era
+#   tools/vm-run.sh -- env ERA_IMPL=c selftests/run.sh era
 #
 # The two can never be loaded together. Every test checks that its device is
 # served by the module it expects (loaded, pinned by the table) while the

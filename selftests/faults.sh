@@ -10,7 +10,7 @@
 # wrong data, nothing hangs (every step has a deadline), the devices can be
 # removed, the kernel reports nothing (no oops, WARNING, hung task).
 #
-#   tools/vm-run -- selftests/run.sh faults
+#   tools/vm-run.sh -- selftests/run.sh faults
 #   (FAULTS_ONLY=REGEX: only the tests whose names match)
 #
 # The matrix, and where the other suites already test a cell:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fuzzing of table lines and messages: tools/dm-fuzz sends FUZZ_COUNT
+# Fuzzing of table lines and messages: tools/dm-fuzz.py sends FUZZ_COUNT
 # (default 10000) malformed, random and valid table lines per target, and
 # messages to the tables that were accepted, through the DM ioctls, then a
 # sample of them (FUZZ_DMSETUP, default 20) through `dmsetup create` and
@@ -37,13 +37,13 @@
 #                 hung (default 300 + FUZZ_COUNT / 5: 2,300 s for 10,000
 #                 inputs; the base kernel needs ~100-400 s, the debug
 #                 kernel up to ~1,000 s for clone)
-#                 (<target>.<impl>), for `tools/dm-fuzz compare A B`
+#                 (<target>.<impl>), for `tools/dm-fuzz.py compare A B`
 #
-#   tools/vm-run -- selftests/run.sh fuzz
-#   tools/vm-run -- env FUZZ_SEED=123 FUZZ_TARGETS=era selftests/run.sh fuzz
+#   tools/vm-run.sh -- selftests/run.sh fuzz
+#   tools/vm-run.sh -- env FUZZ_SEED=123 FUZZ_TARGETS=era selftests/run.sh fuzz
 #
 # A single input is replayed in a guest with its module loaded:
-#   FUZZ_SEED=N tools/dm-fuzz run era --replay 1234
+#   FUZZ_SEED=N tools/dm-fuzz.py run era --replay 1234
 . "$(dirname "$0")/lib/suite.sh"
 suite_init
 
@@ -57,7 +57,7 @@ if [ -z "${FUZZ_SEED:-}" ]; then
 fi
 FUZZ_RESULTS=${FUZZ_RESULTS:-}
 IMPL_KO_DIR=${FUZZ_KO_DIR:-$TOP}
-FUZZ=$TOP/tools/dm-fuzz
+FUZZ=$TOP/tools/dm-fuzz.py
 
 fz_devices() { # the fuzzer's devices that exist
 	local f n

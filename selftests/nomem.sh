@@ -46,8 +46,8 @@
 # allocation) and passes: its I/O path allocates nothing. Every test proves which module served the device (live
 # table's target type, the module pinned by it, the twin not loaded).
 #
-#   tools/vm-run --kernel $KDIR -- selftests/run.sh nomem
-#   tools/vm-run --kernel $KDIR -- env NOMEM_IMPL=c selftests/run.sh nomem
+#   tools/vm-run.sh --kernel $KDIR -- selftests/run.sh nomem
+#   tools/vm-run.sh --kernel $KDIR -- env NOMEM_IMPL=c selftests/run.sh nomem
 #
 # Knobs: NOMEM_IMPL=rust|c (all targets), or per target LINEAR_IMPL,
 # VERITY_IMPL, ERA_IMPL, CLONE_IMPL (rust: our dm-*-rs.ko; c: the C twin:

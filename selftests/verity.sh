@@ -9,8 +9,8 @@
 #                               (VERITY_KO: another path for the .ko)
 #   VERITY_IMPL=c               modprobe dm-verity
 #
-#   tools/vm-run -- selftests/run.sh verity
-#   tools/vm-run -- env VERITY_IMPL=c selftests/run.sh verity
+#   tools/vm-run.sh -- selftests/run.sh verity
+#   tools/vm-run.sh -- env VERITY_IMPL=c selftests/run.sh verity
 #
 # The two can never be loaded together; every test checks that the devices
 # it uses are served by the selected module (pinned by their tables) while

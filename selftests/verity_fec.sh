@@ -11,8 +11,8 @@
 #                               dm-verity-rs.ko (VERITY_KO: another path)
 #   VERITY_IMPL=c               modprobe dm-verity
 #
-#   tools/vm-run -- selftests/run.sh verity_fec
-#   tools/vm-run -- env VERITY_IMPL=c selftests/run.sh verity_fec
+#   tools/vm-run.sh -- selftests/run.sh verity_fec
+#   tools/vm-run.sh -- env VERITY_IMPL=c selftests/run.sh verity_fec
 #
 # As in verity.sh, every test checks that its devices are served by the
 # selected module while the other one is not loaded. Expected table lines

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Host-side test (it boots its own QEMU guests, so it runs on the host, not
-# in tools/vm-run's guest): a verity root device created at boot by the
+# in tools/vm-run.sh's guest): a verity root device created at boot by the
 # kernel's dm-init (dm-mod.create=) and served by OUR module, loaded through
 # /sbin/modprobe in an initramfs (scripts/build-initramfs.sh). See
 # Documentation/boot.md.
@@ -171,7 +171,7 @@ test_images() {
 # ---- booting ---------------------------------------------------------------
 # boot LOG APPEND [QEMU ARGS...]: boots the test kernel under TCG with a
 # deadline; prints the wall time to $LOG.time. The machine is q35 (as
-# tools/vm-run's guests): the default i440fx machine's ACPI _PRT method
+# tools/vm-run.sh's guests): the default i440fx machine's ACPI _PRT method
 # loops, and on the debug kernel under TCG that loop passes ACPI's 30 s
 # limit, the PCI devices get no interrupt and the boot hangs.
 boot() {

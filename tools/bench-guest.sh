@@ -283,7 +283,7 @@ skip() { # TARGET REASON
 # measurements of one (profile, repetition) share a fio batch where the
 # devices allow it. To add a target (clone, era): write bench_<target> on
 # this model (c_as_rust and skip handle a missing Rust module) and add it to
-# the default BENCH_TARGETS; tools/bench-report needs no change (a target
+# the default BENCH_TARGETS; tools/bench-report.py needs no change (a target
 # that times something other than fio, as era's checkpoint messages, appends
 # to messages.tsv, which the report reads too).
 
@@ -1521,7 +1521,7 @@ for t in $TARGETS; do
 		log "=== $t ==="
 		"bench_$t"
 	else
-		skip "$t" "no benchmark for target $t (write bench_$t in tools/bench-guest)"
+		skip "$t" "no benchmark for target $t (write bench_$t in tools/bench-guest.sh)"
 	fi
 done
 
