@@ -315,17 +315,6 @@ stat_field() { # KNAME FIELD
 	STAT=${a[$(($2 - 1))]}
 }
 
-# must_fail_eio WHAT CMD...: CMD fails with "Input/output error", in time.
-must_fail_eio() {
-	local what=$1 rc=0
-	shift
-	"${TO[@]}" "$@" 2>"$SCRATCH/clone-err" || rc=$?
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
-	[ $rc -ne 0 ] || die "$what: succeeded"
-	[[ "$(<"$SCRATCH/clone-err")" == *"Input/output error"* ]] ||
-		die "$what: not EIO: $(<"$SCRATCH/clone-err")"
-}
-
 # lower_set NAME DEV SECTORS TABLE-REST: reloads a device under the clone.
 lower_set() {
 	"${TO[@]}" dmsetup suspend "$1"
@@ -851,7 +840,7 @@ t_interop_rust_to_c() { interop rust c; }
 # upstream known issue 3): every other region gets hydrated, status works,
 # remove works; once the sector is good again a new table finishes.
 t_source_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-dust --table "0 $SZ dust $SRC 0 512"
 	"${TO[@]}" dmsetup message rdmt-z-dust 0 addbadblock $((10 * R + 5))
@@ -916,7 +905,7 @@ assert_log_not_flooded() {
 # hydrated; reads work; the metadata stays read-write (no commit needed);
 # background hydration retries; remove works.
 t_dest_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-fdst --table "0 $SZ flakey $DST 0 1 0"
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $MD /dev/mapper/rdmt-z-fdst $SRC $R 1 no_hydration"
@@ -962,7 +951,7 @@ t_dest_faults() {
 # "Fail"): every I/O fails; remove works. A table over unreadable metadata
 # is refused.
 t_metadata_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
@@ -1564,13 +1553,13 @@ load_start() { # fio's randread load on the clone; waits for its first I/Os
 		--ioengine=libaio --time_based --runtime=600 --output=/dev/null >/dev/null 2>&1 &
 	FIO=$!
 	dm_kname $CLONE || die "no kernel name for $CLONE"
-	for i in $(seq 1 600); do
-		stat_field "$KNAME" 1
-		[ "$STAT" -ge 100 ] && return 0
-		kill -0 $FIO 2>/dev/null || die "fio ended before its load started"
-		sleep 0.1
-	done
-	die "no I/O from fio after 60 s"
+	wait_for 60 "I/O from fio" fio_reading
+}
+fio_reading() {
+	stat_field "$KNAME" 1
+	[ "$STAT" -ge 100 ] && return 0
+	kill -0 $FIO 2>/dev/null || die "fio ended before its load started"
+	return 1
 }
 load_stop() {
 	kill -0 $FIO 2>/dev/null || die "fio ended while the load was to go on"

@@ -142,7 +142,7 @@ cc_cleanup() {
 	done
 	for n in rdmt-a-chk rdmt-a-clone rdmt-b-dstdly rdmt-b-srcdly rdmt-c-lwd rdmt-c-lwm; do
 		[[ "$have" == *" $n "* ]] || continue
-		timeout 60 dmsetup remove --retry "$n" >/dev/null 2>&1 || true
+		timeout $((60 * SCALE)) dmsetup remove --retry "$n" >/dev/null 2>&1 || true
 	done
 	# Loop devices over the test's images (also those of a test that died).
 	for n in $(losetup -n -l -O NAME,BACK-FILE 2>/dev/null | awk -v w="$W/" 'index($2, w) == 1 {print $1}'); do
@@ -190,7 +190,7 @@ run_workload() {
 		die "create delay (flushes $FLUSH_DELAY ms) over the destination log-writes"
 	dmsetup create rdmt-b-srcdly --table "0 $SECTORS delay $SRCL 0 $SRC_DELAY" ||
 		die "create delay over the source"
-	timeout 60 dmsetup create rdmt-a-clone --table "0 $SECTORS clone /dev/mapper/rdmt-c-lwm \
+	timeout $((60 * SCALE)) dmsetup create rdmt-a-clone --table "0 $SECTORS clone /dev/mapper/rdmt-c-lwm \
 /dev/mapper/rdmt-b-dstdly /dev/mapper/rdmt-b-srcdly $REGION 1 no_hydration \
 4 hydration_threshold 1 hydration_batch_size 1" || die "create the clone ($impl)"
 	impl_assert_served rdmt-a-clone clone "$impl"
@@ -200,13 +200,13 @@ run_workload() {
 		--batches "$BATCHES" --max-seconds "$MAX_SECONDS" \
 		>"$d/workload.out" 2>&1 || { cat "$d/workload.out" >&2; die "workload failed"; }
 	impl_assert_served rdmt-a-clone clone "$impl"
-	timeout 120 dmsetup remove rdmt-a-clone || die "remove the clone"
+	timeout $((120 * SCALE)) dmsetup remove rdmt-a-clone || die "remove the clone"
 	for st in rdmt-c-lwd rdmt-c-lwm; do
 		st=$(dmsetup status "$st") || die "status of $st"
 		[[ "$st" != *logging_disabled* ]] || die "log-writes stopped logging: $st"
 	done
-	timeout 60 dmsetup remove rdmt-b-dstdly rdmt-b-srcdly || die "remove the delay devices"
-	timeout 60 dmsetup remove rdmt-c-lwd rdmt-c-lwm || die "remove the log-writes devices"
+	timeout $((60 * SCALE)) dmsetup remove rdmt-b-dstdly rdmt-b-srcdly || die "remove the delay devices"
+	timeout $((60 * SCALE)) dmsetup remove rdmt-c-lwd rdmt-c-lwm || die "remove the log-writes devices"
 	cc_cleanup
 	rm -f "$d/dest.img" "$d/meta.img"
 }
@@ -226,7 +226,7 @@ run_check() {
 	loop_of CDL "$d/chk-dest.img"
 	loop_of CML "$d/chk-meta.img"
 	CHECK_RC=0
-	timeout 900 python3 "$PY" check --replay-tool "$REPLAY" \
+	timeout $((900 * SCALE)) python3 "$PY" check --replay-tool "$REPLAY" \
 		--meta-log "$d/mlog.img" --dest-log "$d/dlog.img" --journal "$d/journal.json" \
 		--state-dir "$d" --chk-meta "$CML" --chk-meta-img "$d/chk-meta.img" \
 		--chk-dest "$CDL" --chk-dest-img "$d/chk-dest.img" --src "$SRCL" \

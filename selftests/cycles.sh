@@ -65,6 +65,8 @@ module load/unload loop, and an O_DIRECT reader checking every byte."""
 import ctypes, fcntl, json, mmap, os, random, signal, struct, sys, time
 
 DM_SIZE, SPEC = 312, 40
+# Deadlines scale with the kernel flavour (selftests/lib/suite.sh: SCALE).
+SCALE = int(os.environ.get("SCALE", "1"))
 CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, VERSIONS = 3, 4, 6, 7, 9, 12, 13
 OPS = {3: "create", 4: "remove", 6: "suspend/resume", 7: "status", 9: "load", 12: "table", 13: "targets"}
 F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
@@ -207,7 +209,7 @@ def cycles1(a, kind):
     types = [s[2] for s in specs]
     k = kname(a["name"])
     pid = int(a.get("pid", 0))
-    deadline = float(a.get("io-deadline", 120))
+    deadline = float(a.get("io-deadline", 120 * SCALE))
     check_active(dm, a["name"], types, "before the cycles")
     t0, maxwait = time.monotonic(), 0.0
     for i in range(1, int(a["count"]) + 1):
@@ -373,7 +375,7 @@ def main():
     # A deadline for the whole command (SIGALRM ends the process unless it
     # is stuck in the kernel, which vm-run's deadline and the hung-task
     # check catch).
-    signal.alarm(int(a.get("deadline", 1200)))
+    signal.alarm(int(a.get("deadline", 1200 * SCALE)))
     try:
         {"cycles": cycles, "modloop": modloop, "reader": reader}[cmd](a)
     except Fail as e:
@@ -400,11 +402,11 @@ run_cycles() {
 			local t0=$SECONDS
 			for ((i = 1; i <= N_CYCLES; i++)); do
 				if [ "$kind" = reload ]; then
-					timeout 120 dmsetup load ${ro:+--readonly} $DEVNAME --table "$table" ||
+					timeout $((120 * SCALE)) dmsetup load ${ro:+--readonly} $DEVNAME --table "$table" ||
 						die "$kind cycle $i: load failed"
 				fi
-				timeout 120 dmsetup suspend $DEVNAME || die "$kind cycle $i: suspend failed"
-				timeout 120 dmsetup resume $DEVNAME || die "$kind cycle $i: resume failed"
+				timeout $((120 * SCALE)) dmsetup suspend $DEVNAME || die "$kind cycle $i: suspend failed"
+				timeout $((120 * SCALE)) dmsetup resume $DEVNAME || die "$kind cycle $i: resume failed"
 				kill -0 "$WPID" 2>/dev/null || die "$kind cycle $i: the workload ended"
 			done
 			note "$N_CYCLES $kind cycles through dmsetup in $((SECONDS - t0)) s"
@@ -431,21 +433,25 @@ fio_start() {
 	# A test that fails leaves no workload holding its device open.
 	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
 	# Under way before the cycles start.
-	local k=$3 i a
-	for ((i = 0; i < 600; i++)); do
-		read -r -a a <"/sys/block/$k/stat"
-		[ "${a[4]}" -gt 16 ] && return 0
-		kill -0 $WPID 2>/dev/null || { cat "$SCRATCH/fio.out" >&2; die "fio ended at once"; }
-		nap 0.1
-	done
-	die "fio did not start writing in 60 s"
+	wait_for 60 "fio writing to $3" io_started "$3" 4 "$SCRATCH/fio.out"
+}
+
+# io_started KNAME FIELD OUT: the workload $WPID completed more than 16 I/Os
+# of that kind (/sys/block/KNAME/stat field FIELD, from 0: 0 reads, 4
+# writes); dies with OUT if it ended.
+io_started() {
+	local a
+	read -r -a a <"/sys/block/$1/stat"
+	[ "${a[$2]}" -gt 16 ] && return 0
+	kill -0 $WPID 2>/dev/null || { cat "$3" >&2; die "the workload ended at once"; }
+	return 1
 }
 
 # wait_pid PID: waits (300 s at most: fio can take minutes to wind down on
 # the debug kernel) for PID to end; sets WRC to its status.
 wait_pid() {
 	local t0=$SECONDS
-	while kill -0 "$1" 2>/dev/null && [ $((SECONDS - t0)) -lt 300 ]; do nap 0.1; done
+	while kill -0 "$1" 2>/dev/null && [ $((SECONDS - t0)) -lt $((300 * SCALE)) ]; do nap 0.1; done
 	kill -0 "$1" 2>/dev/null && die "pid $1 did not end within 300 s of SIGINT"
 	[ $((SECONDS - t0)) -lt 10 ] || note "the workload took $((SECONDS - t0)) s to end"
 	WRC=0
@@ -478,14 +484,7 @@ reader_start() {
 	"${PY[@]}" "$DMIO" reader --dev "$1" --image "$2" >"$SCRATCH/reader.out" 2>&1 &
 	WPID=$!
 	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
-	local k=$3 i a
-	for ((i = 0; i < 600; i++)); do
-		read -r -a a <"/sys/block/$k/stat"
-		[ "${a[0]}" -gt 16 ] && return 0
-		kill -0 $WPID 2>/dev/null || { cat "$SCRATCH/reader.out" >&2; die "the reader ended at once"; }
-		nap 0.1
-	done
-	die "the reader did not start reading in 60 s"
+	wait_for 60 "the reader reading from $3" io_started "$3" 0 "$SCRATCH/reader.out"
 }
 
 reader_stop_check() {

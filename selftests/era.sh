@@ -121,24 +121,10 @@ wblk() {
 
 # since N [live|removed]: sets SINCE to the blocks written since era N
 # ("3 5 7"), with --metadata-snapshot on the live device (default) or from
-# the metadata of a removed device.
+# the metadata of a removed device (selftests/lib/era.sh).
 since() {
-	local out line b e list=()
-	if [ "${2:-live}" = live ]; then
-		out=$("${TO[@]}" era_invalidate --written-since "$1" --metadata-snapshot "$MD") ||
-			die "era_invalidate --written-since $1 --metadata-snapshot $MD failed"
-	else
-		out=$("${TO[@]}" era_invalidate --written-since "$1" "$MD") ||
-			die "era_invalidate --written-since $1 $MD failed"
-	fi
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((b = BASH_REMATCH[1], e = BASH_REMATCH[2]; b < e; b++)); do list+=("$b"); done
-		fi
-	done <<<"$out"
-	SINCE="${list[*]}"
+	era_written_since "$1" "$MD" "${2:-live}"
+	SINCE="${ERA_SINCE[*]}"
 }
 
 assert_since() { # N "EXPECTED BLOCKS" [live|removed]
@@ -178,16 +164,9 @@ stat_field() { # KNAME FIELD
 inflight_writes() { local r w; read -r r w <"/sys/block/$1/inflight"; INFLIGHT=$w; }
 
 # wait_inflight_writes KNAME: polls until dm device KNAME has a write in
-# flight (fails after ~20 s: the write never got there).
-wait_inflight_writes() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		inflight_writes "$1"
-		[ "$INFLIGHT" -ge 1 ] && return 0
-		sleep 0.1
-	done
-	die "$1 never had a write in flight"
-}
+# flight (fails after 20 s x SCALE: the write never got there).
+has_inflight_write() { inflight_writes "$1"; [ "$INFLIGHT" -ge 1 ]; }
+wait_inflight_writes() { wait_for 20 "a write in flight on $1" has_inflight_write "$1"; }
 
 # ==== 1. known blocks across checkpoints ======================================
 # Specific blocks written in each era, checkpoints between; after
@@ -341,7 +320,7 @@ t_recreate_continues() {
 # change is lost for a backup based on era E+1 (checked: that is what the C
 # target of 6.12 does; asserted for ERA_IMPL=c).
 t_inflight_write_across_checkpoint() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-delay || die "modprobe dm-delay"
 	local delay
@@ -489,16 +468,6 @@ flakey_set() {
 	"${TO[@]}" dmsetup resume "$1"
 }
 
-# must_fail_eio WHAT CMD...: CMD fails with "Input/output error", and in time.
-must_fail_eio() {
-	local what=$1 rc=0
-	shift
-	"${TO[@]}" "$@" 2>"$SCRATCH/err" || rc=$?
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
-	[ $rc -ne 0 ] || die "$what: succeeded"
-	[[ "$(<"$SCRATCH/err")" == *"Input/output error"* ]] || die "$what: not EIO: $(<"$SCRATCH/err")"
-}
-
 # rmmod_and_reload: nothing pins the module any more.
 rmmod_and_reload() {
 	assert_eq 0 "$(mod_refcount $IMPL_MOD)" "$IMPL_MOD refcount"
@@ -512,7 +481,7 @@ rmmod_and_reload() {
 # can be removed, the module unloads. Failing from the start: the
 # constructor fails.
 t_metadata_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-flakey || die "modprobe dm-flakey"
 	local msz=$((4 * 2048)) rc
@@ -554,7 +523,7 @@ t_metadata_faults() {
 # marked: a failed write may have changed it), the device works again when
 # the origin does, the metadata stays consistent.
 t_origin_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-flakey || die "modprobe dm-flakey"
 	"${TO[@]}" dmsetup create rdmt-z-for --table "0 $OSZ flakey $OR 0 1 0"
@@ -800,7 +769,25 @@ t_large_writes_marked_whole() {
 }
 
 # ==== 8. fio verify with checkpoints while it writes ==========================
+# fio writes 4 MiB (capped at RATE IOPS) and verifies it; a checkpoint once
+# it has written something, another one later. Every block is listed since
+# the first era, some since the second. When fio wrote nearly everything
+# before the first checkpoint finished (a slow kernel beside other guests),
+# the run proves nothing: again at half the rate (40, 20, 10 IOPS).
 t_fio_verify_with_checkpoint() {
+	local rate
+	for rate in 40 20 10; do
+		INCONCLUSIVE=0
+		fio_checkpoint_attempt $rate
+		[ "$INCONCLUSIVE" = 1 ] || return 0
+		echo "# fio wrote $FIO_BEFORE bytes before the checkpoint finished at $rate IOPS: again, slower"
+	done
+	die "fio wrote nearly everything before the checkpoint finished, even at 10 IOPS"
+}
+
+fio_wrote() { stat_field "$1" 7; [ "$STAT" -gt 0 ]; }
+
+fio_checkpoint_attempt() { # RATE
 	begin
 	era_create $ERA "$MD" "$OR"
 	impl_assert_served $ERA
@@ -808,25 +795,17 @@ t_fio_verify_with_checkpoint() {
 	dm_kname $ERA; k=$KNAME
 	era_status $ERA; e0=$ST_ERA
 	fio --name=eraverify --filename=$EDEV --direct=1 --ioengine=libaio \
-		--rw=randwrite --bs=4k --bssplit=4k/60:16k/30:64k/10 --iodepth=16 --rate_iops=,40 \
+		--rw=randwrite --bs=4k --bssplit=4k/60:16k/30:64k/10 --iodepth=16 --rate_iops=,"$1" \
 		--size=$size --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 \
 		--randrepeat=1 --output-format=terse >"$SCRATCH/fio.out" 2>&1 &
 	pid=$!
-	# Checkpoint once fio has written something (writes capped at 40 IOPS,
-	# ~7 s for the 4 MiB, so that it is still writing then, also on the
-	# debug kernel beside other guests: at 100 IOPS it had written 3.4 MiB
-	# by the end of the checkpoint there).
-	for ((i = 0; i < 300; i++)); do
-		stat_field "$k" 7
-		[ "$STAT" -gt 0 ] && break
-		sleep 0.1
-	done
+	wait_for 30 "a write from fio" fio_wrote "$k"
 	msg $ERA checkpoint
 	stat_field "$k" 7
+	FIO_BEFORE=$((STAT * 512))
 	# At least 1 MiB still to write after the checkpoint (else it proves
 	# nothing): the new era gets writes.
-	[ $((STAT * 512)) -lt $((size - 1024 * 1024)) ] ||
-		{ kill $pid 2>/dev/null; die "fio wrote $((STAT * 512)) bytes before the checkpoint finished"; }
+	[ "$FIO_BEFORE" -lt $((size - 1024 * 1024)) ] || INCONCLUSIVE=1
 	msg $ERA checkpoint
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || { cat "$SCRATCH/fio.out" >&2; die "fio failed ($rc)"; }
@@ -837,7 +816,7 @@ t_fio_verify_with_checkpoint() {
 	for ((i = 0; i < size / BSB; i++)); do all+="${all:+ }$i"; done
 	assert_since "$e0" "$all"
 	since $((e0 + 1))
-	[ -n "$SINCE" ] || die "nothing written after the first checkpoint"
+	[ -n "$SINCE" ] || [ "$INCONCLUSIVE" = 1 ] || die "nothing written after the first checkpoint"
 	msg $ERA drop_metadata_snap
 	"${TO[@]}" dmsetup remove $ERA
 	assert_era_check "after fio"

@@ -66,7 +66,7 @@ PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
 DMIO=$SCRATCH/faults-dmio.py
 # Deadline of the other commands touching a device under test.
-TO=(timeout 120)
+TO=(timeout $((120 * SCALE)))
 
 # served NAME: the helper's step that checks NAME is served by the module
 # begin loaded (the proof of impl_assert_served, selftests/lib/impl.sh).
@@ -139,6 +139,8 @@ write_helper() {
 import errno, fcntl, mmap, os, random, re, signal, stat, struct, sys, time
 
 DM_SIZE, SPEC = 312, 40
+# Deadlines scale with the kernel flavour (selftests/lib/suite.sh: SCALE).
+SCALE = int(os.environ.get("SCALE", "1"))
 CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, MSG = 3, 4, 6, 7, 9, 12, 14
 F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
 BLK = 4096
@@ -307,7 +309,7 @@ def s_write(w):
 RW = {}
 
 
-def s_rw(w, m=30, deadline=180):
+def s_rw(w, m=30, deadline=180 * SCALE):
     """The checking workload (see faults.sh)."""
     dev, first, n = w[0], int(w[1]), int(w[2])
     init = file_blocks(w[3], first, n)
@@ -405,7 +407,7 @@ def s_verify(w):
           f"{' (or the source: clone went read-only)' if RW['reverted'] else ''}")
 
 
-def s_reader(w, m=30, deadline=180):
+def s_reader(w, m=30, deadline=180 * SCALE):
     image = open(w[1], "rb").read()
     fd = os.open(w[0], os.O_RDONLY | os.O_DIRECT)
     buf = mmap.mmap(-1, BLK)
@@ -430,7 +432,7 @@ def s_reader(w, m=30, deadline=180):
     print(f"reader: {ok} correct, {eio} EIO in {time.monotonic() - t0:.1f} s")
 
 
-def s_wait_hydrated(w, deadline=120):
+def s_wait_hydrated(w, deadline=120 * SCALE):
     t0 = time.monotonic()
     while True:
         _, p = table_status(w[0], 0)
@@ -468,7 +470,7 @@ STEPS = {
 def main():
     # A deadline (SIGALRM ends the process unless it is stuck in the kernel,
     # which vm-run's deadline and the hung-task check catch).
-    signal.alarm(600)
+    signal.alarm(600 * SCALE)
     for i, step in enumerate(sys.argv[1:], 1):
         w = step.split()
         try:
@@ -670,17 +672,8 @@ EBS=128 # era block: 64 KiB, 16 blocks of 4 KiB
 # since_era N MD: sets SINCE to " B1 B2 ... " the era blocks era_invalidate
 # lists as written since era N (live device: a metadata snapshot is held).
 since_era() {
-	local out line b e list=()
-	out=$("${TO[@]}" era_invalidate --written-since "$1" --metadata-snapshot "$2") ||
-		die "era_invalidate --written-since $1 --metadata-snapshot $2 failed"
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((b = BASH_REMATCH[1], e = BASH_REMATCH[2]; b < e; b++)); do list+=("$b"); done
-		fi
-	done <<<"$out"
-	SINCE=" ${list[*]} "
+	era_written_since "$1" "$2"
+	SINCE=" ${ERA_SINCE[*]} "
 }
 
 # era_end NAME MD WHAT: drops the snapshot, removes NAME and what is under

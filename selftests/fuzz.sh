@@ -130,7 +130,7 @@ t_fuzz() {
 	fi
 	fz_devices
 	if [ ${#FZ_DEVS[@]} != 0 ]; then
-		timeout 60 dmsetup remove --retry "${FZ_DEVS[@]}" >/dev/null 2>&1 || true
+		timeout $((60 * SCALE)) dmsetup remove --retry "${FZ_DEVS[@]}" >/dev/null 2>&1 || true
 		die "devices left behind: ${FZ_DEVS[*]}"
 	fi
 	for m in $IMPL_OTHERS; do
@@ -138,7 +138,7 @@ t_fuzz() {
 	done
 	if [ -n "$IMPL_MOD" ]; then
 		assert_eq 0 "$(mod_refcount "$IMPL_MOD")" "refcount of $IMPL_MOD after fuzzing"
-		timeout 60 rmmod "$IMPL_MOD" || die "rmmod $IMPL_MOD failed after fuzzing"
+		timeout $((60 * SCALE)) rmmod "$IMPL_MOD" || die "rmmod $IMPL_MOD failed after fuzzing"
 		if mod_loaded "$IMPL_MOD"; then die "$IMPL_MOD still loaded after rmmod"; fi
 	fi
 	kmemleak_check "$t"

@@ -480,16 +480,9 @@ t_checkpoint_era() {
 	[ "$failed" = 0 ] || { sed 's/^/  dmsetup: /' "$SCRATCH/nomem-msg.err" >&2; klog; grep -E "era|device-mapper" <<<"$KLOG" | tail -n 5 >&2 || true; }
 	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint || die "checkpoint without injection failed"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 take_metadata_snap || die "take_metadata_snap failed"
-	out=$("${TO[@]}" era_invalidate --written-since 1 --metadata-snapshot "$md") || die "era_invalidate failed"
+	era_written_since 1 "$md"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 drop_metadata_snap || die "drop_metadata_snap failed"
-	list=()
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((s = BASH_REMATCH[1], e = BASH_REMATCH[2]; s < e; s++)); do list+=("$s"); done
-		fi
-	done <<<"$out"
+	list=("${ERA_SINCE[@]}")
 	want=$(printf '%s\n' "${blocks[@]}" | sort -n -u | tr '\n' ' ')
 	assert_eq "$want" "$(printf '%s\n' "${list[@]}" | sort -n -u | tr '\n' ' ')" "blocks era_invalidate lists"
 	st=$(dmsetup status rdmt-a-era)

@@ -16,7 +16,7 @@
 #
 # Output is KTAP (selftests/lib/ktap.sh), ending with "# totals: P passed,
 # F failed, S skipped"; the exit status is non-zero if any test failed.
-set -u -o pipefail
+set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOP=$top

@@ -124,3 +124,14 @@ wait_for() {
 		nap 0.2
 	done
 }
+
+# must_fail_eio WHAT CMD...: CMD (under the suite's TO prefix, if any) fails
+# with "Input/output error", and in time.
+must_fail_eio() {
+	local what=$1 rc=0
+	shift
+	"${TO[@]}" "$@" 2>"$SCRATCH/eio.err" || rc=$?
+	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
+	[ $rc -ne 0 ] || die "$what: succeeded"
+	[[ "$(<"$SCRATCH/eio.err")" == *"Input/output error"* ]] || die "$what: not EIO: $(<"$SCRATCH/eio.err")"
+}

@@ -8,6 +8,7 @@
 #   dm.sh     modules, loop devices, dm devices, data patterns, wait_for
 #   klog.sh   kernel log marks (kmark, klog, assert_klog, ...)
 #   impl.sh   which implementation serves a target (ours or the C twin)
+#   era.sh    era metadata through era_invalidate
 
 SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
@@ -15,6 +16,7 @@ TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 . "$SELFTESTS_DIR/lib/dm.sh"
 . "$SELFTESTS_DIR/lib/klog.sh"
 . "$SELFTESTS_DIR/lib/impl.sh"
+. "$SELFTESTS_DIR/lib/era.sh"
 
 # suite_init: runs in the guest as root, once at the start of a suite.
 # - no udev runs in the guest: libdevmapper (dmsetup, veritysetup) creates
@@ -23,7 +25,8 @@ TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 # - the tests' marks in the kernel log must not be rate-limited away
 #   (printk_devkmsg=ratelimit allows 10 writes to /dev/kmsg per 5 s);
 # - SCRATCH (/tmp/rdm-scratch) is a tmpfs for images and copies of modules;
-# - SCALE: deadlines are multiplied by it (RDM_SCALE, else 4 on the debug
+# - SCALE (exported, for the suites' Python helpers too): deadlines are
+#   multiplied by it (RDM_SCALE, else 4 on the debug
 #   kernel -- KASAN, lockdep, kmemleak make each step 3-10x slower under
 #   TCG -- detected by kmemleak in debugfs, else 1);
 # - fd 3 is the suite's output (note), every test's devices (rdmt-*) are
@@ -44,6 +47,7 @@ suite_init() {
 	else
 		SCALE=1
 	fi
+	export SCALE
 	klog_report_re
 	exec 3>&1
 	KTAP_CLEANUP=dm_remove_all_test_devices
