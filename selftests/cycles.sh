@@ -62,14 +62,16 @@ write_helper() {
 # SPDX-License-Identifier: GPL-2.0
 """DM ioctls without a process per command (as dmsetup makes them), a
 module load/unload loop, and an O_DIRECT reader checking every byte."""
-import ctypes, fcntl, json, mmap, os, random, signal, struct, sys, time
+import ctypes, json, mmap, os, random, signal, struct, sys, time
 
-DM_SIZE, SPEC = 312, 40
+sys.path.insert(0, os.environ["SELFTESTS_LIB"])
+import dmio  # noqa: E402
+from dmio import CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, VERSIONS  # noqa: E402
+from dmio import F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE  # noqa: E402,F401
+
 # Deadlines scale with the kernel flavour (selftests/lib/suite.sh: SCALE).
 SCALE = int(os.environ.get("SCALE", "1"))
-CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, VERSIONS = 3, 4, 6, 7, 9, 12, 13
 OPS = {3: "create", 4: "remove", 6: "suspend/resume", 7: "status", 9: "load", 12: "table", 13: "targets"}
-F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
 
 
 class Fail(Exception):
@@ -81,48 +83,25 @@ class Dm:
         self.fd = os.open("/dev/mapper/control", os.O_RDWR | os.O_CLOEXEC)
 
     def call(self, nr, name, flags=0, data=b"", count=0, room=64):
-        size = DM_SIZE + len(data) + room
-        b = bytearray(size)
-        struct.pack_into("=3IIIIiIII", b, 0, 4, 0, 0, size, DM_SIZE, count, 0, flags, 0, 0)
-        n = name.encode()
-        b[48:48 + len(n)] = n
-        b[DM_SIZE:DM_SIZE + len(data)] = data
         try:
-            fcntl.ioctl(self.fd, (3 << 30) | (DM_SIZE << 16) | (0xFD << 8) | nr, b, True)
+            return dmio.ioctl(self.fd, nr, name, flags, data, count, room)
         except OSError as e:
             raise Fail(f"DM ioctl {OPS[nr]} of {name or '-'} failed: {os.strerror(e.errno)}")
-        return b
 
     def flags(self, name):
         return struct.unpack_from("=I", self.call(DEVSTATUS, name), 28)[0]
 
     def load(self, name, specs, ro):
-        blobs = []
-        for i, (start, length, ttype, params) in enumerate(specs):
-            p = params.encode() + b"\0"
-            size = (SPEC + len(p) + 7) & ~7
-            blob = bytearray(size)
-            struct.pack_into("=QQiI16s", blob, 0, start, length, 0,
-                             size if i + 1 < len(specs) else 0, ttype.encode())
-            blob[SPEC:SPEC + len(p)] = p
-            blobs.append(blob)
-        self.call(LOAD, name, F_RO if ro else 0, b"".join(blobs), len(specs))
+        data, count = dmio.table(specs)
+        self.call(LOAD, name, F_RO if ro else 0, data, count)
 
     def status(self, name):
         """Status words of the live table's one target."""
-        b = self.call(TSTATUS, name, room=16384)
-        off = struct.unpack_from("=I", b, 16)[0]
-        return bytes(b[off + 40:]).split(b"\0")[0].decode()
+        return dmio.targets(self.call(TSTATUS, name, room=16384))[0][1]
 
     def types(self, name):
         """Target types of the live table."""
-        b = self.call(TSTATUS, name, F_TABLE, room=16384)
-        off, count = struct.unpack_from("=II", b, 16)
-        out = []
-        for _ in range(count):
-            out.append(bytes(b[off + 24:off + 40]).split(b"\0")[0].decode())
-            off += struct.unpack_from("=I", b, off + 20)[0]
-        return out
+        return [t for t, _ in dmio.targets(self.call(TSTATUS, name, F_TABLE, room=16384))]
 
     def targets(self):
         b = self.call(VERSIONS, "", room=16384)

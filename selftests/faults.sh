@@ -136,13 +136,15 @@ write_helper() {
 	cat >"$DMIO" <<'EOF'
 # SPDX-License-Identifier: GPL-2.0
 """Runs the steps given as arguments (see faults.sh)."""
-import errno, fcntl, mmap, os, random, re, signal, stat, struct, sys, time
+import errno, mmap, os, random, re, signal, stat, struct, sys, time
 
-DM_SIZE, SPEC = 312, 40
+sys.path.insert(0, os.environ["SELFTESTS_LIB"])
+import dmio  # noqa: E402
+from dmio import CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, MSG  # noqa: E402
+from dmio import F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE  # noqa: E402,F401
+
 # Deadlines scale with the kernel flavour (selftests/lib/suite.sh: SCALE).
 SCALE = int(os.environ.get("SCALE", "1"))
-CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, MSG = 3, 4, 6, 7, 9, 12, 14
-F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
 BLK = 4096
 
 
@@ -152,28 +154,17 @@ class Fail(Exception):
 
 def dm(nr, name, flags=0, data=b"", count=0, room=64):
     fd = os.open("/dev/mapper/control", os.O_RDWR | os.O_CLOEXEC)
-    size = DM_SIZE + len(data) + room
-    b = bytearray(size)
-    struct.pack_into("=3IIIIiIII", b, 0, 4, 0, 0, size, DM_SIZE, count, 0, flags, 0, 0)
-    n = name.encode()
-    b[48:48 + len(n)] = n
-    b[DM_SIZE:DM_SIZE + len(data)] = data
     try:
-        fcntl.ioctl(fd, (3 << 30) | (DM_SIZE << 16) | (0xFD << 8) | nr, b, True)
+        return dmio.ioctl(fd, nr, name, flags, data, count, room)
     except OSError as e:
         raise Fail(f"DM ioctl {nr} of {name}: {os.strerror(e.errno)}")
     finally:
         os.close(fd)
-    return b
 
 
 def load(name, w, ro):
-    p = " ".join(w[3:]).encode() + b"\0"
-    size = (SPEC + len(p) + 7) & ~7
-    spec = bytearray(size)
-    struct.pack_into("=QQiI16s", spec, 0, int(w[0]), int(w[1]), 0, 0, w[2].encode())
-    spec[SPEC:SPEC + len(p)] = p
-    dm(LOAD, name, F_RO if ro else 0, bytes(spec), 1)
+    data, count = dmio.table([(int(w[0]), int(w[1]), w[2], " ".join(w[3:]))])
+    dm(LOAD, name, F_RO if ro else 0, data, count)
 
 
 def resume_check(name):
@@ -185,10 +176,7 @@ def resume_check(name):
 
 def table_status(name, flags):
     """(type, params) of the one target of NAME's live table."""
-    b = dm(TSTATUS, name, flags, room=16384)
-    off = struct.unpack_from("=I", b, 16)[0]
-    return (bytes(b[off + 24:off + 40]).split(b"\0")[0].decode(),
-            bytes(b[off + 40:]).split(b"\0")[0].decode())
+    return dmio.targets(dm(TSTATUS, name, flags, room=16384))[0]
 
 
 def s_create(w, ro=False):

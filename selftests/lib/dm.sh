@@ -130,7 +130,7 @@ wait_for() {
 must_fail_eio() {
 	local what=$1 rc=0
 	shift
-	"${TO[@]}" "$@" 2>"$SCRATCH/eio.err" || rc=$?
+	${TO[@]+"${TO[@]}"} "$@" 2>"$SCRATCH/eio.err" || rc=$?
 	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
 	[ $rc -ne 0 ] || die "$what: succeeded"
 	[[ "$(<"$SCRATCH/eio.err")" == *"Input/output error"* ]] || die "$what: not EIO: $(<"$SCRATCH/eio.err")"

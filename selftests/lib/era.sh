@@ -11,7 +11,7 @@
 # ranges (end exclusive).
 era_written_since() {
 	local out line b e
-	local -a to=("${TO[@]}")
+	local -a to=(${TO[@]+"${TO[@]}"})
 	if [ "${3:-live}" = live ]; then
 		out=$("${to[@]}" era_invalidate --written-since "$1" --metadata-snapshot "$2") ||
 			die "era_invalidate --written-since $1 --metadata-snapshot $2 failed"
