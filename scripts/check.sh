@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: set-up, kernel (cached), modules built warning-free under
-# clippy, rustfmt, host unit tests, then every selftest in a fresh guest.
+# clippy, rustfmt, host unit tests, then the selftests (selftests/suites) in
+# a fresh guest.
 # Ends with `N passed, N failed, N skipped`; exits non-zero on any failure.
 set -uo pipefail
 
