@@ -32,7 +32,7 @@ teardown() {
 }
 
 fio_started() { # PID
-	kill -0 "$1" 2>/dev/null || die "fio ended"
+	kill -0 "$1" 2>/dev/null || { cat "$SCRATCH/fio-swap.out" >&2; echo "fio ended" >&2; return 2; }
 	[ -s "$MNT/verify.0.3" ]
 }
 

@@ -1558,7 +1558,7 @@ load_start() { # fio's randread load on the clone; waits for its first I/Os
 fio_reading() {
 	stat_field "$KNAME" 1
 	[ "$STAT" -ge 100 ] && return 0
-	kill -0 $FIO 2>/dev/null || die "fio ended before its load started"
+	kill -0 $FIO 2>/dev/null || { echo "fio ended before its load started" >&2; return 2; }
 	return 1
 }
 load_stop() {

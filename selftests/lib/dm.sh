@@ -78,31 +78,32 @@ dm_names() {
 }
 
 # dm_remove_all_test_devices [TIMEOUT]: removes every test device (rdmt-*),
-# uppers first (a device another one sits on waits for a later pass), each
-# dmsetup call limited to TIMEOUT seconds (60).
+# uppers first: each pass removes, with one dmsetup call limited to TIMEOUT
+# seconds (60 x SCALE), the devices nothing sits on.
 dm_remove_all_test_devices() {
-	local f d n pass busy removed h
+	local f d n pass h free before after
 	for pass in 1 2 3 4 5; do
-		busy=0 removed=0
+		free=() before=0
 		for f in /sys/block/dm-*/dm/name; do
 			[ -e "$f" ] || continue
 			read -r n <"$f"
 			[[ $n == rdmt-* ]] || continue
+			before=$((before + 1))
 			d=${f%/dm/name}
 			h=("$d"/holders/*)
-			if [ -e "${h[0]}" ]; then
-				busy=1
-				continue
-			fi
-			timeout "${1:-60}" dmsetup remove --retry "$n" >/dev/null 2>&1 && removed=1
+			[ -e "${h[0]}" ] || free+=("$n")
 		done
-		[ "$busy" = 1 ] && [ "$removed" = 1 ] || break
+		[ ${#free[@]} != 0 ] || break
+		timeout "${1:-$((60 * ${SCALE:-1}))}" dmsetup remove --retry "${free[@]}" >/dev/null 2>&1
+		dm_names rdmt-
+		after=${#DM_NAMES[@]}
+		[ "$after" != 0 ] && [ "$after" -lt "$before" ] || break
 	done
 	# A device whose table load failed (dmsetup creates the device, then
 	# loads the table) has no sysfs entry if dmsetup could not remove it:
 	# only dm's own list shows it.
 	for n in $(dmsetup ls 2>/dev/null | awk '/^rdmt-/ {print $1}'); do
-		timeout "${1:-60}" dmsetup remove --retry "$n" >/dev/null 2>&1 || true
+		timeout "${1:-$((60 * ${SCALE:-1}))}" dmsetup remove --retry "$n" >/dev/null 2>&1 || true
 	done
 }
 
@@ -115,11 +116,16 @@ nap() {
 
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.2 s until it succeeds;
 # dies after SECONDS x SCALE (suite_init: the kernel flavour's slowness).
-# For a state that has no event to wait on.
+# For a state that has no event to wait on. CMD returns 0 (there), 1 (not
+# yet) or 2 (never: it said why on standard error; wait_for dies at once).
 wait_for() {
-	local limit=$(($1 * ${SCALE:-1})) what=$2 t0=$SECONDS
+	local limit=$(($1 * ${SCALE:-1})) what=$2 t0=$SECONDS rc
 	shift 2
-	until "$@"; do
+	while :; do
+		rc=0
+		"$@" || rc=$?
+		[ $rc != 0 ] || return 0
+		[ $rc = 1 ] || die "$what: gave up"
 		[ $((SECONDS - t0)) -lt "$limit" ] || die "$what: not within $limit s"
 		nap 0.2
 	done

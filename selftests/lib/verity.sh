@@ -62,7 +62,7 @@ vt_cleanup() {
 	for ((i = ${#AT_EXIT[@]} - 1; i >= 0; i--)); do
 		eval "${AT_EXIT[i]}" >/dev/null 2>&1 || true
 	done
-	dm_remove_all_test_devices
+	dm_remove_all_test_devices 60
 	if [ -f "$W/loops" ]; then mapfile -t loops <"$W/loops"; fi
 	if [ ${#loops[@]} != 0 ]; then losetup -d "${loops[@]}" 2>/dev/null || true; fi
 	rm -rf "${W:?}"/* || true
