@@ -95,7 +95,8 @@ ktap_selected() {
 # in LIST, the totals line.
 ktap_suite() {
 	local name=$1 list=$2 v
-	v=${name^^}_ONLY
+	v=${name^^}
+	v=${v//[^A-Z0-9_]/_}_ONLY
 	KTAP_ONLY_VAR=$v KTAP_ONLY=${!v:-}
 	TESTS_PASSED=0 TESTS_FAILED=0 TESTS_SKIPPED=0 TEST_NR=0
 	KTAP_COUNTING=1 KTAP_COUNT=0
