@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # Workload and checker of selftests/clone_crash.sh (see there).
-import argparse, fcntl, hashlib, importlib.machinery, importlib.util, json, mmap, os
+import argparse, hashlib, importlib.machinery, importlib.util, json, mmap, os
 import random, stat, struct, sys, threading, time
 
 BS = 4096
@@ -23,7 +23,9 @@ def wrk_block(b, g):
 
 
 # ---- device-mapper ioctls (no process per call: marks are cheap) ----
-DMI = struct.Struct("<3IIIIiIIIQ128s129s7s")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import dmio  # noqa: E402
+
 SPEC = struct.Struct("<QQiI16s")
 DEV_CREATE, DEV_REMOVE, DEV_SUSPEND, TABLE_LOAD, TABLE_STATUS, TARGET_MSG = 3, 4, 6, 9, 12, 14
 NOFLUSH_FLAG, BUFFER_FULL_FLAG = 1 << 11, 1 << 8
@@ -34,24 +36,17 @@ class DM:
         self.fd = os.open("/dev/mapper/control", os.O_RDWR)
 
     def call(self, nr, name, payload=b"", flags=0, count=0, size=0):
-        size = max(size, DMI.size + len(payload))
-        buf = bytearray(size)
-        DMI.pack_into(buf, 0, 4, 0, 0, size, DMI.size, count, 0, flags, 0, 0, 0,
-                      name.encode(), b"", b"")
-        buf[DMI.size:DMI.size + len(payload)] = payload
-        fcntl.ioctl(self.fd, (3 << 30) | (DMI.size << 16) | (0xfd << 8) | nr, buf, True)
-        return buf
+        room = max(0, size - dmio.DM_SIZE - len(payload))
+        return dmio.ioctl(self.fd, nr, name, flags, payload, count, room)
 
     def message(self, name, msg):
         self.call(TARGET_MSG, name, struct.pack("<Q", 0) + msg.encode() + b"\0")
 
     def create(self, name, length, ttype, params):
         buf = self.call(DEV_CREATE, name)
-        p = params.encode() + b"\0"
-        p += b"\0" * (-(SPEC.size + len(p)) % 8)
-        spec = SPEC.pack(0, length, 0, SPEC.size + len(p), ttype.encode()) + p
+        spec, count = dmio.table([(0, length, ttype, params)])
         try:
-            self.call(TABLE_LOAD, name, spec, count=1)
+            self.call(TABLE_LOAD, name, spec, count=count)
             buf = self.call(DEV_SUSPEND, name)  # no SUSPEND flag: resume
         except OSError:
             self.remove(name)
