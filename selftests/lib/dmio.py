@@ -1,9 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Device-mapper ioctls from Python, made as dmsetup makes them, for the
 suites' helpers that must not start a process per command (one dmsetup
-call costs 0.3 to 1 s under TCG): cycles.sh, faults.sh. They import it
-with sys.path.insert(0, os.environ["SELFTESTS_LIB"]) (suite_init exports
-it)."""
+call costs 0.3 to 1 s under TCG): selftests/cycles.py, faults.py,
+clone_crash.py. They import it from the lib folder beside them."""
 import fcntl
 import os
 import struct

@@ -29,7 +29,6 @@ TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 #   multiplied by it (RDM_SCALE, else 4 on the debug
 #   kernel -- KASAN, lockdep, kmemleak make each step 3-10x slower under
 #   TCG -- detected by kmemleak in debugfs, else 1);
-# - SELFTESTS_LIB (exported): where the helpers' Python module dmio.py is;
 # - fd 3 is the suite's output (note), every test's devices (rdmt-*) are
 #   removed after it (KTAP_CLEANUP).
 suite_init() {
@@ -49,7 +48,6 @@ suite_init() {
 		SCALE=1
 	fi
 	export SCALE
-	export SELFTESTS_LIB=$SELFTESTS_DIR/lib
 	klog_report_re
 	exec 3>&1
 	KTAP_CLEANUP=dm_remove_all_test_devices
