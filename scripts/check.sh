@@ -58,7 +58,7 @@ done
 result "rustfmt clean" $? "$out/rustfmt.log"
 
 # --- SPDX headers ---
-grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' '*.config' Kbuild Makefile 'tools/*' 'scripts/*' '.ci/*' | grep -vE '(Cargo.lock|kernel-report-patterns)$' | sed "s|^|$top/|") \
+grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' '*.py' '*.config' Kbuild Makefile 'selftests/suites' 'tools/*' 'scripts/*' '.ci/*' | grep -vE '(Cargo.lock|kernel-report-patterns)$' | sed "s|^|$top/|") \
 	>"$out/spdx.log" 2>&1
 [ ! -s "$out/spdx.log" ]
 result "SPDX header in every source file" $? "$out/spdx.log"
