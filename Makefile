@@ -10,7 +10,7 @@
 #                   dm-verity-rs` loads dm-bufio first by itself
 #   make run        the demo: boot a guest, create a device with our target,
 #                   do I/O, show table and status
-#   make check      host unit tests + style checks + every selftest in a guest
+#   make check      host unit tests + style checks + the selftests (selftests/suites) in a guest
 #   make check-debug  the same on the debug kernel (KASAN, lockdep, ...)
 #   make compile-fail the compile-fail tests alone (API misuses that must
 #                   not build; Documentation/testing.md)

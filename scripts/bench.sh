@@ -2,18 +2,18 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make bench`: set-up, kernel (cached), modules, then one guest boot that
-# runs tools/bench-guest (every Rust target against its C twin on the same
+# runs tools/bench-guest.sh (every Rust target against its C twin on the same
 # RAM disks). The guest prints its results folder on stdout between
 # BENCH-DATA-BEGIN/END (the project is read-only in the guest); this script
-# unpacks it into out/bench/ and runs tools/bench-report, which prints the
+# unpacks it into out/bench/ and runs tools/bench-report.py, which prints the
 # table and writes out/bench/results.{json,md,svg}. See Documentation/bench.md.
 #
-# BENCH_* variables are passed to the guest (see tools/bench-guest);
+# BENCH_* variables are passed to the guest (see tools/bench-guest.sh);
 # BENCH_MEMORY sets the guest memory (default 2G), BENCH_CPUS its vCPUs (2;
 # with -icount, 1 makes per-I/O figures repeat to ~0.2%); BENCH_NO_BUILD=1 measures
 # the .ko files as they are, without `make modules` (recorded in the results);
-# BENCH_README=1 puts the table in Documentation/bench.md (tools/bench-report --readme).
-# RDM_QEMU_OPTS="-icount shift=0" (passed to QEMU by tools/vm-run): the
+# BENCH_README=1 puts the table in Documentation/bench.md (tools/bench-report.py --readme).
+# RDM_QEMU_OPTS="-icount shift=0" (passed to QEMU by tools/vm-run.sh): the
 # guest clock counts executed instructions, so throughput and ratios no
 # longer depend on the host's load (recorded in the results). The guest
 # then runs 2-3 times longer on a busy host than in real time: BENCH_TIMEOUT,
@@ -36,7 +36,7 @@ fi
 rm -rf "$out"
 mkdir -p "$out"
 
-# What vm-run will use (same probe as tools/vm-run).
+# What vm-run will use (same probe as tools/vm-run.sh).
 accel=tcg
 case "${RDM_KVM:-probe}" in
 1) accel=kvm ;;
@@ -67,8 +67,8 @@ echo "bench: one $accel guest boot; log: $out/guest.log"
 set +e
 deadline=1800
 case "${RDM_QEMU_OPTS:-}" in *icount*) deadline=5400 ;; esac
-"$top/tools/vm-run" --kernel "$kdir" --memory "${BENCH_MEMORY:-2G}" --cpus "${BENCH_CPUS:-2}" --timeout "${BENCH_TIMEOUT:-$deadline}" \
-	--log "$out/guest-console.log" -- env "${envs[@]}" "$top/tools/bench-guest" |
+"$top/tools/vm-run.sh" --kernel "$kdir" --memory "${BENCH_MEMORY:-2G}" --cpus "${BENCH_CPUS:-2}" --timeout "${BENCH_TIMEOUT:-$deadline}" \
+	--log "$out/guest-console.log" -- env "${envs[@]}" "$top/tools/bench-guest.sh" |
 	tee "$out/guest.log" | grep -a --line-buffered -v '^BENCH-B64 '
 rc=${PIPESTATUS[0]}
 set -e
@@ -92,9 +92,9 @@ echo "host_load_after=$(cut -d' ' -f1 /proc/loadavg)" >>"$out/host-meta.txt"
 echo "wall_seconds=$(($(date +%s) - start))" >>"$out/host-meta.txt"
 readme=()
 [ "${BENCH_README:-0}" != 1 ] || readme=(--readme "$top/Documentation/bench.md")
-"$top/tools/bench-report" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
+"$top/tools/bench-report.py" "$out" --wall-seconds $(($(date +%s) - start)) "${readme[@]}"
 [ "${BENCH_README:-0}" = 1 ] && echo "bench: the table in Documentation/bench.md is updated" ||
-	echo "bench: to put this table in Documentation/bench.md: tools/bench-report $out --readme Documentation/bench.md"
+	echo "bench: to put this table in Documentation/bench.md: tools/bench-report.py $out --readme Documentation/bench.md"
 echo "bench: total $(($(date +%s) - start)) s; results in $out/"
 if [ "$rc" -ne 0 ]; then
 	echo "bench: the guest run failed (vm-run exit $rc: failed fio runs or a kernel report)" >&2

@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: set-up, kernel (cached), modules built warning-free under
-# clippy, rustfmt, host unit tests, then every selftest in a fresh guest.
-# Ends with `N passed, N failed`; exits non-zero on any failure.
+# clippy, rustfmt, host unit tests, then the selftests (selftests/suites) in
+# a fresh guest.
+# Ends with `N passed, N failed, N skipped`; exits non-zero on any failure.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
 out="$top/out/check"
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 
 result() { # NAME OK(0|1) [DETAIL-FILE]
 	if [ "$2" = 0 ]; then
@@ -23,7 +24,7 @@ result() { # NAME OK(0|1) [DETAIL-FILE]
 }
 
 finish() {
-	echo "$passed passed, $failed failed"
+	echo "$passed passed, $failed failed, $skipped skipped"
 	[ "$failed" -eq 0 ]
 	exit $?
 }
@@ -57,7 +58,7 @@ done
 result "rustfmt clean" $? "$out/rustfmt.log"
 
 # --- SPDX headers ---
-grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' '*.config' Kbuild Makefile 'tools/*' 'scripts/*' '.ci/*' | grep -vE '(Cargo.lock|kernel-report-patterns)$' | sed "s|^|$top/|") \
+grep -L 'SPDX-License-Identifier' $(git -C "$top" ls-files '*.rs' '*.c' '*.h' '*.sh' '*.py' '*.config' Kbuild Makefile 'selftests/suites' 'tools/*' 'scripts/*' '.ci/*' | grep -vE '(Cargo.lock|kernel-report-patterns)$' | sed "s|^|$top/|") \
 	>"$out/spdx.log" 2>&1
 [ ! -s "$out/spdx.log" ]
 result "SPDX header in every source file" $? "$out/spdx.log"
@@ -91,8 +92,9 @@ p=$(echo "$line" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
 f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
 [ -n "$p" ] || { p=0; f=1; }
 [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p)) failed=$((failed + f))
-echo "compile-fail tests: $p passed, $f failed$(grep -a '^# skipped:' "$out/compile-fail.log" | sed 's/^# skipped: \([0-9]*\).*/, \1 skipped/') ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
+k=$(grep -a '^# skipped:' "$out/compile-fail.log" | sed -n 's/^# skipped: \([0-9]*\).*/\1/p' | tail -n1)
+passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${k:-0}))
+echo "compile-fail tests: $p passed, $f failed, ${k:-0} skipped ($(grep -a '^# time:' "$out/compile-fail.log" | sed 's/^# time: //'))"
 [ "$f" -eq 0 ] || grep -a -B30 '^not ok' "$out/compile-fail.log" | sed 's/^/#   /' | tail -n 60
 
 # --- no grep -q reading a pipe under pipefail ---
@@ -117,7 +119,7 @@ echo "host unit tests: $p passed, $f failed"
 [ "$f" -eq 0 ] || sed 's/^/#   /' "$out/hosttests.log" | tail -n 40
 
 # --- the bench report's own test: every ratio reads > 1 when Rust is better ---
-"$top/tools/bench-report" --self-test >"$out/bench-report-self-test.log" 2>&1
+"$top/tools/bench-report.py" --self-test >"$out/bench-report-self-test.log" 2>&1
 result "bench-report self-test (every ratio: > 1 = Rust better)" $? "$out/bench-report-self-test.log"
 
 # --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
@@ -129,10 +131,11 @@ for t in "$top"/selftests/host/*.sh; do
 	line=$(grep -a '^# totals:' "$out/host-$name.log" | tail -n1)
 	p=$(echo "$line" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
 	f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+	k=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
 	[ -n "$p" ] || { p=0; f=1; }
 	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-	echo "host $name: $p passed, $f failed"
-	passed=$((passed + p)) failed=$((failed + f))
+	echo "host $name: $p passed, $f failed, ${k:-0} skipped"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${k:-0}))
 done
 
 # --- selftests in the guest ---
@@ -156,13 +159,15 @@ fi
 for v in N_CYCLES N_LOADS FUZZ_COUNT FUZZ_SEED FUZZ_DMSETUP FUZZ_TIMEOUT N_SWAPS CLONE_TEST_DEADLINE N_TEARDOWN LEAK_MARGIN_KIB; do
 	[ -z "${!v:-}" ] || guest_env+=("$v=${!v}")
 done
-"$top/tools/vm-run" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \
-	env "${guest_env[@]}" "$top/selftests/run.sh" | tee "$out/selftests.log"
+"$top/tools/vm-run.sh" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \
+	env "${guest_env[@]}" "$top/selftests/run.sh" $(grep -v '^#' "$top/selftests/suites") | tee "$out/selftests.log"
 rc=${PIPESTATUS[0]}
 line=$(grep -a '^selftests:' "$out/selftests.log" | tail -n1)
 p=$(echo "$line" | sed -n 's/^selftests: \([0-9]*\) passed.*/\1/p')
 f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+k=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
 [ -n "$p" ] || { p=0; f=1; }
+skipped=$((skipped + ${k:-0}))
 # The guest finished its tests but the run failed (kernel report, crash).
 [ $rc -ne 0 ] && [ "$f" -eq 0 ] && { f=1; echo "not ok - guest run (vm-run exit $rc)"; }
 passed=$((passed + p)) failed=$((failed + f))

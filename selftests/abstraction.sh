@@ -7,13 +7,13 @@
 # destructor hands its Device to a work item that keeps flushing it after
 # the target value is gone. The type-level contracts are shown by the
 # compile-fail tests (scripts/compile-fail.sh), which run on the host.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
-MOD=dm-hold-rs
 T=hold_rs
 
 setup() {
-	load_module $MOD
+	impl_load hold rust
 	modprobe dm-delay
 	LOOP=$(new_loop hold0 16)
 	SIZE=$(blockdev --getsz "$LOOP")
@@ -22,7 +22,7 @@ setup() {
 teardown() {
 	dm_remove_all_test_devices
 	free_loop "$LOOP"
-	unload_module $MOD
+	impl_unload
 }
 
 open_count() { dmsetup info -c --noheadings -o open "$1" | tr -d ' '; }
@@ -39,8 +39,7 @@ open_count() { dmsetup info -c --noheadings -o open "$1" | tr -d ' '; }
 t_device_outlives_target() {
 	dmsetup create rdmt-delay --table "0 $SIZE delay $LOOP 0 0 $LOOP 0 300"
 	dmsetup create rdmt-hold --table "0 $SIZE $T /dev/mapper/rdmt-delay 0 10"
-	assert_eq "$T" "$(dmsetup table rdmt-hold | awk '{print $3}')" "target type"
-	[ "$(module_refcount $MOD)" -ge 1 ] || fail "$MOD not in use by rdmt-hold"
+	impl_assert_served rdmt-hold
 	assert_eq 1 "$(open_count rdmt-delay)" "opens of the device below while mapped"
 	pattern "$SCRATCH/h1" 64 hold
 	write_file /dev/mapper/rdmt-hold 8 "$SCRATCH/h1"
@@ -54,7 +53,7 @@ t_device_outlives_target() {
 	dmsetup remove rdmt-delay
 	assert_no_kernel_report
 	# Nothing holds the module any more.
-	assert_eq 0 "$(module_refcount $MOD)" "module refcount"
+	assert_eq 0 "$(mod_refcount $IMPL_MOD)" "module refcount"
 }
 
 # The same with a constructor that fails after opening the device: the
@@ -69,9 +68,11 @@ t_failed_ctr_puts_devices() {
 	assert_no_kernel_report
 }
 
+suite_tests() {
+	run_test device_outlives_target t_device_outlives_target
+	run_test failed_ctr_puts_devices t_failed_ctr_puts_devices
+}
+
 setup
-ktap_header abstraction 2
-run_test device_outlives_target t_device_outlives_target
-run_test failed_ctr_puts_devices t_failed_ctr_puts_devices
+ktap_suite abstraction suite_tests
 teardown
-suite_end

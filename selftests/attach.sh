@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Selftests of tools/dm-swap: attaching our targets (era, clone) to a device
+# Selftests of tools/dm-swap.sh: attaching our targets (era, clone) to a device
 # in use by a live table swap, under a fio verify workload on a mounted ext4.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
-SWAP="$TOP/tools/dm-swap"
+SWAP="$TOP/tools/dm-swap.sh"
 N_SWAPS=${N_SWAPS:-50}
 MNT=$SCRATCH/mnt
 
 setup() {
-	modprobe dm-persistent-data
-	load_module dm-era-rs
-	load_module dm-clone-rs
+	impl_load era rust
+	impl_load clone rust
 	modprobe dm-flakey
 	DISK=$(new_loop attach-disk 256)
 	META=$(new_loop attach-meta 8)
@@ -29,6 +29,11 @@ teardown() {
 	free_loop "$DISK"
 	free_loop "$META"
 	free_loop "$CLONE_META"
+}
+
+fio_started() { # PID
+	kill -0 "$1" 2>/dev/null || { cat "$SCRATCH/fio-swap.out" >&2; echo "fio ended" >&2; return 2; }
+	[ -s "$MNT/verify.0.3" ]
 }
 
 live_type() { dmsetup table "$1" | awk '{print $3}'; }
@@ -61,20 +66,21 @@ t_refuses_mismatched_tables() {
 
 # N_SWAPS swaps linear -> TABLE -> linear while fio writes and verifies files
 # on the mounted filesystem; MODULE must serve TABLE (and TYPE be live).
-swaps_under_fio_verify() { # TABLE TYPE MODULE
-	local i table=$1 type=$2 mod=$3
+swaps_under_fio_verify() { # TABLE TYPE
+	local i table=$1 type=$2
 	mount_fs
 	fio --name=verify --directory="$MNT" --size=48M --nrfiles=4 --rw=randwrite --bs=4k \
 		--ioengine=libaio --iodepth=8 --direct=1 --verify=crc32c --verify_backlog=256 \
 		--verify_fatal=1 --verify_state_save=0 --invalidate=0 --time_based --runtime=3600 \
 		--output="$SCRATCH/fio-swap.out" &
 	local fio=$!
-	sleep 2
+	# The swaps start once fio has laid out its files and writes.
+	wait_for 60 "fio laid out its files" fio_started $fio
 	for i in $(seq "$N_SWAPS"); do
 		"$SWAP" rdmt-fs "$table" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to $type"; }
 		[ "$(live_type rdmt-fs)" = "$type" ] || { kill $fio; fail "swap $i: $type not live"; }
 		# Our module serves the table.
-		[ "$(module_refcount "$mod")" -ge 1 ] || { kill $fio; fail "$mod not in use"; }
+		impl_assert_served rdmt-fs "$type" rust || { kill $fio; fail "$type: not served by ours"; }
 		"$SWAP" rdmt-fs "$LINEAR" 2>>"$SCRATCH/swap.log" || { kill $fio; fail "swap $i to linear"; }
 		[ "$(live_type rdmt-fs)" = linear ] || { kill $fio; fail "swap $i: linear not live"; }
 	done
@@ -90,7 +96,7 @@ swaps_under_fio_verify() { # TABLE TYPE MODULE
 }
 
 t_swaps_era_under_fio_verify() {
-	swaps_under_fio_verify "0 $SIZE era $META $DISKN 128" era dm-era-rs
+	swaps_under_fio_verify "0 $SIZE era $META $DISKN 128" era
 	# The era metadata saw every swap as a new era.
 	era_check "$META" >/dev/null
 }
@@ -101,11 +107,10 @@ t_swaps_era_under_fio_verify() {
 # were written (a partial write first copies its region onto itself). Back
 # on linear, nothing was lost.
 t_swaps_clone_under_fio_verify() {
-	module_loaded dm-clone && fail "the C dm-clone module is loaded"
 	dd if=/dev/zero of="$CLONE_META" bs=1M count=8 status=none
 	swaps_under_fio_verify "0 $SIZE clone $CLONE_META $DISKN $DISKN 128 1 no_hydration" \
-		clone dm-clone-rs
-	module_loaded dm-clone && fail "the C dm-clone module got loaded"
+		clone
+	if mod_loaded dm_clone; then fail "the C dm-clone module got loaded"; fi
 	# The clone metadata counted the regions fio wrote as hydrated.
 	dmsetup create rdmt-cl --table "0 $SIZE clone $CLONE_META $DISKN $DISKN 128 1 no_hydration"
 	local hydrated
@@ -122,9 +127,9 @@ t_failed_constructor_keeps_old_table() {
 	# A metadata device that is too small to format fails era's constructor.
 	local tiny; tiny=$(new_loop attach-tiny 0)
 	truncate -s 4096 "$SCRATCH/attach-tiny.img"; losetup -c "$tiny"
-	dmesg_mark
+	kmark
 	assert_fails "swap with a failing constructor" "$SWAP" rdmt-fs "0 $SIZE era $tiny $DISKN 128"
-	assert_dmesg "era: Error reading metadata|era: Error opening metadata"
+	assert_klog "era: Error reading metadata|era: Error opening metadata"
 	assert_eq linear "$(live_type rdmt-fs)" "live table"
 	assert_eq "$sum" "$(md5sum <"$MNT/file")" "file contents"
 	echo more >>"$MNT/file"; sync
@@ -149,24 +154,26 @@ t_failed_preresume_rolls_back() {
 	# the constructor succeeds).
 	dmsetup load rdmt-meta --table "0 $msize flakey $(devnum "$META") 0 0 1000 1 error_writes"
 	dmsetup resume rdmt-meta
-	dmesg_mark
+	kmark
 	local rc=0
 	"$SWAP" rdmt-fs "$era" || rc=$?
 	assert_eq 1 "$rc" "dm-swap exit status (failed, rolled back)"
-	assert_dmesg "preresume failed"
+	assert_klog "preresume failed"
 	assert_eq linear "$(live_type rdmt-fs)" "live table after rollback"
-	dmsetup info rdmt-fs | grep -q 'State: *ACTIVE' || fail "device not active"
+	dmsetup info rdmt-fs | has 'State: *ACTIVE' || fail "device not active"
 	assert_eq "$sum" "$(md5sum <"$MNT/file")" "file contents"
 	echo more >>"$MNT/file"; sync
 	umount_fs_and_check
 }
 
+suite_tests() {
+	run_test refuses_mismatched_tables t_refuses_mismatched_tables
+	run_test swaps_era_under_fio_verify t_swaps_era_under_fio_verify
+	run_test swaps_clone_under_fio_verify t_swaps_clone_under_fio_verify
+	run_test failed_constructor_keeps_old_table t_failed_constructor_keeps_old_table
+	run_test failed_preresume_rolls_back t_failed_preresume_rolls_back
+}
+
 setup
-ktap_header attach 5
-run_test refuses_mismatched_tables t_refuses_mismatched_tables
-run_test swaps_era_under_fio_verify t_swaps_era_under_fio_verify
-run_test swaps_clone_under_fio_verify t_swaps_clone_under_fio_verify
-run_test failed_constructor_keeps_old_table t_failed_constructor_keeps_old_table
-run_test failed_preresume_rolls_back t_failed_preresume_rolls_back
+ktap_suite attach suite_tests
 teardown
-suite_end

@@ -11,9 +11,9 @@
 #                              (CLONE_KO: another path for the .ko)
 #   CLONE_IMPL=c               modprobe dm-clone
 #
-#   tools/vm-run -- selftests/run.sh clone
-#   tools/vm-run -- env CLONE_IMPL=c selftests/run.sh clone
-#   tools/vm-run -- env CLONE_ONLY="teardown" selftests/run.sh clone
+#   tools/vm-run.sh -- selftests/run.sh clone
+#   tools/vm-run.sh -- env CLONE_IMPL=c selftests/run.sh clone
+#   tools/vm-run.sh -- env CLONE_ONLY="teardown" selftests/run.sh clone
 #
 # Knobs: CLONE_TEST_DEADLINE (600 s per test; the waits scale with it),
 # CLONE_ONLY (test names: only these run, the others are skipped and counted as skipped, not passed),
@@ -41,63 +41,25 @@
 # wrong ("C bug"/"C quirk"), the test asserts the C behaviour for
 # CLONE_IMPL=c and the correct one for CLONE_IMPL=rust; a comment says so.
 #
-# The helpers are in this file rather than in a clone-lib.sh: selftests/run.sh
-# runs every selftests/*.sh but lib.sh and run.sh as a suite. Starting a
-# process costs 0.1-0.4 s under TCG: the helpers use builtins and sysfs
-# where they can.
-. "$(dirname "$0")/lib.sh"
+# Clone's own helpers are in this file, the shared ones in selftests/lib/.
+# Starting a process costs 0.1-0.4 s under TCG: the helpers use builtins and
+# sysfs where they can.
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 # ==== the implementation under test ===========================================
-CLONE_IMPL=${CLONE_IMPL:-rust}
-case "$CLONE_IMPL" in
-rust | c) ;;
-*) echo "clone.sh: CLONE_IMPL must be rust or c, not '$CLONE_IMPL'" >&2; exit 2 ;;
-esac
-CLONE_KO=${CLONE_KO:-$TOP/dm-clone-rs.ko}
+# (selftests/lib/impl.sh: impl_load clone IMPL, impl_assert_served NAME)
+impl_from_env clone
 
-impl_mod() { if [ "$1" = rust ]; then echo dm_clone_rs; else echo dm_clone; fi; }
-other_mod() { if [ "$1" = rust ]; then echo dm_clone; else echo dm_clone_rs; fi; }
-
-# use_impl rust|c: that implementation is loaded, the other one is not. No
-# clone device may exist (a module with users cannot be unloaded).
-use_impl() {
-	local mod other
-	mod=$(impl_mod "$1") other=$(other_mod "$1")
-	if mod_loaded "$other"; then
-		rmmod "$other" || die "$other is loaded and cannot be unloaded (refcount $(mod_refcount "$other"))"
-	fi
-	if ! mod_loaded "$mod"; then
-		if [ "$1" = rust ]; then
-			[ -f "$CLONE_KO" ] || die "$CLONE_KO does not exist (module not built)"
-			modprobe dm-persistent-data || die "modprobe dm-persistent-data failed"
-			insmod "$CLONE_KO" || die "insmod $CLONE_KO failed"
-		else
-			modprobe dm-clone || die "modprobe dm-clone failed"
-		fi
-	fi
-	mod_loaded "$mod" || die "$mod not loaded"
-	if mod_loaded "$other"; then die "$other still loaded"; fi
-	CUR_IMPL=$1
-}
-
-# assert_served NAME [IMPL]: NAME is a `clone` device served by IMPL's module
-# (default: the one in use): the `clone` target is registered (v1.0.0), the
-# module is loaded and pinned (refcount >= 1), the other one is not loaded.
-assert_served() {
-	local name=$1 impl=${2:-$CUR_IMPL} mod other t n
-	mod=$(impl_mod "$impl") other=$(other_mod "$impl")
-	t=$(dmsetup table "$name") || die "no device $name"
-	set -- $t
-	[ "${3:-}" = clone ] || die "target type of $name is '${3:-}', not clone"
-	mod_loaded "$mod" || die "$mod not loaded"
-	n=$(mod_refcount "$mod")
-	[ "$n" -ge 1 ] || die "$mod not in use (refcount $n)"
-	if mod_loaded "$other"; then die "$other is loaded too"; fi
-	[[ "$(dmsetup targets)" =~ (^|$'\n')clone\ +v1\.0\.0($'\n'|$) ]] || die "clone v1.0.0 not registered"
+# served NAME [IMPL]: NAME is served by IMPL (default: the one in use), which
+# registered clone v1.0.0.
+served() {
+	impl_assert_served "$1" clone "${2:-$IMPL}"
+	impl_assert_registered
 }
 
 # The kernel log helpers (kmark, klog, assert_klog, assert_no_kernel_report)
-# are lib.sh's; a lost mark counts the flood's likely cause.
+# are selftests/lib/klog.sh's; a lost mark counts the flood's likely cause.
 klog_lost_hint() {
 	local n
 	n=$(dmesg | grep -c "hydration failed") || true
@@ -106,8 +68,7 @@ klog_lost_hint() {
 KLOG_LOST_HINT=klog_lost_hint
 
 # ==== devices and data ========================================================
-# Upper devices are named rdmt-a-*, the devices under them rdmt-z-* (lib.sh's
-# clean-up removes in name order: uppers first).
+# Upper devices are named rdmt-a-*, the devices under them rdmt-z-*.
 CLONE=rdmt-a-clone
 CDEV=/dev/mapper/$CLONE
 R=128                 # region size in sectors (64 KiB)
@@ -118,16 +79,10 @@ RB=$((R * 512))
 # is the likely failure: a `timeout` costs ~0.5 s under TCG, too much for
 # every command. Neither can end a process stuck in an uninterruptible
 # wait: vm-run's own timeout and hung-task check catch those.
-TEST_DEADLINE=${CLONE_TEST_DEADLINE:-600}
+TEST_DEADLINE=${CLONE_TEST_DEADLINE:-$((600 * SCALE))}
 TO=()
 
 setup() {
-	echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
-	# The module as it is now: the suite reloads it, and the project
-	# directory may be rebuilt meanwhile.
-	if [ -f "$CLONE_KO" ]; then
-		cp "$CLONE_KO" "$SCRATCH/dm-clone-rs.ko" && CLONE_KO=$SCRATCH/dm-clone-rs.ko
-	fi
 	MDF=$SCRATCH/clone-md.img SRCF=$SCRATCH/clone-src.img DSTF=$SCRATCH/clone-dst.img
 	GARB=$SCRATCH/clone-garbage.img EXP=$SCRATCH/clone-exp.img POOL=$SCRATCH/clone-pool.img
 	pattern "$SRCF" $((64 * 2048)) clone-source
@@ -181,7 +136,7 @@ watchdog() {
 begin() {
 	watchdog "$TEST_DEADLINE"
 	clone_cleanup
-	use_impl "${1:-$CLONE_IMPL}"
+	impl_load clone "${1:-$CLONE_IMPL}"
 	wipe_md
 	reset_dst
 	exp_init
@@ -360,17 +315,6 @@ stat_field() { # KNAME FIELD
 	STAT=${a[$(($2 - 1))]}
 }
 
-# must_fail_eio WHAT CMD...: CMD fails with "Input/output error", in time.
-must_fail_eio() {
-	local what=$1 rc=0
-	shift
-	"${TO[@]}" "$@" 2>"$SCRATCH/clone-err" || rc=$?
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
-	[ $rc -ne 0 ] || die "$what: succeeded"
-	[[ "$(<"$SCRATCH/clone-err")" == *"Input/output error"* ]] ||
-		die "$what: not EIO: $(<"$SCRATCH/clone-err")"
-}
-
 # lower_set NAME DEV SECTORS TABLE-REST: reloads a device under the clone.
 lower_set() {
 	"${TO[@]}" dmsetup suspend "$1"
@@ -398,7 +342,7 @@ t_full_hydration() {
 	dd if=/dev/zero of="$DSTF" bs=1M count=64 conv=notrunc status=none
 	"${TO[@]}" dmsetup create $CLONE --table "0 $len clone $MD $DST $SRC $R" ||
 		die "dmsetup create failed"
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated
 	assert_eq "8 6/1024 $R $NREG/$NREG 0 0 4 hydration_threshold 1 hydration_batch_size 1 rw" \
 		"$ST" "status after full hydration"
@@ -417,7 +361,7 @@ t_full_hydration() {
 	reset_dst
 	"${TO[@]}" dmsetup create $CLONE --table "0 32768 clone $MD $DST $SRC 8 0 4 hydration_threshold 64 hydration_batch_size 16" ||
 		die "dmsetup create failed"
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated
 	assert_eq "8 6/1024 8 4096/4096 0 0 4 hydration_threshold 64 hydration_batch_size 16 rw" \
 		"$ST" "status after full hydration (4 KiB regions)"
@@ -428,7 +372,7 @@ t_full_hydration() {
 	wipe_md
 	reset_dst
 	clone_create 2097152
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated
 	assert_eq "8 6/1024 2097152 1/1 0 0 4 hydration_threshold 1 hydration_batch_size 1 rw" \
 		"$ST" "status after full hydration (one region)"
@@ -443,7 +387,7 @@ t_full_hydration() {
 t_reads_before_hydration() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_hydrated 0 "fresh"
 	check_clone "unhydrated"
 	# Small reads, unaligned to regions, straddling one boundary.
@@ -478,7 +422,7 @@ t_writes() {
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-slow --table "0 $SZ delay $SRC 0 5"
 	"${TO[@]}" dmsetup create $CLONE --table "$(ctable /dev/mapper/rdmt-z-slow $R 1 no_hydration 2 hydration_threshold 1)"
-	assert_served $CLONE
+	served $CLONE
 	wr $((2 * RB)) $RB                          # region 2, whole
 	wr $((5 * RB + 4096)) 4096                  # region 5
 	wr $((7 * RB + 3 * 512)) 4096               # region 7, 512-aligned
@@ -524,7 +468,7 @@ t_writes() {
 t_large_bios() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	wr $((3 * RB + 8192)) 4096
 	wr $((4 * RB)) $RB
 	wr $((6 * RB + 512)) $((RB + 1024))
@@ -563,7 +507,7 @@ t_large_bios() {
 t_recreate_continues() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	wr $((3 * RB)) $RB
 	wr $((10 * RB + 512)) 4096
 	wr $((11 * RB + 100 * 512)) 512
@@ -573,7 +517,7 @@ t_recreate_continues() {
 	assert_hydrated 6 "before remove"
 	clone_remove
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_hydrated 6 "after re-create"
 	check_clone "after re-create"
 	# Some regions hydrated in the background.
@@ -585,7 +529,7 @@ t_recreate_continues() {
 	[ "$n" -ge 6 ] || die "hydrated count went down: $n"
 	clone_remove
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_hydrated "$n" "after the second re-create"
 	check_clone "after the second re-create"
 	msg enable_hydration
@@ -593,7 +537,7 @@ t_recreate_continues() {
 	clone_remove
 	check_dst "after hydration"
 	local mod
-	mod=$(impl_mod "$CUR_IMPL")
+	mod=$IMPL_MOD
 	assert_eq 0 "$(mod_refcount "$mod")" "$mod refcount with no device"
 	assert_no_kernel_report
 }
@@ -616,7 +560,7 @@ t_status_and_table() {
 		assert_eq "$3" "$ST" "status for '$1'"
 	}
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_eq "0 $SZ clone $dev $R 1 no_hydration" "$(dmsetup table $CLONE)" "table line"
 	cstatus
 	assert_eq "8 6/1024 $R 0/$NREG 0 1 no_hydration $c1 rw" "$ST" "status"
@@ -678,7 +622,7 @@ t_status_and_table() {
 t_messages() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	sleep 1.5
 	assert_hydrated 0 "hydration disabled"
 	msg hydration_threshold 0
@@ -711,7 +655,7 @@ t_messages() {
 		"${TO[@]}" dmsetup message $CLONE 0 -- "$@" >/dev/null 2>&1 || rc=$?
 		[ $rc -ne 124 ] || die "message hung: '$*'"
 		[ $rc -ne 0 ] || die "message accepted: '$*'"
-		if [ "$CUR_IMPL" = rust ]; then
+		if [ "$IMPL" = rust ]; then
 			assert_klog "clone: .*"
 		elif [ -n "$reason" ]; then
 			assert_klog "$reason"
@@ -762,7 +706,7 @@ t_messages() {
 t_discards() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	local d=${DST#/dev/} v dmax dgran before
 	dm_kname $CLONE
 	read -r dmax <"/sys/block/$d/queue/discard_max_bytes"
@@ -821,7 +765,7 @@ t_discards() {
 	reset_dst
 	exp_init
 	clone_create $R 2 no_hydration no_discard_passdown
-	assert_served $CLONE
+	served $CLONE
 	dm_kname $CLONE
 	read -r v <"/sys/block/$KNAME/queue/discard_granularity"
 	assert_eq $RB "$v" "discard_granularity (no passdown: the region size)"
@@ -857,7 +801,7 @@ interop() {
 	local from=$1 to=$2 n
 	begin "$from"
 	clone_create $R 1 no_hydration
-	assert_served $CLONE "$from"
+	served $CLONE "$from"
 	wr $((1 * RB)) $RB
 	wr $((5 * RB + 4096)) 4096
 	wr $((6 * RB - 512)) 1024                    # regions 5, 6
@@ -872,9 +816,9 @@ interop() {
 	echo "# $n regions hydrated by $from"
 	clone_remove
 
-	use_impl "$to"
+	impl_load clone "$to"
 	clone_create $R 1 no_hydration
-	assert_served $CLONE "$to"
+	served $CLONE "$to"
 	assert_hydrated "$n" "$from's metadata read by $to"
 	check_clone "$from's clone read by $to"
 	wr $((300 * RB + 1024)) 2048
@@ -882,7 +826,7 @@ interop() {
 	wait_hydrated
 	clone_remove
 	check_dst "$from then $to"
-	use_impl "$CLONE_IMPL"
+	impl_load clone "$CLONE_IMPL"
 	assert_no_kernel_report
 }
 t_interop_c_to_rust() { interop c rust; }
@@ -896,13 +840,13 @@ t_interop_rust_to_c() { interop rust c; }
 # upstream known issue 3): every other region gets hydrated, status works,
 # remove works; once the sector is good again a new table finishes.
 t_source_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-dust --table "0 $SZ dust $SRC 0 512"
 	"${TO[@]}" dmsetup message rdmt-z-dust 0 addbadblock $((10 * R + 5))
 	"${TO[@]}" dmsetup message rdmt-z-dust 0 enable
 	"${TO[@]}" dmsetup create $CLONE --table "$(ctable /dev/mapper/rdmt-z-dust $R 1 no_hydration)"
-	assert_served $CLONE
+	served $CLONE
 	must_fail_eio "read of an unhydrated region with a bad source sector" \
 		dd if=$CDEV of=/dev/null bs=$RB skip=10 count=1 iflag=direct status=none
 	"${TO[@]}" dd if=$CDEV of=/dev/null bs=$RB skip=11 count=1 iflag=direct status=none ||
@@ -933,7 +877,7 @@ t_source_faults() {
 	clone_remove
 	"${TO[@]}" dmsetup message rdmt-z-dust 0 clearbadblocks
 	"${TO[@]}" dmsetup create $CLONE --table "$(ctable /dev/mapper/rdmt-z-dust $R 0 4 hydration_threshold 64 hydration_batch_size 16)"
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated
 	clone_remove
 	check_dst "after the source healed"
@@ -961,11 +905,11 @@ assert_log_not_flooded() {
 # hydrated; reads work; the metadata stays read-write (no commit needed);
 # background hydration retries; remove works.
 t_dest_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-fdst --table "0 $SZ flakey $DST 0 1 0"
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $MD /dev/mapper/rdmt-z-fdst $SRC $R 1 no_hydration"
-	assert_served $CLONE
+	served $CLONE
 	wr $((3 * RB)) $RB
 	assert_hydrated 1 "healthy destination"
 	lower_set rdmt-z-fdst "$DST" "$SZ" "flakey $DST 0 0 1 1 error_writes"
@@ -988,7 +932,7 @@ t_dest_faults() {
 	"${TO[@]}" dmsetup remove rdmt-z-fdst
 	# Committed: only region 3.
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_hydrated 1 "after the faults"
 	check_clone "after the faults" 0 16
 	clone_remove
@@ -1007,11 +951,11 @@ t_dest_faults() {
 # "Fail"): every I/O fails; remove works. A table over unreadable metadata
 # is refused.
 t_metadata_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	assert_served $CLONE
+	served $CLONE
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	event_nr $CLONE
@@ -1044,7 +988,7 @@ t_metadata_faults() {
 	clone_remove
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 1 0"
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	assert_served $CLONE
+	served $CLONE
 	cstatus
 	assert_eq "1/$NREG rw" "$ST_HYD/$ST_NREG $ST_MODE" "status over the healed metadata"
 
@@ -1152,7 +1096,7 @@ t_bad_input() {
 	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 0x8"
 	bad_table "${c}Invalid region size" "$t $MD $DST $SRC abc"
 	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4294967296"
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4294967304"
 	else
 		# C bug: dm_read_arg's sscanf("%u") wraps 2^32 + 8 to 8.
@@ -1201,7 +1145,7 @@ t_bad_input() {
 	accepted "$t $MD $DST $SRC 8 0 4 hydration_threshold 0 hydration_batch_size 4294967295"
 	accepted "$t $MD $DST $SRC 2097152 $nh 2 hydration_threshold 4294967295"
 	accepted "$t $MD $DST $SRC 8 $nh 2 hydration_batch_size 0"
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		# C quirk: arguments after the core args are ignored (and echoed
 		# in the table line); ours refuses them.
 		bad_table "${c}.*argument" "$t $MD $DST $SRC 8 $nh 0 junk"
@@ -1216,7 +1160,7 @@ t_bad_input() {
 	if "${TO[@]}" dmsetup create rdmt-a-bad --table "$t $MD $DST $DST 8 $nh" >/dev/null 2>&1; then
 		"${TO[@]}" dmsetup remove rdmt-a-bad
 	else
-		[ "$CUR_IMPL" = rust ] || die "C refused source = destination"
+		[ "$IMPL" = rust ] || die "C refused source = destination"
 		assert_klog "${c}.+"
 	fi
 	wipe_md
@@ -1249,7 +1193,7 @@ t_bad_input() {
 	truncate -s 64M "$SCRATCH/clone-4k.img"
 	s4k=$(losetup --find --show --sector-size 4096 "$SCRATCH/clone-4k.img")
 	"${TO[@]}" dmsetup create $CLONE --table "$t $MD $s4k $SRC 8 $nh" || die "4 KiB-sector destination refused"
-	assert_served $CLONE
+	served $CLONE
 	dm_kname $CLONE
 	read -r v <"/sys/block/$KNAME/queue/logical_block_size"
 	assert_eq 4096 "$v" "logical block size over a 4 KiB-sector destination"
@@ -1267,7 +1211,7 @@ t_bad_input() {
 	rm -f "$SCRATCH/clone-4k.img" "$SCRATCH/clone-small.img" "$SCRATCH/clone-tinymd.img"
 	# Nothing leaked by the refused tables.
 	local mod
-	mod=$(impl_mod "$CUR_IMPL")
+	mod=$IMPL_MOD
 	assert_eq 0 "$(mod_refcount "$mod")" "$mod refcount after the refused tables"
 	assert_no_kernel_report
 }
@@ -1301,7 +1245,7 @@ t_suspend_reload_remove() {
 	"${TO[@]}" dmsetup create rdmt-z-slow --table "0 $SZ delay $SRC 0 20"
 	local st="$MD $DST /dev/mapper/rdmt-z-slow" n rs=512
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $st $rs" || die "create failed"
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated_at_least 8
 	"${TO[@]}" dmsetup suspend $CLONE || die "suspend while hydrating failed"
 	cstatus
@@ -1327,12 +1271,12 @@ t_suspend_reload_remove() {
 	wipe_md
 	reset_dst
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $st $rs" || die "create failed"
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated_at_least 8
 	n=$ST_HYD
 	clone_remove
 	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $st $rs 1 no_hydration" || die "re-create failed"
-	assert_served $CLONE
+	served $CLONE
 	cstatus
 	[ "$ST_HYD" -ge "$n" ] || die "hydrated count went down after remove: $n -> $ST_HYD"
 	[ "$ST_HYD" -lt "$ST_NREG" ] || die "hydration finished before the remove: the test proves nothing"
@@ -1375,7 +1319,7 @@ N_TEARDOWN=${N_TEARDOWN:-60}
 # and the module's reference count is back to zero.
 teardown_released() {
 	local k h mod
-	mod=$(impl_mod "$CUR_IMPL")
+	mod=$IMPL_MOD
 	for k in "$@"; do
 		h=("/sys/block/$k/holders/"*)
 		[ ! -e "${h[0]}" ] || die "$k still held after the remove: ${h[*]}"
@@ -1426,7 +1370,7 @@ tm_show() {
 t_teardown() {
 	begin
 	local i k t b s table kd ks kf mod other restart
-	mod=$(impl_mod "$CUR_IMPL") other=$(other_mod "$CUR_IMPL")
+	mod=$IMPL_MOD
 	# Source reads held 50 ms, destination writes (and flushes) 50 ms; the
 	# failing source: every read fails after 60 ms. (dm-delay polls in a
 	# busy kthread for delays under 50 ms: timers from 50 on.)
@@ -1448,10 +1392,10 @@ t_teardown() {
 		tm_lap
 		"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
 		if [ "$i" = 0 ]; then
-			assert_served $CLONE
+			served $CLONE
 		else
 			[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
-			! mod_loaded "$other" || die "cycle $i: $other is loaded"
+			for other in $IMPL_OTHERS; do ! mod_loaded "$other" || die "cycle $i: $other is loaded"; done
 		fi
 		tm_lap create
 		teardown_wait_copies
@@ -1494,7 +1438,7 @@ t_teardown() {
 	teardown_no_blocked
 	# Every region recorded as hydrated holds the source's data.
 	clone_create $R 0 4 hydration_threshold 64 hydration_batch_size 16
-	assert_served $CLONE
+	served $CLONE
 	wait_hydrated 240
 	clone_remove
 	check_dst "after the teardown cycles"
@@ -1511,12 +1455,12 @@ t_teardown() {
 t_write_between_reload_and_resume() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	"${TO[@]}" dmsetup reload $CLONE --table "$(ctable "$SRC" $R 1 no_hydration)"
 	wr $((5 * RB + 3 * 4096)) 4096
 	"${TO[@]}" dmsetup resume $CLONE
 	cstatus
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		assert_eq "1/$NREG" "$ST_HYD/$ST_NREG" "hydrated after a write between reload and resume"
 		check_clone "write between reload and resume" 0 16
 		msg enable_hydration
@@ -1545,7 +1489,7 @@ t_write_between_reload_and_resume() {
 t_flush_fua() {
 	begin
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	local d=${DST#/dev/} m=${MD#/dev/} df mf
 	stat_field "$d" 16; df=$STAT
 	stat_field "$m" 16; mf=$STAT
@@ -1576,7 +1520,7 @@ t_flush_fua() {
 	check_clone "after the synchronous writes" 0 16
 	clone_remove
 	clone_create $R 1 no_hydration
-	assert_served $CLONE
+	served $CLONE
 	assert_hydrated 2 "re-created"
 	check_clone "re-created" 0 16
 	clone_remove
@@ -1609,13 +1553,13 @@ load_start() { # fio's randread load on the clone; waits for its first I/Os
 		--ioengine=libaio --time_based --runtime=600 --output=/dev/null >/dev/null 2>&1 &
 	FIO=$!
 	dm_kname $CLONE || die "no kernel name for $CLONE"
-	for i in $(seq 1 600); do
-		stat_field "$KNAME" 1
-		[ "$STAT" -ge 100 ] && return 0
-		kill -0 $FIO 2>/dev/null || die "fio ended before its load started"
-		sleep 0.1
-	done
-	die "no I/O from fio after 60 s"
+	wait_for 60 "I/O from fio" fio_reading
+}
+fio_reading() {
+	stat_field "$KNAME" 1
+	[ "$STAT" -ge 100 ] && return 0
+	kill -0 $FIO 2>/dev/null || { echo "fio ended before its load started" >&2; return 2; }
+	return 1
 }
 load_stop() {
 	kill -0 $FIO 2>/dev/null || die "fio ended while the load was to go on"
@@ -1626,12 +1570,12 @@ t_hydration_under_load() {
 	begin
 	command -v fio >/dev/null || die "fio not installed"
 	local core="hydration_threshold 64 hydration_batch_size 16" t0 end reads
-	if [ "$CUR_IMPL" = c ]; then
+	if [ "$IMPL" = c ]; then
 		bad_table "clone: Invalid number of core arguments" \
 			"$(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
 		bad_tables_check
 		clone_create $R 1 no_hydration 4 $core
-		assert_served $CLONE
+		served $CLONE
 		if dmsetup message $CLONE 0 hydration_share_under_io 30 >/dev/null 2>&1; then
 			die "C accepted the message hydration_share_under_io"
 		fi
@@ -1648,7 +1592,7 @@ t_hydration_under_load() {
 		return 0
 	fi
 	clone_create $R 1 no_hydration 6 $core hydration_share_under_io 30
-	assert_served $CLONE
+	served $CLONE
 	cstatus
 	assert_eq "$core hydration_share_under_io 30" "$ST_CORE" "core args with the extension"
 	assert_eq "0/$NREG" "$ST_HYD/$ST_NREG" "hydrated before enabling"
@@ -1699,53 +1643,38 @@ t_source_untouched() {
 	assert_eq "$SRC_SUM" "$(sha256sum <"$SRCF")" "sha256 of the source image"
 }
 
-# CLONE_TIMES=1: a diagnostic line with each test's duration (never asserted).
-# CLONE_ONLY="NAME...": run only these tests (the others are skipped).
-clone_test() {
-	local t0=$SECONDS
-	if [ -n "${CLONE_ONLY:-}" ] && [[ " $CLONE_ONLY " != *" $1 "* ]]; then
-		skip_test "$1" "not in CLONE_ONLY"
-		return 0
+suite_tests() {
+	echo "# CLONE_IMPL=$CLONE_IMPL"
+	run_test full_hydration t_full_hydration
+	run_test reads_before_hydration t_reads_before_hydration
+	run_test writes t_writes
+	run_test large_bios t_large_bios
+	run_test recreate_continues t_recreate_continues
+	run_test status_and_table t_status_and_table
+	run_test messages t_messages
+	run_test discards t_discards
+	if [ "$CLONE_IMPL" = rust ] || [ -f "${CLONE_KO:-$TOP/dm-clone-rs.ko}" ]; then
+		run_test interop_c_to_rust t_interop_c_to_rust
+		run_test interop_rust_to_c t_interop_rust_to_c
+	else
+		skip_test interop_c_to_rust "dm-clone-rs.ko not built"
+		skip_test interop_rust_to_c "dm-clone-rs.ko not built"
 	fi
-	run_test "$@"
-	[ "${CLONE_TIMES:-1}" = 0 ] || echo "# $1: $((SECONDS - t0)) s"
-}
-skip_test() { # NAME REASON: a skip, counted as one (not as a pass)
-	TEST_NR=$((TEST_NR + 1))
-	TESTS_SKIPPED=$((TESTS_SKIPPED + 1))
-	echo "ok $TEST_NR $1 # SKIP $2"
+	run_test source_faults t_source_faults
+	run_test dest_faults t_dest_faults
+	run_test metadata_faults t_metadata_faults
+	run_test bad_input t_bad_input
+	run_test suspend_reload_remove t_suspend_reload_remove
+	run_test write_between_reload_and_resume t_write_between_reload_and_resume
+	run_test flush_fua t_flush_fua
+	run_test teardown t_teardown
+	run_test hydration_under_load t_hydration_under_load
+	[ ! -e "$SCRATCH/clone-under-load.note" ] || cat "$SCRATCH/clone-under-load.note"
+	run_test source_untouched t_source_untouched
 }
 
 T0=$SECONDS
 setup
-ktap_header clone 20
-echo "# CLONE_IMPL=$CLONE_IMPL"
-clone_test full_hydration t_full_hydration
-clone_test reads_before_hydration t_reads_before_hydration
-clone_test writes t_writes
-clone_test large_bios t_large_bios
-clone_test recreate_continues t_recreate_continues
-clone_test status_and_table t_status_and_table
-clone_test messages t_messages
-clone_test discards t_discards
-if [ "$CLONE_IMPL" = rust ] || [ -f "$CLONE_KO" ]; then
-	clone_test interop_c_to_rust t_interop_c_to_rust
-	clone_test interop_rust_to_c t_interop_rust_to_c
-else
-	skip_test interop_c_to_rust "$CLONE_KO not built"
-	skip_test interop_rust_to_c "$CLONE_KO not built"
-fi
-clone_test source_faults t_source_faults
-clone_test dest_faults t_dest_faults
-clone_test metadata_faults t_metadata_faults
-clone_test bad_input t_bad_input
-clone_test suspend_reload_remove t_suspend_reload_remove
-clone_test write_between_reload_and_resume t_write_between_reload_and_resume
-clone_test flush_fua t_flush_fua
-clone_test teardown t_teardown
-clone_test hydration_under_load t_hydration_under_load
-[ ! -e "$SCRATCH/clone-under-load.note" ] || cat "$SCRATCH/clone-under-load.note"
-clone_test source_untouched t_source_untouched
+ktap_suite clone suite_tests
 teardown
 echo "# suite time: $((SECONDS - T0)) s"
-suite_end

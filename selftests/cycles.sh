@@ -24,7 +24,7 @@
 #                       generous margin); on the debug kernel (kmemleak),
 #                       kmemleak finds no leak that mentions our modules.
 #
-#   tools/vm-run -- selftests/run.sh cycles
+#   tools/vm-run.sh -- selftests/run.sh cycles
 #
 # Knobs (environment): N_CYCLES (100), N_LOADS (20), LEAK_MARGIN_KIB (2048),
 # CYCLES_ONLY (a regex: run only the tests whose names match),
@@ -35,413 +35,29 @@
 # 15 to 30 minutes through dmsetup. The cycles and the module loop therefore
 # make the same DM ioctls dmsetup makes (DM_TABLE_LOAD, DM_DEV_SUSPEND with
 # and without DM_SUSPEND_FLAG, DM_DEV_CREATE, DM_DEV_REMOVE) from one Python
-# process each (the helper below), and check the device's state flags and
+# process each (selftests/cycles.py), and check the device's state flags and
 # live table after each step. CYCLES_DMSETUP=1 runs the cycles through
 # dmsetup instead (slow; for comparison).
 #
 # Every test proves that our module served the device: the live table's
 # target type, our module loaded and pinned, the C twin (dm_verity, dm_era,
 # dm_clone) not loaded; no kernel report (oops, WARNING, ...) in the log.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 N_CYCLES=${N_CYCLES:-100}
 N_LOADS=${N_LOADS:-20}
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
-DMIO=$SCRATCH/cycles-dmio.py
-
-# target_info TARGET: sets TT (target type), MOD (our module), KO (its
-# file), TWIN (the C module registering the same target type, or ""), DEPS
-# (modules ours needs).
-target_info() {
-	case "$1" in
-	linear) TT=linear_rs MOD=dm_linear_rs KO=dm-linear-rs TWIN= DEPS= ;;
-	verity) TT=verity MOD=dm_verity_rs KO=dm-verity-rs TWIN=dm_verity DEPS="dm-bufio reed_solomon" ;;
-	era) TT=era MOD=dm_era_rs KO=dm-era-rs TWIN=dm_era DEPS=dm-persistent-data ;;
-	clone) TT=clone MOD=dm_clone_rs KO=dm-clone-rs TWIN=dm_clone DEPS=dm-persistent-data ;;
-	*) die "unknown target $1" ;;
-	esac
-	KO=$SCRATCH/$KO.ko
-}
-
-# use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
-# device of the twin may exist).
-use_rust() {
-	local d
-	target_info "$1"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
-		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
-	fi
-	for d in $DEPS; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
-	if ! mod_loaded "$MOD"; then
-		[ -f "$KO" ] || die "$KO does not exist (module not built)"
-		insmod "$KO" || die "insmod $KO failed"
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-}
-
-# assert_served NAME: NAME's live table has our target type, our module is
-# loaded and pinned, the C twin is not loaded (target_info set the names).
-assert_served() {
-	local t n
-	t=$(dmsetup table "$1") || die "no device $1"
-	set -- "$1" $t
-	[ "${4:-}" = "$TT" ] || die "target type of $1 is '${4:-}', not $TT"
-	mod_loaded "$MOD" || die "$MOD not loaded"
-	n=$(mod_refcount "$MOD")
-	[ "$n" -ge 1 ] || die "$MOD not in use by $1 (refcount $n)"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "the C $TWIN is loaded"; fi
-}
-
-# note TEXT: a diagnostic line on the suite's output, also from a test
-# that passes (run_test shows a test's own output only when it fails).
-note() { echo "# $*" >&3; }
-
-# dn DEV: prints DEV's major:minor (lib.sh's devnum without processes).
-dn() {
-	local d
-	read -r d <"/sys/class/block/${1##*/}/dev" || die "no block device $1"
-	echo "$d"
-}
-
-# nap SECONDS: sleeps without starting a process (a read with a timeout on
-# a FIFO nobody writes to).
-nap() { read -r -t "$1" -u "$NAPFD" || true; }
-
+DMIO=$SELFTESTS_DIR/cycles.py
 
 # cleanup: removes every test device, uppers (rdmt-a-*) first.
 cleanup() {
 	dm_remove_all_test_devices
 }
 
-# ==== the helper: DM ioctls, module load loop, O_DIRECT reader ===============
-write_helper() {
-	cat >"$DMIO" <<'EOF'
-# SPDX-License-Identifier: GPL-2.0
-"""DM ioctls without a process per command (as dmsetup makes them), a
-module load/unload loop, and an O_DIRECT reader checking every byte."""
-import ctypes, fcntl, json, mmap, os, random, signal, struct, sys, time
-
-DM_SIZE, SPEC = 312, 40
-CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, VERSIONS = 3, 4, 6, 7, 9, 12, 13
-OPS = {3: "create", 4: "remove", 6: "suspend/resume", 7: "status", 9: "load", 12: "table", 13: "targets"}
-F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
-
-
-class Fail(Exception):
-    pass
-
-
-class Dm:
-    def __init__(self):
-        self.fd = os.open("/dev/mapper/control", os.O_RDWR | os.O_CLOEXEC)
-
-    def call(self, nr, name, flags=0, data=b"", count=0, room=64):
-        size = DM_SIZE + len(data) + room
-        b = bytearray(size)
-        struct.pack_into("=3IIIIiIII", b, 0, 4, 0, 0, size, DM_SIZE, count, 0, flags, 0, 0)
-        n = name.encode()
-        b[48:48 + len(n)] = n
-        b[DM_SIZE:DM_SIZE + len(data)] = data
-        try:
-            fcntl.ioctl(self.fd, (3 << 30) | (DM_SIZE << 16) | (0xFD << 8) | nr, b, True)
-        except OSError as e:
-            raise Fail(f"DM ioctl {OPS[nr]} of {name or '-'} failed: {os.strerror(e.errno)}")
-        return b
-
-    def flags(self, name):
-        return struct.unpack_from("=I", self.call(DEVSTATUS, name), 28)[0]
-
-    def load(self, name, specs, ro):
-        blobs = []
-        for i, (start, length, ttype, params) in enumerate(specs):
-            p = params.encode() + b"\0"
-            size = (SPEC + len(p) + 7) & ~7
-            blob = bytearray(size)
-            struct.pack_into("=QQiI16s", blob, 0, start, length, 0,
-                             size if i + 1 < len(specs) else 0, ttype.encode())
-            blob[SPEC:SPEC + len(p)] = p
-            blobs.append(blob)
-        self.call(LOAD, name, F_RO if ro else 0, b"".join(blobs), len(specs))
-
-    def status(self, name):
-        """Status words of the live table's one target."""
-        b = self.call(TSTATUS, name, room=16384)
-        off = struct.unpack_from("=I", b, 16)[0]
-        return bytes(b[off + 40:]).split(b"\0")[0].decode()
-
-    def types(self, name):
-        """Target types of the live table."""
-        b = self.call(TSTATUS, name, F_TABLE, room=16384)
-        off, count = struct.unpack_from("=II", b, 16)
-        out = []
-        for _ in range(count):
-            out.append(bytes(b[off + 24:off + 40]).split(b"\0")[0].decode())
-            off += struct.unpack_from("=I", b, off + 20)[0]
-        return out
-
-    def targets(self):
-        b = self.call(VERSIONS, "", room=16384)
-        off = struct.unpack_from("=I", b, 16)[0]
-        res = set()
-        while off + 16 <= len(b):
-            nxt = struct.unpack_from("=I", b, off)[0]
-            res.add(bytes(b[off + 16:off + 48]).split(b"\0")[0].decode())
-            if not nxt:
-                break
-            off += nxt
-        return res
-
-
-def parse_table(text):
-    specs = []
-    for line in text.strip().split("\n"):
-        w = line.split()
-        specs.append((int(w[0]), int(w[1]), w[2], " ".join(w[3:])))
-    return specs
-
-
-def kname(name):
-    for d in os.listdir("/sys/block"):
-        try:
-            with open(f"/sys/block/{d}/dm/name") as f:
-                if f.read().strip() == name:
-                    return d
-        except OSError:
-            pass
-    raise Fail(f"no dm device named {name}")
-
-
-def ios(k):
-    with open(f"/sys/block/{k}/stat") as f:
-        w = f.read().split()
-    return int(w[0]) + int(w[4])
-
-
-def check_active(dm, name, types, what):
-    fl = dm.flags(name)
-    if fl & F_SUSPEND or not fl & F_ACTIVE or fl & F_INACTIVE:
-        raise Fail(f"{what}: device flags {fl:#x} (suspended {fl & F_SUSPEND}, "
-                   f"active table {fl & F_ACTIVE}, inactive table {fl & F_INACTIVE})")
-    live = dm.types(name)
-    if live != types:
-        raise Fail(f"{what}: live table types {live}, expected {types}")
-
-
-def cycles(a):
-    """--name N --kinds suspend,reload --count C --table T [--ro] [--pid P]
-    [--hydrated] [--compare FILE --from BYTE]: for each kind, C cycles;
-    then (clone) waits until every region is hydrated, the mode rw; then
-    the device from BYTE on reads as FILE from BYTE on."""
-    for kind in a["kinds"].split(","):
-        cycles1(a, kind)
-    dm = Dm()
-    t0 = time.monotonic()
-    while "hydrated" in a:
-        p = dm.status(a["name"]).split()
-        if p[-1] != "rw":
-            raise Fail(f"clone status after the cycles: {' '.join(p)}")
-        if p[4] == "0" and p[3].split("/")[0] == p[3].split("/")[1]:
-            print(f"hydrated {time.monotonic() - t0:.1f} s after the cycles, mode rw")
-            break
-        if time.monotonic() - t0 > 120:
-            raise Fail(f"not hydrated 120 s after the cycles: {' '.join(p)}")
-        time.sleep(0.2)
-    if "compare" in a:
-        start = int(a["from"])
-        want = open(a["compare"], "rb").read()[start:]
-        fd = os.open(f"/dev/{kname(a['name'])}", os.O_RDONLY | os.O_DIRECT)
-        buf = mmap.mmap(-1, len(want))
-        got = os.preadv(fd, [buf], start)
-        os.close(fd)
-        if got != len(want) or buf[:] != want:
-            raise Fail(f"the device from byte {start} on does not read {a['compare']}")
-        print(f"the {len(want) >> 20} MiB from byte {start} on read {os.path.basename(a['compare'])}")
-
-
-def cycles1(a, kind):
-    dm = Dm()
-    specs = parse_table(a["table"])
-    types = [s[2] for s in specs]
-    k = kname(a["name"])
-    pid = int(a.get("pid", 0))
-    deadline = float(a.get("io-deadline", 120))
-    check_active(dm, a["name"], types, "before the cycles")
-    t0, maxwait = time.monotonic(), 0.0
-    for i in range(1, int(a["count"]) + 1):
-        what = f"{kind} cycle {i}"
-        if kind == "reload":
-            dm.load(a["name"], specs, "ro" in a)
-            if not dm.flags(a["name"]) & F_INACTIVE:
-                raise Fail(f"{what}: no inactive table after the load")
-        dm.call(SUSPEND, a["name"], F_SUSPEND)
-        if not dm.flags(a["name"]) & F_SUSPEND:
-            raise Fail(f"{what}: not suspended after suspend")
-        dm.call(SUSPEND, a["name"])
-        check_active(dm, a["name"], types, what)
-        if pid:
-            # The workload is still running (fio stops at the first
-            # verify mismatch, the reader at the first wrong byte or error).
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                raise Fail(f"{what}: the workload (pid {pid}) ended")
-            # I/O completes after the resume before the next suspend.
-            n0, w0 = ios(k), time.monotonic()
-            while ios(k) == n0:
-                if time.monotonic() - w0 > deadline:
-                    raise Fail(f"{what}: no I/O completed within {deadline:.0f} s of the resume")
-                time.sleep(0.002)
-            maxwait = max(maxwait, time.monotonic() - w0)
-    print(f"{a['count']} {kind} cycles in {time.monotonic() - t0:.1f} s, "
-          f"I/O completed after every resume (longest wait {maxwait * 1000:.0f} ms)", flush=True)
-
-
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def meminfo():
-    m = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":")
-            m[k] = int(v.split()[0])
-    return {k: m.get(k, 0) for k in ("SUnreclaim", "VmallocUsed", "Percpu")}
-
-
-def settle():
-    # Let RCU callbacks and deferred frees run before a memory sample.
-    time.sleep(1)
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
-    time.sleep(0.5)
-
-
-def modloop(a):
-    """--ko F --mod M --twin T --target TT --name N --table T [--ro]
-    --iters I --warm W [--image F] [--wipe DEV]: I times insmod, create,
-    I/O, remove,
-    rmmod; prints JSON with memory samples after iteration W and at the end."""
-    dm = Dm()
-    mod, twin, name = a["mod"], a.get("twin", ""), a["name"]
-    specs = parse_table(a["table"])
-    image = open(a["image"], "rb").read() if "image" in a else None
-    size = specs[-1][0] + specs[-1][1]
-    buf = mmap.mmap(-1, 65536)
-    rnd = random.Random(1)
-    samples = {}
-    t0 = time.monotonic()
-    for i in range(1, int(a["iters"]) + 1):
-        what = f"iteration {i}"
-        if "wipe" in a:
-            # Fresh metadata: the device starts from nothing again.
-            fd = os.open(a["wipe"], os.O_WRONLY | os.O_DIRECT)
-            buf[:] = bytes(65536)
-            os.pwritev(fd, [buf], 0)
-            os.close(fd)
-        fd = os.open(a["ko"], os.O_RDONLY)
-        if libc.syscall(313, fd, b"", 0) != 0:  # finit_module
-            raise Fail(f"{what}: finit_module: {os.strerror(ctypes.get_errno())}")
-        os.close(fd)
-        if a["target"] not in dm.targets():
-            raise Fail(f"{what}: target {a['target']} not registered after insmod")
-        dm.call(CREATE, name)
-        dm.load(name, specs, "ro" in a)
-        dm.call(SUSPEND, name)
-        check_active(dm, name, [s[2] for s in specs], what)
-        with open(f"/sys/module/{mod}/refcnt") as f:
-            if int(f.read()) < 1:
-                raise Fail(f"{what}: {mod} not pinned by the device")
-        if twin and os.path.exists(f"/sys/module/{twin}"):
-            raise Fail(f"{what}: the C {twin} is loaded")
-        dev = os.open(f"/dev/{kname(name)}", (os.O_RDONLY if image else os.O_RDWR) | os.O_DIRECT)
-        off = rnd.randrange(0, size * 512 - 65536, 4096)
-        if image is None:
-            data = rnd.randbytes(65536)
-            buf[:] = data
-            if os.pwritev(dev, [buf], off) != 65536:
-                raise Fail(f"{what}: short write")
-            buf[:] = bytes(65536)
-        else:
-            data = image[off:off + 65536]
-        if os.preadv(dev, [buf], off) != 65536 or buf[:] != data:
-            raise Fail(f"{what}: read at byte {off} does not return the expected data")
-        os.close(dev)
-        dm.call(REMOVE, name)
-        with open(f"/sys/module/{mod}/refcnt") as f:
-            if int(f.read()) != 0:
-                raise Fail(f"{what}: {mod} still in use after the remove")
-        if libc.syscall(176, mod.encode(), os.O_NONBLOCK) != 0:  # delete_module
-            raise Fail(f"{what}: rmmod {mod}: {os.strerror(ctypes.get_errno())}")
-        if os.path.exists(f"/sys/module/{mod}"):
-            raise Fail(f"{what}: {mod} still loaded after rmmod")
-        if i == int(a["warm"]):
-            settle()
-            samples["warm"] = meminfo()
-    settle()
-    samples["end"] = meminfo()
-    samples["seconds"] = round(time.monotonic() - t0, 1)
-    print(json.dumps(samples))
-
-
-def reader(a):
-    """--dev D --image F [--seconds S]: random O_DIRECT reads (4 KiB to
-    64 KiB at 4 KiB-aligned offsets) compared with the image, until SIGINT
-    or SIGTERM; exits 1 at the first error or wrong byte."""
-    image = open(a["image"], "rb").read()
-    fd = os.open(a["dev"], os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, 65536)
-    stop = []
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    rnd = random.Random()
-    nblk = len(image) // 4096
-    reads = nbytes = 0
-    while not stop:
-        n = rnd.choice((1, 1, 2, 4, 16))
-        off = rnd.randrange(0, nblk - n + 1) * 4096
-        mv = memoryview(buf)[:n * 4096]
-        try:
-            got = os.preadv(fd, [mv], off)
-        except InterruptedError:
-            continue
-        except OSError as e:
-            print(f"reader: read of {n * 4096} bytes at {off} failed: {os.strerror(e.errno)}")
-            sys.exit(1)
-        if got != n * 4096 or mv != image[off:off + n * 4096]:
-            bad = next((j for j in range(got) if mv[j] != image[off + j]), got)
-            print(f"reader: wrong data: {got} bytes read at {off}, first bad byte at {off + bad}")
-            sys.exit(1)
-        reads += 1
-        nbytes += got
-    print(f"reader: {reads} reads, {nbytes} bytes, all correct")
-
-
-def main():
-    cmd, args = sys.argv[1], sys.argv[2:]
-    a, i = {}, 0
-    while i < len(args):
-        key = args[i][2:]
-        if i + 1 < len(args) and not args[i + 1].startswith("--"):
-            a[key] = args[i + 1]
-            i += 2
-        else:
-            a[key] = True
-            i += 1
-    # A deadline for the whole command (SIGALRM ends the process unless it
-    # is stuck in the kernel, which vm-run's deadline and the hung-task
-    # check catch).
-    signal.alarm(int(a.get("deadline", 1200)))
-    try:
-        {"cycles": cycles, "modloop": modloop, "reader": reader}[cmd](a)
-    except Fail as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
-
-
-main()
-EOF
-}
+# The helper (DM ioctls, the module load loop, an O_DIRECT reader) is
+# selftests/cycles.py.
 
 # ==== the cycles ==============================================================
 DEVNAME=rdmt-a-cyc
@@ -458,11 +74,11 @@ run_cycles() {
 			local t0=$SECONDS
 			for ((i = 1; i <= N_CYCLES; i++)); do
 				if [ "$kind" = reload ]; then
-					timeout 120 dmsetup load ${ro:+--readonly} $DEVNAME --table "$table" ||
+					timeout $((120 * SCALE)) dmsetup load ${ro:+--readonly} $DEVNAME --table "$table" ||
 						die "$kind cycle $i: load failed"
 				fi
-				timeout 120 dmsetup suspend $DEVNAME || die "$kind cycle $i: suspend failed"
-				timeout 120 dmsetup resume $DEVNAME || die "$kind cycle $i: resume failed"
+				timeout $((120 * SCALE)) dmsetup suspend $DEVNAME || die "$kind cycle $i: suspend failed"
+				timeout $((120 * SCALE)) dmsetup resume $DEVNAME || die "$kind cycle $i: resume failed"
 				kill -0 "$WPID" 2>/dev/null || die "$kind cycle $i: the workload ended"
 			done
 			note "$N_CYCLES $kind cycles through dmsetup in $((SECONDS - t0)) s"
@@ -473,7 +89,7 @@ run_cycles() {
 		--count "$n" --table "$table" ${ro:+--ro} --pid "$WPID" "$@") || rc=$?
 	[ $rc -eq 0 ] || die "cycles (rc $rc): $out"
 	note "${out//$'\n'/$'\n'# }"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 }
 
 # fio_start DEV SIZE: fio writes DEV's first SIZE bytes at random, 4 to 64
@@ -489,21 +105,25 @@ fio_start() {
 	# A test that fails leaves no workload holding its device open.
 	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
 	# Under way before the cycles start.
-	local k=$3 i a
-	for ((i = 0; i < 600; i++)); do
-		read -r -a a <"/sys/block/$k/stat"
-		[ "${a[4]}" -gt 16 ] && return 0
-		kill -0 $WPID 2>/dev/null || { cat "$SCRATCH/fio.out" >&2; die "fio ended at once"; }
-		nap 0.1
-	done
-	die "fio did not start writing in 60 s"
+	wait_for 60 "fio writing to $3" io_started "$3" 4 "$SCRATCH/fio.out"
+}
+
+# io_started KNAME FIELD OUT: the workload $WPID completed more than 16 I/Os
+# of that kind (/sys/block/KNAME/stat field FIELD, from 0: 0 reads, 4
+# writes); gives up (showing OUT) if the workload ended.
+io_started() {
+	local a
+	read -r -a a <"/sys/block/$1/stat"
+	[ "${a[$2]}" -gt 16 ] && return 0
+	kill -0 $WPID 2>/dev/null || { cat "$3" >&2; echo "the workload ended at once" >&2; return 2; }
+	return 1
 }
 
 # wait_pid PID: waits (300 s at most: fio can take minutes to wind down on
 # the debug kernel) for PID to end; sets WRC to its status.
 wait_pid() {
 	local t0=$SECONDS
-	while kill -0 "$1" 2>/dev/null && [ $((SECONDS - t0)) -lt 300 ]; do nap 0.1; done
+	while kill -0 "$1" 2>/dev/null && [ $((SECONDS - t0)) -lt $((300 * SCALE)) ]; do nap 0.1; done
 	kill -0 "$1" 2>/dev/null && die "pid $1 did not end within 300 s of SIGINT"
 	[ $((SECONDS - t0)) -lt 10 ] || note "the workload took $((SECONDS - t0)) s to end"
 	WRC=0
@@ -536,14 +156,7 @@ reader_start() {
 	"${PY[@]}" "$DMIO" reader --dev "$1" --image "$2" >"$SCRATCH/reader.out" 2>&1 &
 	WPID=$!
 	trap 'kill -KILL $WPID 2>/dev/null || true' EXIT
-	local k=$3 i a
-	for ((i = 0; i < 600; i++)); do
-		read -r -a a <"/sys/block/$k/stat"
-		[ "${a[0]}" -gt 16 ] && return 0
-		kill -0 $WPID 2>/dev/null || { cat "$SCRATCH/reader.out" >&2; die "the reader ended at once"; }
-		nap 0.1
-	done
-	die "the reader did not start reading in 60 s"
+	wait_for 60 "the reader reading from $3" io_started "$3" 0 "$SCRATCH/reader.out"
 }
 
 reader_stop_check() {
@@ -582,20 +195,20 @@ suite_setup() {
 verity_loops() {
 	VDATA=$(losetup --find --show --read-only "$VIMG")
 	VHASH=$(losetup --find --show --read-only "$VHIMG")
-	VTABLE="0 16384 verity 1 $(dn "$VDATA") $(dn "$VHASH") $VTABLE_ARGS"
+	VTABLE="0 16384 verity 1 $(devnum "$VDATA") $(devnum "$VHASH") $VTABLE_ARGS"
 }
 
 t_cycles_linear() {
 	cleanup
-	use_rust linear
+	impl_load linear rust
 	kmark
 	local lo table
 	lo=$(new_loop cyc-lin 16)
-	table="0 32768 linear_rs $(dn "$lo") 0"
+	table="0 32768 linear_rs $(devnum "$lo") 0"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
 	fio_stop_check
@@ -609,13 +222,13 @@ t_cycles_linear() {
 # status is still V (no corruption seen).
 t_cycles_verity() {
 	cleanup
-	use_rust verity
+	impl_load verity rust
 	kmark
 	verity_loops
 	dmsetup create $DEVNAME --readonly --table "$VTABLE"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	reader_start /dev/mapper/$DEVNAME "$VIMG" "$KNAME"
 	run_cycles "$VTABLE" ro
 	reader_stop_check
@@ -632,17 +245,17 @@ t_cycles_verity() {
 # damaged writeset, "missing bits".)
 t_cycles_era() {
 	cleanup
-	use_rust era
+	impl_load era rust
 	kmark
 	local md or table s e0 e1
 	md=$(new_loop cyc-era-md 4)
 	or=$(new_loop cyc-era-or 16)
-	table="0 32768 era $(dn "$md") $(dn "$or") 128"
+	table="0 32768 era $(devnum "$md") $(devnum "$or") 128"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	s=$(dmsetup status $DEVNAME); set -- $s; e0=$6
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table"
 	fio_stop_check
@@ -663,17 +276,17 @@ t_cycles_era() {
 # the source.
 t_cycles_clone() {
 	cleanup
-	use_rust clone
+	impl_load clone rust
 	kmark
 	local md dst src table
 	md=$(new_loop cyc-cl-md 4)
 	dst=$(new_loop cyc-cl-dst 16)
 	src=$(losetup --find --show --read-only "$CSRC")
-	table="0 32768 clone $(dn "$md") $(dn "$dst") $(dn "$src") 128"
+	table="0 32768 clone $(devnum "$md") $(devnum "$dst") $(devnum "$src") 128"
 	dmsetup create $DEVNAME --table "$table"
-	assert_served $DEVNAME
+	impl_assert_served $DEVNAME
 	dm_kname $DEVNAME || die "no dm device named $DEVNAME"
-	note "set-up: $((SECONDS - T1)) s"
+	note "set-up: $((SECONDS - TEST_T0)) s"
 	fio_start /dev/mapper/$DEVNAME 12M "$KNAME"
 	run_cycles "$table" "" --hydrated --compare "$CSRC" --from $((12 << 20))
 	fio_stop_check
@@ -706,19 +319,23 @@ kmemleak_file() {
 # the helper loads and unloads it N_LOADS times (device, I/O, remove each
 # time).
 modloop() {
-	local target=$1 table=$2 ro=${3:-} image=${4:-} wipe=${5:-} out rc=0 kml
-	target_info "$target"
+	local target=$1 table=$2 ro=${3:-} image=${4:-} wipe=${5:-} out rc=0 kml twin
+	impl_select "$target" rust
+	twin=${IMPL_OTHERS%% *}
+	MOD=$IMPL_MOD
+	impl_deps
+	impl_ko_file
+	KO=$IMPL_KO_FILE
 	# Nothing of ours stays loaded (no device of ours may exist).
 	if mod_loaded "$MOD"; then rmmod "$MOD" || die "rmmod $MOD before the loop"; fi
-	[ -f "$KO" ] || die "$KO does not exist (module not built)"
 	kml=$(kmemleak_file) || true
 	[ -z "$kml" ] || echo clear >"$kml"
-	out=$("${PY[@]}" "$DMIO" modloop --ko "$KO" --mod "$MOD" --twin "${TWIN:-none}" \
-		--target "$TT" --name rdmt-a-load --table "$table" ${ro:+--ro} ${image:+--image "$image"} \
+	out=$("${PY[@]}" "$DMIO" modloop --ko "$KO" --mod "$MOD" --twin "${twin:-none}" \
+		--target "$IMPL_TYPE" --name rdmt-a-load --table "$table" ${ro:+--ro} ${image:+--image "$image"} \
 		${wipe:+--wipe "$wipe"} --iters "$N_LOADS" --warm $WARM) || rc=$?
 	[ $rc -eq 0 ] || die "module loop (rc $rc): $out"
 	mod_loaded "$MOD" && die "$MOD loaded after the loop"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "the C $TWIN got loaded"; fi
+	if [ -n "$twin" ] && mod_loaded "$twin"; then die "the C $twin got loaded"; fi
 	# Memory: {"warm": {...}, "end": {...}, "seconds": S}, in KiB.
 	local k w e grew=() grew_all=()
 	for k in SUnreclaim VmallocUsed Percpu; do
@@ -767,14 +384,13 @@ t_modloop_linear() {
 	kmark
 	local lo
 	lo=$(new_loop cyc-ml-lin 8)
-	modloop linear "0 16384 linear_rs $(dn "$lo") 0"
+	modloop linear "0 16384 linear_rs $(devnum "$lo") 0"
 	free_loop "$lo"
 	assert_no_kernel_report
 }
 
 t_modloop_verity() {
 	cleanup
-	mod_loaded dm_bufio || modprobe dm-bufio || die "modprobe dm-bufio"
 	kmark
 	verity_loops
 	modloop verity "$VTABLE" ro "$VIMG"
@@ -786,12 +402,11 @@ t_modloop_verity() {
 # era: the first device formats the metadata, the others open it.
 t_modloop_era() {
 	cleanup
-	mod_loaded dm_persistent_data || modprobe dm-persistent-data || die "modprobe dm-persistent-data"
 	kmark
 	local md or
 	md=$(new_loop cyc-ml-md 4)
 	or=$(new_loop cyc-ml-or 8)
-	modloop era "0 16384 era $(dn "$md") $(dn "$or") 128"
+	modloop era "0 16384 era $(devnum "$md") $(devnum "$or") 128"
 	era_check "$md" >"$SCRATCH/era_check.out" 2>&1 || { cat "$SCRATCH/era_check.out" >&2; die "era_check failed"; }
 	free_loop "$md"
 	free_loop "$or"
@@ -802,13 +417,12 @@ t_modloop_era() {
 # removed (8 KiB regions: 1024 of them, not all copied in one iteration).
 t_modloop_clone() {
 	cleanup
-	mod_loaded dm_persistent_data || modprobe dm-persistent-data || die "modprobe dm-persistent-data"
 	kmark
 	local md dst src
 	md=$(new_loop cyc-ml-md 4)
 	dst=$(new_loop cyc-ml-dst 8)
 	src=$(losetup --find --show --read-only "$CSRC")
-	modloop clone "0 16384 clone $(dn "$md") $(dn "$dst") $(dn "$src") 16" "" "" "$md"
+	modloop clone "0 16384 clone $(devnum "$md") $(devnum "$dst") $(devnum "$src") 16" "" "" "$md"
 	free_loop "$md"
 	free_loop "$dst"
 	free_loop "$src"
@@ -817,38 +431,20 @@ t_modloop_clone() {
 
 # ==== main ====================================================================
 T0=$SECONDS
-cycles_test() {
-	local t0=$SECONDS
-	if ! [[ "$1" =~ ${CYCLES_ONLY:-.} ]]; then
-		TEST_NR=$((TEST_NR + 1)) TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $1 # SKIP not in CYCLES_ONLY"
-		return 0
-	fi
-	T1=$SECONDS
-	run_test "$@"
-	echo "# $1: $((SECONDS - t0)) s"
+suite_setup
+suite_tests() {
+	echo "# N_CYCLES=$N_CYCLES N_LOADS=$N_LOADS; set-up $((SECONDS - T0)) s"
+	run_test cycles_linear t_cycles_linear
+	run_test cycles_verity t_cycles_verity
+	run_test cycles_era t_cycles_era
+	run_test cycles_clone t_cycles_clone
+	run_test modloop_linear t_modloop_linear
+	run_test modloop_verity t_modloop_verity
+	run_test modloop_era t_modloop_era
+	run_test modloop_clone t_modloop_clone
 }
 
-exec 3>&1
-mkfifo "$SCRATCH/cycles-nap" && exec {NAPFD}<>"$SCRATCH/cycles-nap"
-echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
-write_helper
-# The modules as they are now: the project directory may be rebuilt meanwhile.
-for ko in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
-	[ -f "$TOP/$ko.ko" ] && cp "$TOP/$ko.ko" "$SCRATCH/$ko.ko"
-done
-suite_setup
-ktap_header cycles 8
-echo "# N_CYCLES=$N_CYCLES N_LOADS=$N_LOADS; set-up $((SECONDS - T0)) s"
-cycles_test cycles_linear t_cycles_linear
-cycles_test cycles_verity t_cycles_verity
-cycles_test cycles_era t_cycles_era
-cycles_test cycles_clone t_cycles_clone
-cycles_test modloop_linear t_modloop_linear
-cycles_test modloop_verity t_modloop_verity
-cycles_test modloop_era t_modloop_era
-cycles_test modloop_clone t_modloop_clone
+ktap_suite cycles suite_tests
 cleanup
-rm -f "$SCRATCH"/cyc-*.img "$SCRATCH/cycles-nap" "$DMIO" "$SCRATCH"/dm-*-rs.ko "$SCRATCH"/format.out
+rm -f "$SCRATCH"/cyc-*.img "$SCRATCH"/format.out
 echo "# suite time: $((SECONDS - T0)) s"
-suite_end

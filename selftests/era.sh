@@ -9,8 +9,8 @@
 #   ERA_IMPL=rust (default)  modprobe dm-persistent-data; insmod dm-era-rs.ko
 #   ERA_IMPL=c               modprobe dm-era
 #
-#   tools/vm-run -- selftests/run.sh era
-#   tools/vm-run -- env ERA_IMPL=c selftests/run.sh era
+#   tools/vm-run.sh -- selftests/run.sh era
+#   tools/vm-run.sh -- env ERA_IMPL=c selftests/run.sh era
 #
 # The two can never be loaded together. Every test checks that its device is
 # served by the module it expects (loaded, pinned by the table) while the
@@ -37,62 +37,17 @@
 # current writeset. It shows the snapshot's view only until the next
 # checkpoint, so the tests query right after take_metadata_snap.
 #
-# The helpers are in this file rather than in an era-lib.sh: selftests/run.sh
-# runs every selftests/*.sh but lib.sh and run.sh as a suite. Under TCG every
-# process costs ~0.4 s (era_invalidate ~1.5 s): the helpers use shell
-# builtins and sysfs where they can.
-. "$(dirname "$0")/lib.sh"
+# Era's own helpers are in this file, the shared ones in selftests/lib/.
+# Under TCG every process costs ~0.4 s (era_invalidate ~1.5 s): the helpers
+# use shell builtins and sysfs where they can.
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 # ==== the implementation under test ===========================================
-ERA_IMPL=${ERA_IMPL:-rust}
-case "$ERA_IMPL" in
-rust | c) ;;
-*) echo "era.sh: ERA_IMPL must be rust or c, not '$ERA_IMPL'" >&2; exit 2 ;;
-esac
-ERA_KO=$TOP/dm-era-rs.ko
+# (selftests/lib/impl.sh: impl_load era IMPL, impl_assert_served NAME)
+impl_from_env era
 
-impl_mod() { if [ "$1" = rust ]; then echo dm_era_rs; else echo dm_era; fi; }
-
-# use_impl rust|c: that implementation is loaded, the other one is not. No
-# era device may exist (a module with users cannot be unloaded).
-use_impl() {
-	local mod other
-	if [ "$1" = rust ]; then mod=dm_era_rs other=dm_era; else mod=dm_era other=dm_era_rs; fi
-	if mod_loaded $other; then
-		rmmod $other || die "$other is loaded and cannot be unloaded (refcount $(mod_refcount $other))"
-	fi
-	if ! mod_loaded $mod; then
-		if [ "$1" = rust ]; then
-			[ -f "$ERA_KO" ] || die "$ERA_KO does not exist (module not built)"
-			modprobe dm-persistent-data || die "modprobe dm-persistent-data failed"
-			insmod "$ERA_KO" || die "insmod $ERA_KO failed"
-		else
-			modprobe dm-era || die "modprobe dm-era failed"
-		fi
-	fi
-	mod_loaded $mod || die "$mod not loaded"
-	if mod_loaded $other; then die "$other still loaded"; fi
-	CUR_IMPL=$1
-}
-
-# assert_served NAME [IMPL]: NAME is an `era` device served by IMPL's module
-# (default: the one under test): loaded, pinned (refcount >= 1), the other
-# one not loaded.
-assert_served() {
-	local name=$1 impl=${2:-$ERA_IMPL} mod other t n
-	mod=$(impl_mod "$impl")
-	if [ "$impl" = rust ]; then other=dm_era; else other=dm_era_rs; fi
-	t=$(dmsetup table "$name") || die "no device $name"
-	set -- $t
-	[ "${3:-}" = era ] || die "target type of $name is '${3:-}', not era"
-	mod_loaded $mod || die "$mod not loaded"
-	n=$(mod_refcount $mod)
-	[ "$n" -ge 1 ] || die "$mod not in use (refcount $n)"
-	if mod_loaded $other; then die "$other is loaded too"; fi
-}
-
-# Devices. Upper devices are named rdmt-a-*, the devices under them rdmt-z-*
-# (lib.sh's clean-up removes in name order: uppers first).
+# Devices. Upper devices are named rdmt-a-*, the devices under them rdmt-z-*.
 ERA=rdmt-a-era
 EDEV=/dev/mapper/$ERA
 BS=128           # era block size in sectors (64 KiB)
@@ -105,13 +60,6 @@ BSB=$((BS * 512))
 TO=()
 
 setup() {
-	# Marks must not be rate-limited away.
-	echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
-	# The module as it is now: the suite reloads it many times, and the
-	# project directory may be rebuilt meanwhile.
-	if [ -f "$ERA_KO" ]; then
-		cp "$ERA_KO" "$SCRATCH/dm-era-rs.ko" && ERA_KO=$SCRATCH/dm-era-rs.ko
-	fi
 	MD=$(new_loop era-md 4)      # metadata: 1024 blocks of 4 KiB
 	OR=$(new_loop era-or 16)     # origin: 256 era blocks of 64 KiB
 	OSZ=$(blockdev --getsz "$OR")
@@ -135,7 +83,7 @@ era_cleanup() {
 # fresh (all-zero: formatted by the first table) metadata, a kernel log mark.
 begin() {
 	era_cleanup
-	use_impl "${1:-$ERA_IMPL}"
+	impl_load era "${1:-$ERA_IMPL}"
 	wipe_md
 	kmark
 }
@@ -173,24 +121,10 @@ wblk() {
 
 # since N [live|removed]: sets SINCE to the blocks written since era N
 # ("3 5 7"), with --metadata-snapshot on the live device (default) or from
-# the metadata of a removed device.
+# the metadata of a removed device (selftests/lib/era.sh).
 since() {
-	local out line b e list=()
-	if [ "${2:-live}" = live ]; then
-		out=$("${TO[@]}" era_invalidate --written-since "$1" --metadata-snapshot "$MD") ||
-			die "era_invalidate --written-since $1 --metadata-snapshot $MD failed"
-	else
-		out=$("${TO[@]}" era_invalidate --written-since "$1" "$MD") ||
-			die "era_invalidate --written-since $1 $MD failed"
-	fi
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((b = BASH_REMATCH[1], e = BASH_REMATCH[2]; b < e; b++)); do list+=("$b"); done
-		fi
-	done <<<"$out"
-	SINCE="${list[*]}"
+	era_written_since "$1" "$MD" "${2:-live}"
+	SINCE="${ERA_SINCE[*]}"
 }
 
 assert_since() { # N "EXPECTED BLOCKS" [live|removed]
@@ -230,16 +164,9 @@ stat_field() { # KNAME FIELD
 inflight_writes() { local r w; read -r r w <"/sys/block/$1/inflight"; INFLIGHT=$w; }
 
 # wait_inflight_writes KNAME: polls until dm device KNAME has a write in
-# flight (fails after ~20 s: the write never got there).
-wait_inflight_writes() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		inflight_writes "$1"
-		[ "$INFLIGHT" -ge 1 ] && return 0
-		sleep 0.1
-	done
-	die "$1 never had a write in flight"
-}
+# flight (fails after 20 s x SCALE: the write never got there).
+has_inflight_write() { inflight_writes "$1"; [ "$INFLIGHT" -ge 1 ]; }
+wait_inflight_writes() { wait_for 20 "a write in flight on $1" has_inflight_write "$1"; }
 
 # ==== 1. known blocks across checkpoints ======================================
 # Specific blocks written in each era, checkpoints between; after
@@ -249,7 +176,7 @@ wait_inflight_writes() {
 t_known_blocks() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	[[ "$(dmsetup targets)" =~ (^|$'\n')era\ +v1\.0\.0($'\n'|$) ]] || die "era v1.0.0 not registered"
 	era_status $ERA
 	assert_eq 8 "$ST_MBS" "metadata block size"
@@ -321,7 +248,7 @@ t_known_blocks() {
 t_failed_take_snap_keeps_era() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	msg $ERA take_metadata_snap
 	era_status $ERA
 	local era=$ST_ERA snap=$ST_SNAP
@@ -340,7 +267,7 @@ t_failed_take_snap_keeps_era() {
 t_recreate_continues() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	wblk $EDEV 7
 	msg $ERA checkpoint
 	wblk $EDEV 8
@@ -349,7 +276,7 @@ t_recreate_continues() {
 	assert_eq 2 "$DUMP_ERA" "era on disk after remove"
 	assert_eq "7:1 8:2" "$DUMP_ERAS" "eras on disk after remove"
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	era_status $ERA; assert_eq 3 "$ST_ERA" "era after re-create"
 	wblk $EDEV 9
 	# Every resume starts a new era.
@@ -393,7 +320,7 @@ t_recreate_continues() {
 # change is lost for a backup based on era E+1 (checked: that is what the C
 # target of 6.12 does; asserted for ERA_IMPL=c).
 t_inflight_write_across_checkpoint() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-delay || die "modprobe dm-delay"
 	local delay
@@ -420,7 +347,7 @@ inflight_attempt() {
 		die "dmsetup create rdmt-z-delay failed"
 	wipe_md
 	era_create $ERA "$MD" /dev/mapper/rdmt-z-delay
-	assert_served $ERA
+	impl_assert_served $ERA
 	dm_kname $ERA; k=$KNAME
 	era_status $ERA; E=$ST_ERA
 	wblk $EDEV $B                       # marked in era E; takes DELAY
@@ -445,7 +372,7 @@ inflight_attempt() {
 	[ $rc -eq 0 ] || die "the in-flight write failed ($rc)"
 	msg $ERA take_metadata_snap
 	assert_since "$E" "$B"
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		assert_since $((E + 1)) "$B"
 	else
 		# C quirk: the write in flight at the checkpoint is not recorded.
@@ -477,7 +404,7 @@ interop() {
 	local from=$1 to=$2 snap
 	begin "$from"
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA "$from"
+	impl_assert_served $ERA era "$from"
 	wblk $EDEV 1; wblk $EDEV 2
 	msg $ERA checkpoint
 	wblk $EDEV 3; wblk $EDEV 1
@@ -490,9 +417,9 @@ interop() {
 	"${TO[@]}" dmsetup remove $ERA
 	assert_era_check "written by $from"
 
-	use_impl "$to"
+	impl_load era "$to"
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA "$to"
+	impl_assert_served $ERA era "$to"
 	era_status $ERA
 	assert_eq 5 "$ST_ERA" "era under $to after $from"
 	assert_eq "$snap" "$ST_SNAP" "$from's held root seen by $to"
@@ -510,9 +437,9 @@ interop() {
 	assert_sb_copy "$snap"
 
 	# And back: FROM reopens what TO wrote, and drops TO's snapshot.
-	use_impl "$from"
+	impl_load era "$from"
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA "$from"
+	impl_assert_served $ERA era "$from"
 	era_status $ERA
 	assert_eq 7 "$ST_ERA" "era under $from again"
 	assert_eq "$snap" "$ST_SNAP" "$to's held root seen by $from"
@@ -526,7 +453,7 @@ interop() {
 	dump_eras
 	assert_eq 8 "$DUMP_ERA" "era on disk at the end"
 	assert_eq "1:2 2:5 3:2 4:3 5:4 6:5 7:6 8:7" "$DUMP_ERAS" "eras on disk at the end"
-	use_impl "$ERA_IMPL"
+	impl_load era "$ERA_IMPL"
 }
 
 t_interop_c_to_rust() { interop c rust; }
@@ -541,23 +468,11 @@ flakey_set() {
 	"${TO[@]}" dmsetup resume "$1"
 }
 
-# must_fail_eio WHAT CMD...: CMD fails with "Input/output error", and in time.
-must_fail_eio() {
-	local what=$1 rc=0
-	shift
-	"${TO[@]}" "$@" 2>"$SCRATCH/err" || rc=$?
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || die "$what: hung"
-	[ $rc -ne 0 ] || die "$what: succeeded"
-	[[ "$(<"$SCRATCH/err")" == *"Input/output error"* ]] || die "$what: not EIO: $(<"$SCRATCH/err")"
-}
-
 # rmmod_and_reload: nothing pins the module any more.
 rmmod_and_reload() {
-	local mod
-	mod=$(impl_mod "$CUR_IMPL")
-	assert_eq 0 "$(mod_refcount $mod)" "$mod refcount"
-	rmmod $mod || die "rmmod $mod"
-	use_impl "$CUR_IMPL"
+	assert_eq 0 "$(mod_refcount $IMPL_MOD)" "$IMPL_MOD refcount"
+	impl_unload
+	impl_load era "$IMPL"
 }
 
 # Metadata device failing under a live device: a write that needs a
@@ -566,13 +481,13 @@ rmmod_and_reload() {
 # can be removed, the module unloads. Failing from the start: the
 # constructor fails.
 t_metadata_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-flakey || die "modprobe dm-flakey"
 	local msz=$((4 * 2048)) rc
 	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $msz flakey $MD 0 1 0"
 	era_create $ERA /dev/mapper/rdmt-z-fmd "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	wblk $EDEV 1
 	flakey_set rdmt-z-fmd "$MD" $msz 0 1
 	must_fail_eio "write needing a metadata commit" \
@@ -608,12 +523,12 @@ t_metadata_faults() {
 # marked: a failed write may have changed it), the device works again when
 # the origin does, the metadata stays consistent.
 t_origin_faults() {
-	TO=(timeout 60)
+	TO=(timeout $((60 * SCALE)))
 	begin
 	modprobe dm-flakey || die "modprobe dm-flakey"
 	"${TO[@]}" dmsetup create rdmt-z-for --table "0 $OSZ flakey $OR 0 1 0"
 	era_create $ERA "$MD" /dev/mapper/rdmt-z-for
-	assert_served $ERA
+	impl_assert_served $ERA
 	wblk $EDEV 3
 	flakey_set rdmt-z-for "$OR" "$OSZ" 0 1
 	must_fail_eio "write of a new block to a failing origin" \
@@ -685,7 +600,7 @@ t_bad_input() {
 	bad_table "${r}Error opening data device" "$t $MD /dev/does-not-exist $BS"
 	# 8 KiB: two metadata blocks.
 	bad_table "${r}Error reading metadata" "$t $small $OR $BS"
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		# C's sscanf("%u") wraps 2^32 to 0 (refused as a block size) and
 		# 2^32 + 8 to 8 (accepted); ours refuses both while parsing.
 		bad_table "${r}Error parsing block size" "$t $MD $OR 4294967296"
@@ -707,7 +622,7 @@ t_bad_input() {
 	truncate -s 8T "$SCRATCH/era-huge.img"
 	huge=$(losetup --find --show "$SCRATCH/era-huge.img")
 	wipe_md
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		bad_table "${r}Too many blocks" "0 $((1 << 34)) era $MD $huge 8"
 	else
 		bad_table "${r}Invalid number of origin blocks 2147483648" "0 $((1 << 34)) era $MD $huge 8"
@@ -717,7 +632,7 @@ t_bad_input() {
 	# Messages.
 	wipe_md
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	era_status $ERA
 	local era=$ST_ERA
 	bad_message "${r}unsupported message 'bogus'" bogus
@@ -741,7 +656,7 @@ t_bad_input() {
 t_non_power_of_two_block_size() {
 	begin
 	era_create $ERA "$MD" "$OR" 24
-	assert_served $ERA
+	impl_assert_served $ERA
 	dd if=/dev/zero of=$EDEV bs=512 seek=47 count=2 oflag=direct status=none
 	dd if=/dev/zero of=$EDEV bs=512 seek=240 count=1 oflag=direct status=none
 	# io_opt is the block size (io_hints).
@@ -758,7 +673,7 @@ t_non_power_of_two_block_size() {
 t_flush_passthrough() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	local o=${OR#/dev/} before
 	stat_field "$o" 16; before=$STAT
 	dd if=/dev/zero of=$EDEV bs=4k seek=16 count=1 oflag=direct conv=fsync status=none
@@ -779,7 +694,7 @@ t_flush_passthrough() {
 discard_test() {
 	local o=${OR#/dev/} before
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	wblk $EDEV "$1" "$2"                 # era 1
 	msg $ERA checkpoint
 	stat_field "$o" 12; before=$STAT
@@ -808,7 +723,7 @@ t_discard_tracked() {
 t_discard_multi_block_tracked() {
 	begin
 	discard_test 20 3
-	if [ "$CUR_IMPL" = rust ]; then
+	if [ "$IMPL" = rust ]; then
 		assert_eq "20 21 22" "$SINCE" "blocks written since era 2 (blocks 20-22 discarded)"
 	else
 		assert_eq "20" "$SINCE" "C: blocks written since era 2 (blocks 20-22 discarded)"
@@ -825,7 +740,7 @@ t_discard_multi_block_tracked() {
 t_large_writes_marked_whole() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	local E f=$SCRATCH/era-large
 	era_status $ERA; E=$ST_ERA
 	head -c $((2 * 1024 * 1024)) /dev/urandom >"$f"
@@ -854,33 +769,43 @@ t_large_writes_marked_whole() {
 }
 
 # ==== 8. fio verify with checkpoints while it writes ==========================
+# fio writes 4 MiB (capped at RATE IOPS) and verifies it; a checkpoint once
+# it has written something, another one later. Every block is listed since
+# the first era, some since the second. When fio wrote nearly everything
+# before the first checkpoint finished (a slow kernel beside other guests),
+# the run proves nothing: again at half the rate (40, 20, 10 IOPS).
 t_fio_verify_with_checkpoint() {
+	local rate
+	for rate in 40 20 10; do
+		INCONCLUSIVE=0
+		fio_checkpoint_attempt $rate
+		[ "$INCONCLUSIVE" = 1 ] || return 0
+		echo "# fio wrote $FIO_BEFORE bytes before the checkpoint finished at $rate IOPS: again, slower"
+	done
+	die "fio wrote nearly everything before the checkpoint finished, even at 10 IOPS"
+}
+
+fio_wrote() { stat_field "$1" 7; [ "$STAT" -gt 0 ]; }
+
+fio_checkpoint_attempt() { # RATE
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	local k pid rc=0 i size=$((4 * 1024 * 1024)) e0 all
 	dm_kname $ERA; k=$KNAME
 	era_status $ERA; e0=$ST_ERA
 	fio --name=eraverify --filename=$EDEV --direct=1 --ioengine=libaio \
-		--rw=randwrite --bs=4k --bssplit=4k/60:16k/30:64k/10 --iodepth=16 --rate_iops=,40 \
+		--rw=randwrite --bs=4k --bssplit=4k/60:16k/30:64k/10 --iodepth=16 --rate_iops=,"$1" \
 		--size=$size --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 \
 		--randrepeat=1 --output-format=terse >"$SCRATCH/fio.out" 2>&1 &
 	pid=$!
-	# Checkpoint once fio has written something (writes capped at 40 IOPS,
-	# ~7 s for the 4 MiB, so that it is still writing then, also on the
-	# debug kernel beside other guests: at 100 IOPS it had written 3.4 MiB
-	# by the end of the checkpoint there).
-	for ((i = 0; i < 300; i++)); do
-		stat_field "$k" 7
-		[ "$STAT" -gt 0 ] && break
-		sleep 0.1
-	done
+	wait_for 30 "a write from fio" fio_wrote "$k"
 	msg $ERA checkpoint
 	stat_field "$k" 7
+	FIO_BEFORE=$((STAT * 512))
 	# At least 1 MiB still to write after the checkpoint (else it proves
 	# nothing): the new era gets writes.
-	[ $((STAT * 512)) -lt $((size - 1024 * 1024)) ] ||
-		{ kill $pid 2>/dev/null; die "fio wrote $((STAT * 512)) bytes before the checkpoint finished"; }
+	[ "$FIO_BEFORE" -lt $((size - 1024 * 1024)) ] || INCONCLUSIVE=1
 	msg $ERA checkpoint
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || { cat "$SCRATCH/fio.out" >&2; die "fio failed ($rc)"; }
@@ -891,7 +816,7 @@ t_fio_verify_with_checkpoint() {
 	for ((i = 0; i < size / BSB; i++)); do all+="${all:+ }$i"; done
 	assert_since "$e0" "$all"
 	since $((e0 + 1))
-	[ -n "$SINCE" ] || die "nothing written after the first checkpoint"
+	[ -n "$SINCE" ] || [ "$INCONCLUSIVE" = 1 ] || die "nothing written after the first checkpoint"
 	msg $ERA drop_metadata_snap
 	"${TO[@]}" dmsetup remove $ERA
 	assert_era_check "after fio"
@@ -903,8 +828,8 @@ t_fio_verify_with_checkpoint() {
 t_suspended_status_and_messages() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
-	if [ "$CUR_IMPL" = c ]; then
+	impl_assert_served $ERA
+	if [ "$IMPL" = c ]; then
 		echo "# C target: status/messages while suspended block until resume; not run"
 		"${TO[@]}" dmsetup remove $ERA
 		return 0
@@ -930,7 +855,7 @@ t_suspended_status_and_messages() {
 t_write_between_reload_and_resume() {
 	begin
 	era_create $ERA "$MD" "$OR"
-	assert_served $ERA
+	impl_assert_served $ERA
 	wblk $EDEV 3
 	"${TO[@]}" dmsetup reload $ERA --table "0 $OSZ era $MD $OR $BS"
 	wblk $EDEV 5
@@ -964,34 +889,28 @@ t_table_longer_than_origin() {
 	"${TO[@]}" dmsetup remove $ERA 2>/dev/null || true
 }
 
-# ERA_TIMES=1: a diagnostic line with each test's duration (to keep the
-# suite short under TCG; never asserted).
-era_test() {
-	local t0=$SECONDS
-	run_test "$@"
-	[ "${ERA_TIMES:-0}" = 0 ] || echo "# $1: $((SECONDS - t0)) s"
+suite_tests() {
+	echo "# ERA_IMPL=$ERA_IMPL"
+	run_test known_blocks t_known_blocks
+	run_test failed_take_snap_keeps_era t_failed_take_snap_keeps_era
+	run_test recreate_continues t_recreate_continues
+	run_test inflight_write_across_checkpoint t_inflight_write_across_checkpoint
+	run_test interop_c_to_rust t_interop_c_to_rust
+	run_test interop_rust_to_c t_interop_rust_to_c
+	run_test metadata_faults t_metadata_faults
+	run_test origin_faults t_origin_faults
+	run_test bad_input t_bad_input
+	run_test non_power_of_two_block_size t_non_power_of_two_block_size
+	run_test flush_passthrough t_flush_passthrough
+	run_test discard_tracked t_discard_tracked
+	run_test discard_multi_block_tracked t_discard_multi_block_tracked
+	run_test large_writes_marked_whole t_large_writes_marked_whole
+	run_test fio_verify_with_checkpoint t_fio_verify_with_checkpoint
+	run_test suspended_status_and_messages t_suspended_status_and_messages
+	run_test write_between_reload_and_resume t_write_between_reload_and_resume
+	run_test table_longer_than_origin t_table_longer_than_origin
 }
 
 setup
-ktap_header era 18
-echo "# ERA_IMPL=$ERA_IMPL"
-era_test known_blocks t_known_blocks
-era_test failed_take_snap_keeps_era t_failed_take_snap_keeps_era
-era_test recreate_continues t_recreate_continues
-era_test inflight_write_across_checkpoint t_inflight_write_across_checkpoint
-era_test interop_c_to_rust t_interop_c_to_rust
-era_test interop_rust_to_c t_interop_rust_to_c
-era_test metadata_faults t_metadata_faults
-era_test origin_faults t_origin_faults
-era_test bad_input t_bad_input
-era_test non_power_of_two_block_size t_non_power_of_two_block_size
-era_test flush_passthrough t_flush_passthrough
-era_test discard_tracked t_discard_tracked
-era_test discard_multi_block_tracked t_discard_multi_block_tracked
-era_test large_writes_marked_whole t_large_writes_marked_whole
-era_test fio_verify_with_checkpoint t_fio_verify_with_checkpoint
-era_test suspended_status_and_messages t_suspended_status_and_messages
-era_test write_between_reload_and_resume t_write_between_reload_and_resume
-era_test table_longer_than_origin t_table_longer_than_origin
+ktap_suite era suite_tests
 teardown
-suite_end

@@ -10,7 +10,7 @@
 # wrong data, nothing hangs (every step has a deadline), the devices can be
 # removed, the kernel reports nothing (no oops, WARNING, hung task).
 #
-#   tools/vm-run -- selftests/run.sh faults
+#   tools/vm-run.sh -- selftests/run.sh faults
 #   (FAULTS_ONLY=REGEX: only the tests whose names match)
 #
 # The matrix, and where the other suites already test a cell:
@@ -33,7 +33,7 @@
 # have both been seen many times for writes and for reads; then the fault
 # is healed and every block must read back what it may hold.
 #
-# Each test is a list of steps run by one Python process (the helper below):
+# Each test is a list of steps run by one Python process (selftests/faults.py):
 # under TCG starting a process costs 0.3 to 1 s, and a test makes dozens of
 # table swaps, reads and writes. The steps make the DM ioctls dmsetup makes
 # (DM_DEV_CREATE, DM_TABLE_LOAD, DM_DEV_SUSPEND, DM_TARGET_MSG,
@@ -42,8 +42,8 @@
 #   create[-ro] NAME TABLE      a device (read-only table), /dev/mapper/NAME
 #   swap[-ro] NAME TABLE        load TABLE, suspend, resume
 #   remove NAME                 msg NAME WORDS...  (a target message)
-#   served NAME TYPE MOD TWIN   the live table is TYPE, MOD is pinned, the C
-#                               TWIN ("-": none) is not loaded
+#   served NAME TYPE MOD [OTHERS]  the live table is TYPE, MOD is pinned,
+#                               none of OTHERS (a,b,...) is loaded
 #   read DEV BLK N = FILE FBLK  N blocks at BLK read as FILE's from FBLK
 #   read DEV BLK N EIO          the read fails with EIO
 #   read2 ...                   as read, one EIO first allowed
@@ -59,53 +59,24 @@
 #   sleep SECONDS
 #
 # Every test proves that our module served the device (`served`).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 PY=(python3 -I -S)
 [ -x /usr/bin/python3 ] && PY=(/usr/bin/python3 -I -S)
-DMIO=$SCRATCH/faults-dmio.py
+DMIO=$SELFTESTS_DIR/faults.py
 # Deadline of the other commands touching a device under test.
-TO=(timeout 120)
+TO=(timeout $((120 * SCALE)))
 
-# note TEXT: a diagnostic line on the suite's output, also from a test
-# that passes (run_test shows a test's own output only when it fails).
-note() { echo "# $*" >&3; }
-
-
-# use_rust TARGET: our module for TARGET is loaded, its C twin is not (no
-# device of the twin may exist). Sets TT (target type), MOD, TWIN.
-use_rust() {
-	local ko deps= d
-	case "$1" in
-	linear) TT=linear_rs MOD=dm_linear_rs ko=dm-linear-rs TWIN= ;;
-	verity) TT=verity MOD=dm_verity_rs ko=dm-verity-rs TWIN=dm_verity deps="dm-bufio reed_solomon" ;;
-	era) TT=era MOD=dm_era_rs ko=dm-era-rs TWIN=dm_era deps=dm-persistent-data ;;
-	clone) TT=clone MOD=dm_clone_rs ko=dm-clone-rs TWIN=dm_clone deps=dm-persistent-data ;;
-	esac
-	ko=$SCRATCH/$ko.ko
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
-		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
-	fi
-	for d in $deps; do mod_loaded "${d//-/_}" || modprobe "$d" || die "modprobe $d failed"; done
-	if ! mod_loaded "$MOD"; then
-		[ -f "$ko" ] || die "$ko does not exist (module not built)"
-		insmod "$ko" || die "insmod $ko failed"
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-}
-
-# served NAME: the step that checks NAME is served by our module.
-served() { echo "served $1 $TT $MOD ${TWIN:--}"; }
+# served NAME: the helper's step that checks NAME is served by the module
+# begin loaded (the proof of impl_assert_served, selftests/lib/impl.sh).
+served() { local o=${IMPL_OTHERS% }; echo "served $1 $IMPL_TYPE $IMPL_MOD ${o// /,}"; }
 
 # end_test [REGEX...]: the kernel logged no report since the mark (and a
 # line matching each REGEX).
 end_test() {
 	local re
-	klog
-	if [[ "$KLOG" =~ $REPORT_RE ]]; then
-		echo "$KLOG" | grep -E -A20 "$REPORT_RE" | head -n 60 >&2
-		die "kernel report in the log"
-	fi
+	assert_no_kernel_report
 	for re in "$@"; do
 		[[ "$KLOG" =~ $re ]] || { echo "$KLOG" | tail -n 8 >&2; die "kernel log has no line matching: $re"; }
 	done
@@ -129,7 +100,7 @@ cleanup() {
 # kernel log mark.
 begin() {
 	cleanup
-	use_rust "$1"
+	impl_load "$1" rust
 	kmark
 }
 
@@ -160,355 +131,7 @@ steps() {
 	[ -z "$out" ] || note "${out//$'\n'/$'\n'# }"
 }
 
-# ==== the helper ==============================================================
-write_helper() {
-	cat >"$DMIO" <<'EOF'
-# SPDX-License-Identifier: GPL-2.0
-"""Runs the steps given as arguments (see faults.sh)."""
-import errno, fcntl, mmap, os, random, re, signal, stat, struct, sys, time
-
-DM_SIZE, SPEC = 312, 40
-CREATE, REMOVE, SUSPEND, DEVSTATUS, LOAD, TSTATUS, MSG = 3, 4, 6, 7, 9, 12, 14
-F_RO, F_SUSPEND, F_TABLE, F_ACTIVE, F_INACTIVE = 1, 2, 16, 32, 64
-BLK = 4096
-
-
-class Fail(Exception):
-    pass
-
-
-def dm(nr, name, flags=0, data=b"", count=0, room=64):
-    fd = os.open("/dev/mapper/control", os.O_RDWR | os.O_CLOEXEC)
-    size = DM_SIZE + len(data) + room
-    b = bytearray(size)
-    struct.pack_into("=3IIIIiIII", b, 0, 4, 0, 0, size, DM_SIZE, count, 0, flags, 0, 0)
-    n = name.encode()
-    b[48:48 + len(n)] = n
-    b[DM_SIZE:DM_SIZE + len(data)] = data
-    try:
-        fcntl.ioctl(fd, (3 << 30) | (DM_SIZE << 16) | (0xFD << 8) | nr, b, True)
-    except OSError as e:
-        raise Fail(f"DM ioctl {nr} of {name}: {os.strerror(e.errno)}")
-    finally:
-        os.close(fd)
-    return b
-
-
-def load(name, w, ro):
-    p = " ".join(w[3:]).encode() + b"\0"
-    size = (SPEC + len(p) + 7) & ~7
-    spec = bytearray(size)
-    struct.pack_into("=QQiI16s", spec, 0, int(w[0]), int(w[1]), 0, 0, w[2].encode())
-    spec[SPEC:SPEC + len(p)] = p
-    dm(LOAD, name, F_RO if ro else 0, bytes(spec), 1)
-
-
-def resume_check(name):
-    dm(SUSPEND, name)
-    fl = struct.unpack_from("=I", dm(DEVSTATUS, name), 28)[0]
-    if fl & F_SUSPEND or fl & F_INACTIVE or not fl & F_ACTIVE:
-        raise Fail(f"{name}: flags {fl:#x} after the resume")
-
-
-def table_status(name, flags):
-    """(type, params) of the one target of NAME's live table."""
-    b = dm(TSTATUS, name, flags, room=16384)
-    off = struct.unpack_from("=I", b, 16)[0]
-    return (bytes(b[off + 24:off + 40]).split(b"\0")[0].decode(),
-            bytes(b[off + 40:]).split(b"\0")[0].decode())
-
-
-def s_create(w, ro=False):
-    name = w[0]
-    b = dm(CREATE, name)
-    dev = struct.unpack_from("=Q", b, 40)[0]
-    load(name, w[1:], ro)
-    resume_check(name)
-    path = f"/dev/mapper/{name}"
-    if os.path.lexists(path):
-        os.unlink(path)
-    os.mknod(path, stat.S_IFBLK | 0o600, os.makedev((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00)))
-
-
-def s_swap(w, ro=False):
-    load(w[0], w[1:], ro)
-    dm(SUSPEND, w[0], F_SUSPEND)
-    resume_check(w[0])
-
-
-def s_remove(w):
-    dm(REMOVE, w[0])
-    if os.path.lexists(f"/dev/mapper/{w[0]}"):
-        os.unlink(f"/dev/mapper/{w[0]}")
-
-
-def s_msg(w):
-    dm(MSG, w[0], data=struct.pack("=Q", 0) + " ".join(w[1:]).encode() + b"\0", room=4096)
-
-
-def s_served(w):
-    name, ttype, mod, twin = w
-    t, _ = table_status(name, F_TABLE)
-    if t != ttype:
-        raise Fail(f"target type of {name} is {t}, not {ttype}")
-    with open(f"/sys/module/{mod}/refcnt") as f:
-        n = int(f.read())
-    if n < 1:
-        raise Fail(f"{mod} not in use (refcount {n})")
-    if twin != "-" and os.path.exists(f"/sys/module/{twin}"):
-        raise Fail(f"the C {twin} is loaded")
-
-
-def s_status(w):
-    t, p = table_status(w[0], 0)
-    line = f"{t} {p}".strip()
-    if not re.fullmatch(" ".join(w[1:]), line):
-        raise Fail(f"status of {w[0]}: '{line}', expected /{' '.join(w[1:])}/")
-
-
-def file_blocks(path, first, n):
-    with open(path, "rb") as f:
-        f.seek(first * BLK)
-        data = f.read(n * BLK)
-    if len(data) != n * BLK:
-        raise Fail(f"{path} has no blocks {first}+{n}")
-    return data
-
-
-def pread(dev, blk, n):
-    """The data, or None for EIO."""
-    fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, n * BLK)
-    try:
-        got = os.preadv(fd, [buf], blk * BLK)
-    except OSError as e:
-        if e.errno != errno.EIO:
-            raise Fail(f"read: {os.strerror(e.errno)}, not EIO")
-        return None
-    finally:
-        os.close(fd)
-    if got != n * BLK:
-        raise Fail(f"short read: {got} bytes")
-    return buf[:]
-
-
-def check_read(w, tries):
-    dev, blk, n = w[0], int(w[1]), int(w[2])
-    if w[3] == "EIO":
-        if pread(dev, blk, n) is not None:
-            raise Fail("the read succeeded")
-        return
-    want = file_blocks(w[4], int(w[5]), n)
-    for t in range(tries):
-        got = pread(dev, blk, n)
-        if got is not None:
-            break
-        if t + 1 == tries:
-            raise Fail("the read failed with EIO")
-    if got != want:
-        bad = next(i for i in range(len(want)) if got[i] != want[i])
-        raise Fail(f"wrong data, first wrong byte in block {blk + bad // BLK}")
-
-
-def s_write(w):
-    dev, blk, n = w[0], int(w[1]), int(w[2])
-    data = file_blocks(w[3], int(w[4]), n)
-    fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, n * BLK)
-    buf[:] = data
-    try:
-        got = os.pwritev(fd, [buf], blk * BLK)
-    except OSError as e:
-        if e.errno != errno.EIO:
-            raise Fail(f"write: {os.strerror(e.errno)}, not EIO")
-        if w[5:] != ["EIO"]:
-            raise Fail("the write failed with EIO")
-        return
-    finally:
-        os.close(fd)
-    if w[5:] == ["EIO"]:
-        raise Fail("the write succeeded")
-    if got != n * BLK:
-        raise Fail(f"short write: {got} bytes")
-
-
-RW = {}
-
-
-def s_rw(w, m=30, deadline=180):
-    """The checking workload (see faults.sh)."""
-    dev, first, n = w[0], int(w[1]), int(w[2])
-    init = file_blocks(w[3], first, n)
-    opts = w[4:]
-    ro = next((o[3:] for o in opts if o.startswith("ro=")), None)
-    RW["reverted"] = False
-    may = {}  # block -> contents it may hold (absent: init)
-    fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
-    buf = mmap.mmap(-1, BLK)
-    c = {"writes ok": 0, "writes EIO": 0, "reads ok": 0, "reads EIO": 0}
-    rnd = random.Random()
-    t0 = time.monotonic()
-    ok_blocks = set()
-    while True:
-        done = c["writes ok"] >= m and c["writes EIO"] >= m
-        if "reads-fail" in opts:
-            done = done and c["reads ok"] >= m and c["reads EIO"] >= m
-        if done:
-            break
-        if time.monotonic() - t0 > deadline:
-            raise Fail(f"not every outcome seen {m} times in {deadline} s: {c}")
-        b = rnd.randrange(n)
-        off = (first + b) * BLK
-        old = may.get(b, [init[b * BLK:(b + 1) * BLK]])
-        if rnd.random() < 0.6:
-            data = rnd.randbytes(BLK)
-            buf[:] = data
-            try:
-                if os.pwritev(fd, [buf], off) != BLK:
-                    raise Fail(f"short write at block {first + b}")
-                may[b] = [data]
-                c["writes ok"] += 1
-                ok_blocks.add(first + b)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise Fail(f"write of block {first + b}: {os.strerror(e.errno)}, not EIO")
-                may[b] = old + [data]
-                c["writes EIO"] += 1
-        else:
-            try:
-                got = os.preadv(fd, [buf], off)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise Fail(f"read of block {first + b}: {os.strerror(e.errno)}, not EIO")
-                c["reads EIO"] += 1
-                continue
-            if got != BLK or buf[:] not in old:
-                if not (ro and buf[:] == init[b * BLK:(b + 1) * BLK] and clone_mode(ro) == "ro"):
-                    raise Fail(f"read of block {first + b} returned data it never held ({c})")
-                # C semantics: the clone went read-only (a metadata
-                # operation failed: the commit's flush of the destination)
-                # and reloaded the committed bitmap: a region hydrated since
-                # the last commit reads the source again.
-                RW["reverted"] = True
-            may[b] = [buf[:]]
-            c["reads ok"] += 1
-    os.close(fd)
-    RW.update(dev=dev, first=first, n=n, init=init, may=may)
-    for o in opts:
-        if o.startswith("ok="):
-            with open(o[3:], "w") as f:
-                f.write(" ".join(map(str, sorted(ok_blocks))) + "\n")
-    print(f"rw: {c} in {time.monotonic() - t0:.1f} s")
-
-
-def clone_mode(name):
-    return table_status(name, 0)[1].split()[-1]
-
-
-def s_reopen_if_ro(w):
-    """NAME TABLE: if clone NAME is in read-only mode, re-create it with
-    TABLE (C: only a new table leaves read-only mode); what was hydrated
-    since the last commit reads the source again."""
-    if clone_mode(w[0]) != "ro":
-        return
-    s_remove(w[:1])
-    s_create(w)
-    RW["reverted"] = True
-    print(f"{w[0]} was in read-only mode (a metadata operation failed), re-created")
-
-
-def s_verify(w):
-    first, n, init, may = RW["first"], RW["n"], RW["init"], RW["may"]
-    data = pread(w[0], first, n)
-    if data is None:
-        raise Fail("the read failed with EIO")
-    for b in range(n):
-        ok = may.get(b, [init[b * BLK:(b + 1) * BLK]])
-        if RW["reverted"]:
-            ok = ok + [init[b * BLK:(b + 1) * BLK]]
-        if data[b * BLK:(b + 1) * BLK] not in ok:
-            raise Fail(f"block {first + b} does not hold what it may "
-                       f"({'written' if b in may else 'never written'})")
-    print(f"verify: {n} blocks, {len(may)} written, all hold what they may"
-          f"{' (or the source: clone went read-only)' if RW['reverted'] else ''}")
-
-
-def s_reader(w, m=30, deadline=180):
-    image = open(w[1], "rb").read()
-    fd = os.open(w[0], os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, BLK)
-    rnd = random.Random()
-    ok = eio = 0
-    t0 = time.monotonic()
-    while ok < m or eio < m:
-        if time.monotonic() - t0 > deadline:
-            raise Fail(f"{ok} correct reads and {eio} EIO in {deadline} s, wanted {m} of each")
-        off = rnd.randrange(len(image) // BLK) * BLK
-        try:
-            got = os.preadv(fd, [buf], off)
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise Fail(f"read at {off}: {os.strerror(e.errno)}, not EIO")
-            eio += 1
-            continue
-        if got != BLK or buf[:] != image[off:off + BLK]:
-            raise Fail(f"read at {off} returned wrong data")
-        ok += 1
-    os.close(fd)
-    print(f"reader: {ok} correct, {eio} EIO in {time.monotonic() - t0:.1f} s")
-
-
-def s_wait_hydrated(w, deadline=120):
-    t0 = time.monotonic()
-    while True:
-        _, p = table_status(w[0], 0)
-        v = p.split()
-        if v[-1] != "rw":
-            raise Fail(f"clone mode {v[-1]}: {p}")
-        hyd, nreg = v[3].split("/")
-        if hyd == nreg and v[4] == "0":
-            return
-        if time.monotonic() - t0 > deadline:
-            raise Fail(f"hydration not finished in {deadline} s: {p}")
-        time.sleep(0.2)
-
-
-def s_no_writes(w):
-    b = dm(DEVSTATUS, w[0])
-    dev = struct.unpack_from("=Q", b, 40)[0]
-    with open(f"/sys/dev/block/{(dev >> 8) & 0xfff}:{(dev & 0xff) | ((dev >> 12) & 0xfff00)}/stat") as f:
-        n = int(f.read().split()[4])
-    if n:
-        raise Fail(f"{n} writes to {w[0]}")
-
-
-STEPS = {
-    "create": s_create, "create-ro": lambda w: s_create(w, True),
-    "swap": s_swap, "swap-ro": lambda w: s_swap(w, True), "remove": s_remove,
-    "msg": s_msg, "served": s_served, "status": s_status,
-    "read": lambda w: check_read(w, 1), "read2": lambda w: check_read(w, 2),
-    "write": s_write, "rw": s_rw, "verify": s_verify, "reader": s_reader,
-    "wait-hydrated": s_wait_hydrated, "no-writes": s_no_writes,
-    "sleep": lambda w: time.sleep(float(w[0])), "reopen-if-ro": s_reopen_if_ro,
-}
-
-
-def main():
-    # A deadline (SIGALRM ends the process unless it is stuck in the kernel,
-    # which vm-run's deadline and the hung-task check catch).
-    signal.alarm(600)
-    for i, step in enumerate(sys.argv[1:], 1):
-        w = step.split()
-        try:
-            STEPS[w[0]](w[1:])
-        except (Fail, OSError) as e:
-            print(f"FAIL: step {i} `{step}`: {e}")
-            sys.exit(1)
-
-
-main()
-EOF
-}
+# The helper that runs the steps is selftests/faults.py.
 
 # ==== shared images ===========================================================
 # Made once (pseudo-random data is slow to make under TCG): DATA, 8 MiB of
@@ -698,17 +321,8 @@ EBS=128 # era block: 64 KiB, 16 blocks of 4 KiB
 # since_era N MD: sets SINCE to " B1 B2 ... " the era blocks era_invalidate
 # lists as written since era N (live device: a metadata snapshot is held).
 since_era() {
-	local out line b e list=()
-	out=$("${TO[@]}" era_invalidate --written-since "$1" --metadata-snapshot "$2") ||
-		die "era_invalidate --written-since $1 --metadata-snapshot $2 failed"
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((b = BASH_REMATCH[1], e = BASH_REMATCH[2]; b < e; b++)); do list+=("$b"); done
-		fi
-	done <<<"$out"
-	SINCE=" ${list[*]} "
+	era_written_since "$1" "$2"
+	SINCE=" ${ERA_SINCE[*]} "
 }
 
 # era_end NAME MD WHAT: drops the snapshot, removes NAME and what is under
@@ -963,41 +577,25 @@ t_clone_intermittent() {
 
 # ==== main ====================================================================
 T0=$SECONDS
-faults_test() {
-	local t0=$SECONDS
-	if ! [[ "$1" =~ ${FAULTS_ONLY:-.} ]]; then
-		TEST_NR=$((TEST_NR + 1)) TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $1 # SKIP not in FAULTS_ONLY"
-		return 0
-	fi
-	run_test "$@"
-	echo "# $1: $((SECONDS - t0)) s"
-}
-
-exec 3>&1
-echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null || true
-write_helper
-# The modules as they are now: the project directory may be rebuilt meanwhile.
-for ko in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
-	[ -f "$TOP/$ko.ko" ] && cp "$TOP/$ko.ko" "$SCRATCH/$ko.ko"
-done
 modprobe dm-flakey && modprobe dm-dust || echo "# modprobe dm-flakey dm-dust failed"
 suite_setup
-ktap_header faults 12
-echo "# set-up $((SECONDS - T0)) s"
-faults_test linear_flakey_modes t_linear_flakey_modes
-faults_test linear_dust t_linear_dust
-faults_test linear_intermittent t_linear_intermittent
-faults_test verity_data_read_errors t_verity_data_read_errors
-faults_test verity_hash_read_errors t_verity_hash_read_errors
-faults_test verity_intermittent t_verity_intermittent
-faults_test era_origin_dust_and_drops t_era_origin_dust_and_drops
-faults_test era_origin_intermittent t_era_origin_intermittent
-faults_test era_metadata_dropped_writes t_era_metadata_dropped_writes
-faults_test clone_dest_read_errors_and_dropped_writes t_clone_dest_read_errors_and_dropped_writes
-faults_test clone_metadata_dropped_writes t_clone_metadata_dropped_writes
-faults_test clone_intermittent t_clone_intermittent
+suite_tests() {
+	echo "# set-up $((SECONDS - T0)) s"
+	run_test linear_flakey_modes t_linear_flakey_modes
+	run_test linear_dust t_linear_dust
+	run_test linear_intermittent t_linear_intermittent
+	run_test verity_data_read_errors t_verity_data_read_errors
+	run_test verity_hash_read_errors t_verity_hash_read_errors
+	run_test verity_intermittent t_verity_intermittent
+	run_test era_origin_dust_and_drops t_era_origin_dust_and_drops
+	run_test era_origin_intermittent t_era_origin_intermittent
+	run_test era_metadata_dropped_writes t_era_metadata_dropped_writes
+	run_test clone_dest_read_errors_and_dropped_writes t_clone_dest_read_errors_and_dropped_writes
+	run_test clone_metadata_dropped_writes t_clone_metadata_dropped_writes
+	run_test clone_intermittent t_clone_intermittent
+}
+
+ktap_suite faults suite_tests
 cleanup
-rm -f "$DMIO" "$SCRATCH"/flt-* "$SCRATCH"/dm-*-rs.ko
+rm -f "$SCRATCH"/flt-*
 echo "# suite time: $((SECONDS - T0)) s"
-suite_end

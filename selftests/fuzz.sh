@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fuzzing of table lines and messages: tools/dm-fuzz sends FUZZ_COUNT
+# Fuzzing of table lines and messages: tools/dm-fuzz.py sends FUZZ_COUNT
 # (default 10000) malformed, random and valid table lines per target, and
 # messages to the tables that were accepted, through the DM ioctls, then a
 # sample of them (FUZZ_DMSETUP, default 20) through `dmsetup create` and
@@ -37,72 +37,27 @@
 #                 hung (default 300 + FUZZ_COUNT / 5: 2,300 s for 10,000
 #                 inputs; the base kernel needs ~100-400 s, the debug
 #                 kernel up to ~1,000 s for clone)
-#                 (<target>.<impl>), for `tools/dm-fuzz compare A B`
+#                 (<target>.<impl>), for `tools/dm-fuzz.py compare A B`
 #
-#   tools/vm-run -- selftests/run.sh fuzz
-#   tools/vm-run -- env FUZZ_SEED=123 FUZZ_TARGETS=era selftests/run.sh fuzz
+#   tools/vm-run.sh -- selftests/run.sh fuzz
+#   tools/vm-run.sh -- env FUZZ_SEED=123 FUZZ_TARGETS=era selftests/run.sh fuzz
 #
 # A single input is replayed in a guest with its module loaded:
-#   FUZZ_SEED=N tools/dm-fuzz run era --replay 1234
-. "$(dirname "$0")/lib.sh"
+#   FUZZ_SEED=N tools/dm-fuzz.py run era --replay 1234
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
-FUZZ_IMPL=${FUZZ_IMPL:-rust}
-case "$FUZZ_IMPL" in
-rust | c) ;;
-*) echo "fuzz.sh: FUZZ_IMPL must be rust or c, not '$FUZZ_IMPL'" >&2; exit 2 ;;
-esac
+impl_from_env fuzz
 FUZZ_TARGETS=${FUZZ_TARGETS:-linear verity era clone}
 FUZZ_COUNT=${FUZZ_COUNT:-10000}
 FUZZ_DMSETUP=${FUZZ_DMSETUP:-20}
-FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-$((300 + FUZZ_COUNT / 5))}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-$(((300 + FUZZ_COUNT / 5) * SCALE))}
 if [ -z "${FUZZ_SEED:-}" ]; then
 	read -r FUZZ_SEED < <(od -An -N4 -tu4 /dev/urandom)
 fi
 FUZZ_RESULTS=${FUZZ_RESULTS:-}
-FUZZ_KO_DIR=${FUZZ_KO_DIR:-$TOP}
-FUZZ=$TOP/tools/dm-fuzz
-
-# target_info TARGET: sets TNAME (target type), MOD (module under test, ""
-# for the built-in linear), OTHER (the other implementation's module, ""
-# if none), KO (the .ko of ours), DEPS (modules to modprobe first).
-target_info() {
-	local rust c
-	case "$1" in
-	linear) TNAME=linear_rs rust=dm_linear_rs c= KO=dm-linear-rs DEPS= ;;
-	verity) TNAME=verity rust=dm_verity_rs c=dm_verity KO=dm-verity-rs DEPS="dm-bufio reed_solomon" ;;
-	era) TNAME=era rust=dm_era_rs c=dm_era KO=dm-era-rs DEPS=dm-persistent-data ;;
-	clone) TNAME=clone rust=dm_clone_rs c=dm_clone KO=dm-clone-rs DEPS="dm-persistent-data dm-bio-prison" ;;
-	*) return 1 ;;
-	esac
-	if [ "$FUZZ_IMPL" = rust ]; then
-		MOD=$rust OTHER=$c
-	else
-		MOD=$c OTHER=$rust
-		if [ "$1" = linear ]; then TNAME=linear; fi
-	fi
-}
-
-# use_impl TARGET: the implementation under test is loaded, the other is
-# not. Ours is loaded from a copy (the project may be rebuilt meanwhile).
-use_impl() {
-	local d
-	if [ -n "$OTHER" ] && mod_loaded "$OTHER"; then
-		rmmod "$OTHER" || die "$OTHER is loaded and cannot be unloaded"
-	fi
-	[ -n "$MOD" ] || return 0
-	if ! mod_loaded "$MOD"; then
-		if [ "$FUZZ_IMPL" = rust ]; then
-			[ -f "$FUZZ_KO_DIR/$KO.ko" ] || die "$FUZZ_KO_DIR/$KO.ko does not exist: the Rust $1 target is not built (yet)"
-			for d in $DEPS; do modprobe "$d" || die "modprobe $d failed"; done
-			cp "$FUZZ_KO_DIR/$KO.ko" "$SCRATCH/$KO.ko"
-			insmod "$SCRATCH/$KO.ko" || die "insmod $KO.ko failed"
-		else
-			modprobe "${MOD//_/-}" || die "modprobe ${MOD//_/-} failed"
-		fi
-	fi
-	mod_loaded "$MOD" || die "$MOD not loaded"
-	if [ -n "$OTHER" ] && mod_loaded "$OTHER"; then die "$OTHER is loaded too"; fi
-}
+IMPL_KO_DIR=${FUZZ_KO_DIR:-$TOP}
+FUZZ=$TOP/tools/dm-fuzz.py
 
 fz_devices() { # the fuzzer's devices that exist
 	local f n
@@ -144,13 +99,12 @@ kmemleak_check() {
 }
 
 t_fuzz() {
-	local t=$1 rc=0 res=() j
-	target_info "$t"
-	use_impl "$t"
-	if [ -n "$MOD" ]; then
-		assert_eq 0 "$(mod_refcount "$MOD")" "refcount of $MOD before fuzzing"
+	local t=$1 rc=0 res=() j m
+	impl_load "$t" "$FUZZ_IMPL"
+	if [ -n "$IMPL_MOD" ]; then
+		assert_eq 0 "$(mod_refcount "$IMPL_MOD")" "refcount of $IMPL_MOD before fuzzing"
 	fi
-	[[ "$(dmsetup targets)" =~ (^|$'\n')$TNAME\  ]] || die "dmsetup targets does not list $TNAME"
+	impl_assert_registered
 	kmemleak_prepare
 	[ -z "$FUZZ_RESULTS" ] || { mkdir -p "$FUZZ_RESULTS"; res=(--results "$FUZZ_RESULTS/$t.$FUZZ_IMPL"); }
 	# No module autoloading while fuzzing: the kernel asks modprobe for
@@ -176,14 +130,16 @@ t_fuzz() {
 	fi
 	fz_devices
 	if [ ${#FZ_DEVS[@]} != 0 ]; then
-		timeout 60 dmsetup remove --retry "${FZ_DEVS[@]}" >/dev/null 2>&1 || true
+		timeout $((60 * SCALE)) dmsetup remove --retry "${FZ_DEVS[@]}" >/dev/null 2>&1 || true
 		die "devices left behind: ${FZ_DEVS[*]}"
 	fi
-	if [ -n "$OTHER" ] && mod_loaded "$OTHER"; then die "$OTHER got loaded during the fuzzing"; fi
-	if [ -n "$MOD" ]; then
-		assert_eq 0 "$(mod_refcount "$MOD")" "refcount of $MOD after fuzzing"
-		timeout 60 rmmod "$MOD" || die "rmmod $MOD failed after fuzzing"
-		if mod_loaded "$MOD"; then die "$MOD still loaded after rmmod"; fi
+	for m in $IMPL_OTHERS; do
+		if mod_loaded "$m"; then die "$m got loaded during the fuzzing"; fi
+	done
+	if [ -n "$IMPL_MOD" ]; then
+		assert_eq 0 "$(mod_refcount "$IMPL_MOD")" "refcount of $IMPL_MOD after fuzzing"
+		timeout $((60 * SCALE)) rmmod "$IMPL_MOD" || die "rmmod $IMPL_MOD failed after fuzzing"
+		if mod_loaded "$IMPL_MOD"; then die "$IMPL_MOD still loaded after rmmod"; fi
 	fi
 	kmemleak_check "$t"
 	[ $rc = 0 ] || die "dm-fuzz $t failed (exit status $rc)"
@@ -200,17 +156,17 @@ teardown() {
 	[ -z "$DEVKMSG" ] || echo "$DEVKMSG" >/proc/sys/kernel/printk_devkmsg
 }
 
+suite_tests() {
+	local t
+	echo "# seed: $FUZZ_SEED"
+	echo "# FUZZ_IMPL=$FUZZ_IMPL FUZZ_COUNT=$FUZZ_COUNT FUZZ_DMSETUP=$FUZZ_DMSETUP"
+	for t in $FUZZ_TARGETS; do
+		rm -f "$SCRATCH/fuzz-summary"
+		run_test "fuzz_$t" t_fuzz "$t"
+		[ ! -s "$SCRATCH/fuzz-summary" ] || cat "$SCRATCH/fuzz-summary"
+	done
+}
+
 setup
-set -- $FUZZ_TARGETS
-ktap_header fuzz $#
-echo "# seed: $FUZZ_SEED"
-echo "# FUZZ_IMPL=$FUZZ_IMPL FUZZ_COUNT=$FUZZ_COUNT FUZZ_DMSETUP=$FUZZ_DMSETUP"
-for t in "$@"; do
-	t0=$SECONDS
-	rm -f "$SCRATCH/fuzz-summary"
-	run_test "fuzz_$t" t_fuzz "$t"
-	[ -s "$SCRATCH/fuzz-summary" ] && cat "$SCRATCH/fuzz-summary"
-	echo "# fuzz_$t: $((SECONDS - t0)) s"
-done
+ktap_suite fuzz suite_tests
 teardown
-suite_end

@@ -3,13 +3,13 @@
 #
 # Selftests of the Rust linear target (`linear_rs`, module dm-linear-rs),
 # compared with the built-in C `linear` target on the same devices.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
-MOD=dm-linear-rs
 T=linear_rs
 
 setup() {
-	load_module $MOD
+	impl_load linear rust
 	LOOP=$(new_loop lin0 64)               # 131072 sectors
 	LOOPB=$(new_loop lin1 16)
 	LOOPN=$(devnum "$LOOP")
@@ -22,21 +22,13 @@ teardown() {
 	free_loop "$LOOPB"
 }
 
-# The device is served by our module: our target name in the live table, and
-# the module pinned by the table.
-assert_served_by_rust() { # DM_NAME
-	assert_eq "$T" "$(dmsetup table "$1" | awk 'NR==1 {print $3}')" "target type of $1"
-	module_loaded $MOD || fail "$MOD not loaded"
-	[ "$(module_refcount $MOD)" -ge 1 ] || fail "$MOD not in use by $1"
-}
-
 t_registered() {
-	dmsetup targets | grep -qE "^$T +v1\.4\.0$" || fail "dmsetup targets: $(dmsetup targets | tr '\n' ' ')"
+	impl_assert_registered
 }
 
 t_write_through_read_raw() {
 	dmsetup create rdmt-a --table "0 2048 $T $LOOP 1024"
-	assert_served_by_rust rdmt-a
+	impl_assert_served rdmt-a
 	assert_eq 2048 "$(blockdev --getsz /dev/mapper/rdmt-a)" "size in sectors"
 	pattern "$SCRATCH/p1" 2048 one
 	write_file /dev/mapper/rdmt-a 0 "$SCRATCH/p1"
@@ -51,7 +43,7 @@ t_write_raw_read_through() {
 	pattern "$SCRATCH/p2" 4096 two
 	write_file "$LOOP" 8192 "$SCRATCH/p2"
 	dmsetup create rdmt-b --table "0 4096 $T $LOOP 8192"
-	assert_served_by_rust rdmt-b
+	impl_assert_served rdmt-b
 	read_sectors /dev/mapper/rdmt-b 0 4096 | cmp - "$SCRATCH/p2"
 	# Unaligned small reads map to the right sectors too.
 	read_sectors /dev/mapper/rdmt-b 7 3 | cmp - <(dd if="$SCRATCH/p2" bs=512 skip=7 count=3 status=none)
@@ -64,7 +56,7 @@ t_multi_target_table() {
 	pattern "$SCRATCH/p3" 3000 three
 	printf '0 1000 %s %s 0\n1000 2000 %s %s 500\n' $T "$LOOP" $T "$LOOPB" |
 		dmsetup create rdmt-m
-	assert_served_by_rust rdmt-m
+	impl_assert_served rdmt-m
 	write_file /dev/mapper/rdmt-m 0 "$SCRATCH/p3"
 	read_sectors "$LOOP" 0 1000 | cmp - <(head -c $((1000 * 512)) "$SCRATCH/p3")
 	read_sectors "$LOOPB" 500 2000 | cmp - <(tail -c +$((1000 * 512 + 1)) "$SCRATCH/p3")
@@ -86,7 +78,7 @@ t_table_status_match_c() {
 # fio writes with verification through the target on both vCPUs.
 t_fio_verify() {
 	dmsetup create rdmt-f --table "0 65536 $T $LOOP 2048"
-	assert_served_by_rust rdmt-f
+	impl_assert_served rdmt-f
 	fio --name=verify --filename=/dev/mapper/rdmt-f --direct=1 --ioengine=libaio \
 		--rw=randwrite --bs=4k --bssplit=4k/50:16k/30:64k/20 --iodepth=16 --numjobs=1 \
 		--size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 --randrepeat=1 \
@@ -149,9 +141,9 @@ t_suspend_resume_reload() {
 	write_file "$LOOP" 30000 "$SCRATCH/p6"
 	dmsetup create rdmt-s --table "0 1024 $T $LOOP 0"
 	dmsetup suspend rdmt-s
-	dmsetup info rdmt-s | grep -q 'State: *SUSPENDED' || fail "not suspended"
+	dmsetup info rdmt-s | has 'State: *SUSPENDED' || fail "not suspended"
 	dmsetup resume rdmt-s
-	dmsetup info rdmt-s | grep -q 'State: *ACTIVE' || fail "not active"
+	dmsetup info rdmt-s | has 'State: *ACTIVE' || fail "not active"
 	# Swap the table for one at another offset: data follows.
 	dmsetup reload rdmt-s --table "0 1024 $T $LOOP 30000"
 	dmsetup resume rdmt-s
@@ -165,11 +157,11 @@ t_module_pinned_while_in_use() {
 	assert_fails "rmmod while a table uses the target" rmmod dm_linear_rs
 	dmsetup remove rdmt-p
 	rmmod dm_linear_rs
-	module_loaded $MOD && fail "still loaded"
+	if mod_loaded dm_linear_rs; then fail "still loaded"; fi
 	# And it comes back.
-	load_module $MOD
+	impl_load linear rust
 	dmsetup create rdmt-p --table "0 1024 $T $LOOP 0"
-	assert_served_by_rust rdmt-p
+	impl_assert_served rdmt-p
 	dmsetup remove rdmt-p
 }
 
@@ -177,9 +169,9 @@ t_module_pinned_while_in_use() {
 # reason, no device is left behind, and the C target rejects the same line.
 bad_table() {
 	local reason=$1 table=$2
-	dmesg_mark
+	kmark
 	assert_fails "create with table '$table'" dmsetup create rdmt-bad --table "$table"
-	assert_dmesg "$reason"
+	assert_klog "$reason"
 	dmsetup info rdmt-bad >/dev/null 2>&1 && fail "device left behind" || true
 	assert_fails "C linear with '${table/ $T / linear }'" dmsetup create rdmt-badc \
 		--table "${table/ $T / linear }"
@@ -202,29 +194,31 @@ t_bad_input() {
 	bad_table "too small for target" "0 8 $T $LOOP $SIZE"
 	# Overflow: the C target's sscanf wraps 2^64 to 0 and accepts it; ours
 	# refuses it (the one place we are stricter than C).
-	dmesg_mark
+	kmark
 	assert_fails "sector 2^64" dmsetup create rdmt-bad --table "0 8 $T $LOOP 18446744073709551616"
-	assert_dmesg "$T: Invalid device sector"
+	assert_klog "$T: Invalid device sector"
 	dmsetup remove rdmt-bad >/dev/null 2>&1 || true
 	# Nothing leaked: the module is unused and unloads.
-	assert_eq 0 "$(module_refcount $MOD)" "refcount after rejected tables"
+	assert_eq 0 "$(mod_refcount dm_linear_rs)" "refcount after rejected tables"
 	rmmod dm_linear_rs
-	load_module $MOD
+	impl_load linear rust
+}
+
+suite_tests() {
+	run_test registered t_registered
+	run_test write_through_read_raw t_write_through_read_raw
+	run_test write_raw_read_through t_write_raw_read_through
+	run_test multi_target_table t_multi_target_table
+	run_test table_status_match_c t_table_status_match_c
+	run_test fio_verify t_fio_verify
+	run_test iterate_devices_stacks_limits t_iterate_devices_stacks_limits
+	run_test flush_passthrough t_flush_passthrough
+	run_test discard_passthrough t_discard_passthrough
+	run_test suspend_resume_reload t_suspend_resume_reload
+	run_test module_pinned_while_in_use t_module_pinned_while_in_use
+	run_test bad_input t_bad_input
 }
 
 setup
-ktap_header linear 12
-run_test registered t_registered
-run_test write_through_read_raw t_write_through_read_raw
-run_test write_raw_read_through t_write_raw_read_through
-run_test multi_target_table t_multi_target_table
-run_test table_status_match_c t_table_status_match_c
-run_test fio_verify t_fio_verify
-run_test iterate_devices_stacks_limits t_iterate_devices_stacks_limits
-run_test flush_passthrough t_flush_passthrough
-run_test discard_passthrough t_discard_passthrough
-run_test suspend_resume_reload t_suspend_resume_reload
-run_test module_pinned_while_in_use t_module_pinned_while_in_use
-run_test bad_input t_bad_input
+ktap_suite linear suite_tests
 teardown
-suite_end

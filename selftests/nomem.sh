@@ -46,8 +46,8 @@
 # allocation) and passes: its I/O path allocates nothing. Every test proves which module served the device (live
 # table's target type, the module pinned by it, the twin not loaded).
 #
-#   tools/vm-run --kernel $KDIR -- selftests/run.sh nomem
-#   tools/vm-run --kernel $KDIR -- env NOMEM_IMPL=c selftests/run.sh nomem
+#   tools/vm-run.sh --kernel $KDIR -- selftests/run.sh nomem
+#   tools/vm-run.sh --kernel $KDIR -- env NOMEM_IMPL=c selftests/run.sh nomem
 #
 # Knobs: NOMEM_IMPL=rust|c (all targets), or per target LINEAR_IMPL,
 # VERITY_IMPL, ERA_IMPL, CLONE_IMPL (rust: our dm-*-rs.ko; c: the C twin:
@@ -85,7 +85,8 @@
 # allocations are failed too: GFP_NOIO mempool allocations must fall back to
 # their reserve), fail_page_alloc/min-order is 0, task-filter N, space 0,
 # interval 1.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/suite.sh"
+suite_init
 
 NOMEM_IMPL=${NOMEM_IMPL:-rust}
 NOMEM_PROB=${NOMEM_PROB:-10}
@@ -103,56 +104,15 @@ impl_of() {
 	echo "${!v:-$NOMEM_IMPL}"
 }
 
-# target_info TARGET: sets IMPL, TT (target type), MOD (module serving it,
-# "" for the built-in C linear), KO (our .ko, or ""), TWIN (the module
-# that must not be loaded, or ""), DEPS (modules to modprobe first), RANGE_RE
-# (for the built-in linear: the kallsyms names of its text).
-target_info() {
-	IMPL=$(impl_of "$1") KO= DEPS= RANGE_RE=
-	case "$IMPL" in rust | c) ;; *) die "${1^^}_IMPL must be rust or c, not '$IMPL'" ;; esac
-	case "$1/$IMPL" in
-	linear/rust) TT=linear_rs MOD=dm_linear_rs KO=dm-linear-rs TWIN= ;;
-	linear/c) TT=linear MOD= TWIN= RANGE_RE='^linear_(ctr|dtr|map|map_sector|status|prepare_ioctl|report_zones|iterate_devices|dax_[a-z_]*)$' ;;
-	verity/rust) TT=verity MOD=dm_verity_rs KO=dm-verity-rs TWIN=dm_verity DEPS=dm-bufio ;;
-	verity/c) TT=verity MOD=dm_verity TWIN=dm_verity_rs DEPS=dm-verity ;;
-	era/rust) TT=era MOD=dm_era_rs KO=dm-era-rs TWIN=dm_era DEPS=dm-persistent-data ;;
-	era/c) TT=era MOD=dm_era TWIN=dm_era_rs DEPS=dm-era ;;
-	clone/rust) TT=clone MOD=dm_clone_rs KO=dm-clone-rs TWIN=dm_clone DEPS=dm-persistent-data ;;
-	clone/c) TT=clone MOD=dm_clone TWIN=dm_clone_rs DEPS=dm-clone ;;
-	*) die "unknown target $1" ;;
-	esac
-	[ -z "$KO" ] || KO=$SCRATCH/$KO.ko
-}
-
-# use_target TARGET: its implementation is loaded, the other one is not.
+# use_target TARGET: its implementation (<TARGET>_IMPL, else NOMEM_IMPL)
+# loaded, the other not (selftests/lib/impl.sh); sets TT (target type), MOD
+# (the module serving it, "" for the built-in C linear) and RANGE_RE (for
+# the built-in linear: the kallsyms names of its text).
 use_target() {
-	target_info "$1"
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then
-		rmmod "$TWIN" || die "$TWIN is loaded and cannot be unloaded"
-	fi
-	[ -z "$DEPS" ] || mod_loaded "${DEPS//-/_}" || modprobe "$DEPS" || die "modprobe $DEPS failed"
-	# Our verity may use the kernel's Reed-Solomon library (FEC).
-	[ "$TT/$IMPL" != verity/rust ] || mod_loaded reed_solomon || modprobe reed_solomon 2>/dev/null || true
-	if [ -n "$KO" ] && ! mod_loaded "$MOD"; then
-		[ -f "$KO" ] || die "$KO does not exist (module not built)"
-		insmod "$KO" || die "insmod $KO failed"
-	fi
-	[ -z "$MOD" ] || mod_loaded "$MOD" || die "$MOD not loaded"
-}
-
-# assert_served NAME: NAME's live table is of type TT, MOD is loaded and
-# pinned, TWIN is not loaded.
-assert_served() {
-	local t n
-	t=$(dmsetup table "$1") || die "no device $1"
-	set -- $t
-	[ "${3:-}" = "$TT" ] || die "target type of the device is '${3:-}', not $TT"
-	if [ -n "$MOD" ]; then
-		mod_loaded "$MOD" || die "$MOD not loaded"
-		n=$(mod_refcount "$MOD")
-		[ "$n" -ge 1 ] || die "$MOD not in use (refcount $n)"
-	fi
-	if [ -n "$TWIN" ] && mod_loaded "$TWIN"; then die "$TWIN is loaded too"; fi
+	impl_load "$1" "$(impl_of "$1")"
+	TT=$IMPL_TYPE MOD=$IMPL_MOD RANGE_RE=
+	[ "$1/$IMPL" != linear/c ] ||
+		RANGE_RE='^linear_(ctr|dtr|map|map_sector|status|prepare_ioctl|report_zones|iterate_devices|dax_[a-z_]*)$'
 }
 
 # ==== fault injection ===========================================================
@@ -256,11 +216,7 @@ assert_injected() {
 }
 
 # ==== common steps ================================================================
-SCALE=${NOMEM_SCALE:-}
-if [ -z "$SCALE" ]; then
-	SCALE=1
-	[ ! -e $DBG/kmemleak ] || SCALE=4
-fi
+SCALE=${NOMEM_SCALE:-$SCALE}
 TO=(timeout $((180 * SCALE)))
 FIO=$SCRATCH/nomem-fio.out
 BUFIO_CACHE=/sys/module/dm_bufio/parameters/max_cache_size_bytes
@@ -309,7 +265,7 @@ t_io_linear() {
 	lo=$(new_loop nomem-lin 64)
 	echo "$lo" >>"$SCRATCH/nomem-loops"
 	"${TO[@]}" dmsetup create rdmt-a-lin --table "0 131072 $TT $lo 0" || die "dmsetup create"
-	assert_served rdmt-a-lin
+	impl_assert_served rdmt-a-lin
 	inject_on "$NOMEM_PROB"
 	fio_verify /dev/mapper/rdmt-a-lin 24
 	inject_off
@@ -346,7 +302,7 @@ t_io_era() {
 	echo "$md $or" >>"$SCRATCH/nomem-loops"
 	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
 	"${TO[@]}" dmsetup create rdmt-a-era --table "0 131072 era $md $or 128" || die "dmsetup create"
-	assert_served rdmt-a-era
+	impl_assert_served rdmt-a-era
 	inject_on "$NOMEM_PROB"
 	fio_verify /dev/mapper/rdmt-a-era 24
 	inject_off
@@ -377,7 +333,7 @@ t_io_clone() {
 	begin clone
 	clone_setup
 	"${TO[@]}" dmsetup create rdmt-a-clone --table "$CTAB 1 no_hydration" || die "dmsetup create"
-	assert_served rdmt-a-clone
+	impl_assert_served rdmt-a-clone
 	inject_on "$NOMEM_PROB"
 	fio_verify /dev/mapper/rdmt-a-clone 24
 	inject_off
@@ -412,7 +368,7 @@ t_io_verity() {
 	fi
 	"${TO[@]}" dmsetup create rdmt-a-verity --readonly \
 		--table "0 65536 verity 1 $data $hdev 4096 4096 8192 1 sha256 $ROOT $SALT" || die "dmsetup create"
-	assert_served rdmt-a-verity
+	impl_assert_served rdmt-a-verity
 	inject_on "$NOMEM_PROB"
 	for i in 1 2; do
 		"${TO[@]}" fio --name=nomem --filename=/dev/mapper/rdmt-a-verity --readonly --direct=1 \
@@ -441,7 +397,7 @@ t_hydrate_clone() {
 	clone_setup
 	local st hyd end=$((SECONDS + 240 * SCALE))
 	"${TO[@]}" dmsetup create rdmt-a-clone --table "$CTAB 1 no_hydration" || die "dmsetup create"
-	assert_served rdmt-a-clone
+	impl_assert_served rdmt-a-clone
 	inject_on "$NOMEM_PROB"
 	"${TO[@]}" dmsetup message rdmt-a-clone 0 enable_hydration || die "enable_hydration failed"
 	# One read of everything through the clone while it hydrates.
@@ -478,7 +434,7 @@ t_checkpoint_era() {
 	echo "$md $or" >>"$SCRATCH/nomem-loops"
 	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
 	"${TO[@]}" dmsetup create rdmt-a-era --table "0 32768 era $md $or 128" || die "dmsetup create"
-	assert_served rdmt-a-era
+	impl_assert_served rdmt-a-era
 	inject_on "$NOMEM_PROB"
 	for ((i = 0; i < 40; i++)); do
 		b=$(((i * 37 + 11) % 256))
@@ -524,16 +480,9 @@ t_checkpoint_era() {
 	[ "$failed" = 0 ] || { sed 's/^/  dmsetup: /' "$SCRATCH/nomem-msg.err" >&2; klog; grep -E "era|device-mapper" <<<"$KLOG" | tail -n 5 >&2 || true; }
 	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint || die "checkpoint without injection failed"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 take_metadata_snap || die "take_metadata_snap failed"
-	out=$("${TO[@]}" era_invalidate --written-since 1 --metadata-snapshot "$md") || die "era_invalidate failed"
+	era_written_since 1 "$md"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 drop_metadata_snap || die "drop_metadata_snap failed"
-	list=()
-	while IFS= read -r line; do
-		if [[ "$line" =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ "$line" =~ \<range\ begin=\"([0-9]+)\"\ end\ =\ \"([0-9]+)\" ]]; then
-			for ((s = BASH_REMATCH[1], e = BASH_REMATCH[2]; s < e; s++)); do list+=("$s"); done
-		fi
-	done <<<"$out"
+	list=("${ERA_SINCE[@]}")
 	want=$(printf '%s\n' "${blocks[@]}" | sort -n -u | tr '\n' ' ')
 	assert_eq "$want" "$(printf '%s\n' "${list[@]}" | sort -n -u | tr '\n' ' ')" "blocks era_invalidate lists"
 	st=$(dmsetup status rdmt-a-era)
@@ -611,7 +560,7 @@ t_ctor() {
 		if [ $((INJ_SLAB + INJ_PAGE)) = "$inj" ]; then
 			# Nothing failed: beyond the last filtered allocation.
 			[ "$CRC" = 0 ] || { cat "$SCRATCH/nomem-ctor.out" >&2; die "dmsetup create failed with nothing injected (n=$n)"; }
-			assert_served rdmt-a-ctor
+			impl_assert_served rdmt-a-ctor
 			dmsetup remove rdmt-a-ctor || die "remove after n=$n"
 			break
 		fi
@@ -628,7 +577,7 @@ t_ctor() {
 		else
 			tolerated=$((tolerated + 1))
 			note "n=$n: create succeeded although an allocation failed"
-			assert_served rdmt-a-ctor
+			impl_assert_served rdmt-a-ctor
 			"${TO[@]}" dd if=/dev/mapper/rdmt-a-ctor of=/dev/null bs=64k count=16 iflag=direct status=none ||
 				die "n=$n: reading the device created after a tolerated failure"
 			dmsetup remove rdmt-a-ctor || die "remove after n=$n"
@@ -646,7 +595,7 @@ t_ctor() {
 	inject_off
 	note "ctor: failing allocation n=1..$last: $clean clean failures, $tolerated tolerated"
 	assert_injected
-	if [ -n "$MOD" ] && [ -n "$KO$TWIN" ]; then
+	if [ -n "$MOD" ]; then
 		rmmod "$MOD" || die "rmmod $MOD after the constructor failures (refcount $(mod_refcount "$MOD"))"
 	fi
 	KMARK=$mark0
@@ -658,12 +607,7 @@ TESTS=(io_linear io_verity io_era io_clone hydrate_clone checkpoint_era
 	ctor_linear ctor_verity ctor_clone ctor_era)
 
 setup() {
-	local k
 	: >"$SCRATCH/nomem-loops"
-	for k in dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs; do
-		# The modules as they are now (the project may be rebuilt meanwhile).
-		[ ! -f "$TOP/$k.ko" ] || cp "$TOP/$k.ko" "$SCRATCH/$k.ko"
-	done
 }
 
 cleanup_test() {
@@ -682,21 +626,18 @@ cleanup_test() {
 	rm -f "$SCRATCH"/nomem-*.img
 }
 
-ktap_header nomem ${#TESTS[@]}
-echo "# impl: linear $(impl_of linear), verity $(impl_of verity), era $(impl_of era), clone $(impl_of clone); probability $NOMEM_PROB %, times $NOMEM_TIMES"
+suite_tests() {
+	local t
+	echo "# impl: linear $(impl_of linear), verity $(impl_of verity), era $(impl_of era), clone $(impl_of clone); probability $NOMEM_PROB %, times $NOMEM_TIMES"
+	for t in "${TESTS[@]}"; do
+		case $t in
+		ctor_*) run_test "$t" t_ctor "${t#ctor_}" ;;
+		*) run_test "$t" "t_$t" ;;
+		esac
+	done
+}
+
+# After every test (run_test): injection off, no device, no loop left.
+KTAP_CLEANUP=cleanup_test
 setup
-exec 3>&1
-for t in "${TESTS[@]}"; do
-	if [ -n "${NOMEM_ONLY:-}" ] && ! [[ $t =~ $NOMEM_ONLY ]]; then
-		TEST_NR=$((TEST_NR + 1))
-		TESTS_SKIPPED=$((TESTS_SKIPPED + 1))
-		echo "ok $TEST_NR $t # SKIP not in NOMEM_ONLY"
-		continue
-	fi
-	case $t in
-	ctor_*) run_test "$t" t_ctor "${t#ctor_}" ;;
-	*) run_test "$t" "t_$t" ;;
-	esac
-	cleanup_test
-done
-suite_end
+ktap_suite nomem suite_tests

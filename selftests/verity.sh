@@ -9,8 +9,8 @@
 #                               (VERITY_KO: another path for the .ko)
 #   VERITY_IMPL=c               modprobe dm-verity
 #
-#   tools/vm-run -- selftests/run.sh verity
-#   tools/vm-run -- env VERITY_IMPL=c selftests/run.sh verity
+#   tools/vm-run.sh -- selftests/run.sh verity
+#   tools/vm-run.sh -- env VERITY_IMPL=c selftests/run.sh verity
 #
 # The two can never be loaded together; every test checks that the devices
 # it uses are served by the selected module (pinned by their tables) while
@@ -19,115 +19,16 @@
 # target version 1.10.0), checked against it; the few places where the C
 # target is sloppy and ours must be stricter are marked "C quirk".
 #
-# The helpers live in this file rather than in a verity-lib.sh because
-# selftests/run.sh runs every selftests/*.sh but lib.sh and run.sh as a
-# suite. Starting a process is what costs time in the TCG guest (0.1 to
-# 0.4 s each), so the helpers use shell builtins and sysfs where they can.
-. "$(dirname "$0")/lib.sh"
+# The helpers shared with verity_fec.sh are in selftests/lib/verity.sh.
+# Starting a process is what costs time in the TCG guest (0.1 to 0.4 s
+# each), so the helpers use shell builtins and sysfs where they can.
+. "$(dirname "$0")/lib/suite.sh"
+. "$(dirname "$0")/lib/verity.sh"
+suite_init
 
-# ==== the implementation under test ===========================================
-VERITY_IMPL=${VERITY_IMPL:-rust}
-case "$VERITY_IMPL" in
-rust) VERITY_MOD=dm_verity_rs VERITY_OTHER=dm_verity ;;
-c) VERITY_MOD=dm_verity VERITY_OTHER=dm_verity_rs ;;
-*) echo "verity.sh: VERITY_IMPL must be rust or c, not '$VERITY_IMPL'" >&2; exit 2 ;;
-esac
-VERITY_KO=${VERITY_KO:-$TOP/dm-verity-rs.ko}
-
-# need_module: the selected implementation is loaded, the other one is not.
-# Run at the start of every test, so that each test fails on its own and at
-# once when the module is missing, rather than the kernel auto-loading the
-# C dm-verity for the first `verity` table (dm_get_target_type() calls
-# request_module("dm-verity")).
-need_module() {
-	if mod_loaded $VERITY_OTHER; then
-		rmmod $VERITY_OTHER || die "$VERITY_OTHER is loaded and cannot be unloaded"
-	fi
-	if ! mod_loaded $VERITY_MOD; then
-		if [ "$VERITY_IMPL" = rust ]; then
-			[ -f "$VERITY_KO" ] || die "$VERITY_KO does not exist (module not built)"
-			modprobe dm-bufio || die "modprobe dm-bufio failed"
-			modprobe reed_solomon || die "modprobe reed_solomon failed"
-			insmod "$VERITY_KO" || die "insmod $VERITY_KO failed"
-		else
-			modprobe dm-verity || die "modprobe dm-verity failed"
-		fi
-	fi
-	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
-}
-
-assert_other_not_loaded() {
-	if mod_loaded $VERITY_OTHER; then die "$VERITY_OTHER is loaded"; fi
-}
-
-# assert_served NAME [EXPECTED-TABLE]: NAME's live table is a `verity`
-# table (exactly EXPECTED-TABLE if given), the selected module is pinned and
-# the other implementation is not loaded: the device is served by the
-# selected module.
-assert_served() {
-	local t rc
-	t=$(dmsetup table "$1") || die "no device $1"
-	[ $# -lt 2 ] || assert_eq "$2" "$t" "table of $1"
-	set -- "$1" $t
-	assert_eq verity "${4:-}" "target type of $1"
-	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
-	rc=$(mod_refcount $VERITY_MOD)
-	[ "$rc" -ge 1 ] || die "$VERITY_MOD not in use by $1 (refcount $rc)"
-	assert_other_not_loaded
-}
-
-# dn DEV: sets DN_OUT to DEV's major:minor, the name the target prints.
-dn() { read -r DN_OUT <"/sys/class/block/${1##*/}/dev"; }
-
-status_of() { # NAME: the target's status word (V or C)
-	local s
-	s=$(dmsetup status "$1") || die "no device $1"
-	set -- $s
-	echo "${4:-}"
-}
-
-# ==== per-test scratch, loops and clean-up ====================================
-# Every test runs through vt: files in $W, loop devices made by vloop, and
-# clean-up steps registered with at_exit (run last-registered first); all
-# are undone when the test's subshell exits, whatever the outcome.
-W=$SCRATCH/verity
-AT_EXIT=()
-at_exit() { AT_EXIT+=("$*"); }
-
-vt_cleanup() {
-	local i f n loops=() names=()
-	for ((i = ${#AT_EXIT[@]} - 1; i >= 0; i--)); do
-		eval "${AT_EXIT[i]}" >/dev/null 2>&1 || true
-	done
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] && read -r n <"$f" && [[ $n == rdmt-* ]] && names+=("$n")
-	done
-	if [ ${#names[@]} != 0 ]; then dmsetup remove --retry "${names[@]}" >/dev/null 2>&1 || true; fi
-	if [ -f "$W/loops" ]; then mapfile -t loops <"$W/loops"; fi
-	if [ ${#loops[@]} != 0 ]; then losetup -d "${loops[@]}" 2>/dev/null || true; fi
-	rm -rf "${W:?}"/* || true
-}
-
-vt() {
-	trap vt_cleanup EXIT
-	need_module
-	"$@"
-}
-
-# vloop FILE [losetup options]: sets LOOP to a loop device over FILE (and
-# records it for the clean-up).
-vloop() {
-	local f=$1
-	shift
-	LOOP=$(losetup --find --show "$@" "$f") || die "losetup $f"
-	echo "$LOOP" >>"$W/loops"
-}
-
-vcreate() { # NAME TABLE [dmsetup options]: a read-only device
-	local name=$1 table=$2
-	shift 2
-	dmsetup create "$name" --readonly "$@" --table "$table" || die "dmsetup create $name --table '$table'"
-}
+# ==== the implementation under test, per-test scratch ========================
+# selftests/lib/verity.sh: need_module, assert_served, vt, vloop, vcreate, ...
+verity_init "$SCRATCH/verity"
 
 # ==== kernel log ==================================================================
 # kmark writes a unique line into the kernel log; assert_klog REGEX checks
@@ -203,12 +104,6 @@ check_refusals() {
 # ==== hashes and tree geometry ================================================
 digest_size() { # ALG
 	case "$1" in sha1) echo 20 ;; sha256) echo 32 ;; sha512) echo 64 ;; *) die "alg $1" ;; esac
-}
-
-log2() { # floor(log2(N))
-	local n=$1 b=0
-	while [ "$n" -gt 1 ]; do n=$((n >> 1)) b=$((b + 1)); done
-	echo $b
 }
 
 # hashes_per_block HBS ALG: digests per hash block, 2^floor(log2(HBS /
@@ -777,19 +672,6 @@ t_root_hash_signature() {
 	check_refusals
 }
 
-# verity_reload [PARAM=VALUE...]: the module under test loaded again with
-# these parameters (no device may use it). The test registers
-# verity_unload with at_exit, so that the next test loads it plain.
-verity_reload() {
-	rmmod $VERITY_MOD || die "rmmod $VERITY_MOD"
-	if [ "$VERITY_IMPL" = rust ]; then
-		insmod "$VERITY_KO" "$@" || die "insmod $VERITY_KO $*"
-	else
-		modprobe dm-verity "$@" || die "modprobe dm-verity $*"
-	fi
-	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
-}
-
 # verity_unload: removes the test's devices and unloads the module.
 verity_unload() {
 	local f n names=()
@@ -1190,28 +1072,30 @@ IMAGES=(
 mkdir -p "$W"
 [ -s "$POOL" ] || pattern "$POOL" $((POOL_BYTES / 512)) verity
 
-ktap_header verity $((${#IMAGES[@]} + 17))
-run_test registered vt t_registered
-for i in "${IMAGES[@]}"; do
-	# shellcheck disable=SC2086
-	set -- $i
-	run_test "image_${1}_${2}_${3}_${4}_$([ "$5" = - ] && echo nosalt || echo salt${#5})_v${6}_${7}" vt t_image $i
-done
-run_test corrupt_data_block vt t_corrupt_data_block
-run_test ignore_corruption vt t_ignore_corruption
-run_test corrupt_hash_block_v1_sha256 vt t_corrupt_hash_block 4096 1024 sha256 1 256 3
-run_test corrupt_hash_block_v0_sha1 vt t_corrupt_hash_block 512 512 sha1 0 2000 7
-run_test wrong_root_hash vt t_wrong_root_hash
-run_test ignore_zero_blocks vt t_ignore_zero_blocks
-run_test check_at_most_once vt t_check_at_most_once
-run_test try_verify_in_tasklet vt t_try_verify_in_tasklet
-run_test options_echo vt t_options_echo
-run_test root_hash_signature vt t_root_hash_signature
-run_test secondary_keyring vt t_secondary_keyring
-run_test require_signatures vt t_require_signatures
-run_test ipe_root_hash_binding vt t_ipe
-run_test writes_refused vt t_writes_refused
-run_test singleton_immutable vt t_singleton_immutable
-run_test bad_input vt t_bad_input
+suite_tests() {
+	run_test registered vt t_registered
+	for i in "${IMAGES[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $i
+		run_test "image_${1}_${2}_${3}_${4}_$([ "$5" = - ] && echo nosalt || echo salt${#5})_v${6}_${7}" vt t_image $i
+	done
+	run_test corrupt_data_block vt t_corrupt_data_block
+	run_test ignore_corruption vt t_ignore_corruption
+	run_test corrupt_hash_block_v1_sha256 vt t_corrupt_hash_block 4096 1024 sha256 1 256 3
+	run_test corrupt_hash_block_v0_sha1 vt t_corrupt_hash_block 512 512 sha1 0 2000 7
+	run_test wrong_root_hash vt t_wrong_root_hash
+	run_test ignore_zero_blocks vt t_ignore_zero_blocks
+	run_test check_at_most_once vt t_check_at_most_once
+	run_test try_verify_in_tasklet vt t_try_verify_in_tasklet
+	run_test options_echo vt t_options_echo
+	run_test root_hash_signature vt t_root_hash_signature
+	run_test secondary_keyring vt t_secondary_keyring
+	run_test require_signatures vt t_require_signatures
+	run_test ipe_root_hash_binding vt t_ipe
+	run_test writes_refused vt t_writes_refused
+	run_test singleton_immutable vt t_singleton_immutable
+	run_test bad_input vt t_bad_input
+}
+
+ktap_suite verity suite_tests
 rm -rf "$W" "$POOL"
-suite_end

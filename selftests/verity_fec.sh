@@ -11,143 +11,27 @@
 #                               dm-verity-rs.ko (VERITY_KO: another path)
 #   VERITY_IMPL=c               modprobe dm-verity
 #
-#   tools/vm-run -- selftests/run.sh verity_fec
-#   tools/vm-run -- env VERITY_IMPL=c selftests/run.sh verity_fec
+#   tools/vm-run.sh -- selftests/run.sh verity_fec
+#   tools/vm-run.sh -- env VERITY_IMPL=c selftests/run.sh verity_fec
 #
 # As in verity.sh, every test checks that its devices are served by the
 # selected module while the other one is not loaded. Expected table lines
 # and messages are those of the C target of Linux 6.12 (dm-verity-fec.c).
-# The small helpers (module loading, per-test clean-up, loops, kernel log
-# marks) are copies of verity.sh's: run.sh runs every selftests/*.sh but
-# lib.sh and run.sh as a suite, so they cannot live in a shared file there.
-. "$(dirname "$0")/lib.sh"
+# The helpers shared with verity.sh are in selftests/lib/verity.sh, the
+# kernel log marks in selftests/lib/klog.sh.
+. "$(dirname "$0")/lib/suite.sh"
+. "$(dirname "$0")/lib/verity.sh"
+suite_init
 
-# ==== the implementation under test ===========================================
-VERITY_IMPL=${VERITY_IMPL:-rust}
-case "$VERITY_IMPL" in
-rust) VERITY_MOD=dm_verity_rs VERITY_OTHER=dm_verity ;;
-c) VERITY_MOD=dm_verity VERITY_OTHER=dm_verity_rs ;;
-*) echo "verity_fec.sh: VERITY_IMPL must be rust or c, not '$VERITY_IMPL'" >&2; exit 2 ;;
-esac
-VERITY_KO=${VERITY_KO:-$TOP/dm-verity-rs.ko}
+# ==== the implementation under test, per-test scratch ========================
+# selftests/lib/verity.sh: need_module, assert_served, vt, vloop, vcreate, ...
+verity_init "$SCRATCH/verity_fec"
 
-# need_module: the selected implementation is loaded, the other one is not.
-# Ours needs dm-bufio.ko and reed_solomon.ko loaded first (insmod does not
-# resolve dependencies); modprobe of the C module loads them itself.
-need_module() {
-	if mod_loaded $VERITY_OTHER; then
-		rmmod $VERITY_OTHER || die "$VERITY_OTHER is loaded and cannot be unloaded"
-	fi
-	if ! mod_loaded $VERITY_MOD; then
-		if [ "$VERITY_IMPL" = rust ]; then
-			[ -f "$VERITY_KO" ] || die "$VERITY_KO does not exist (module not built)"
-			modprobe dm-bufio || die "modprobe dm-bufio failed"
-			modprobe reed_solomon || die "modprobe reed_solomon failed"
-			insmod "$VERITY_KO" || die "insmod $VERITY_KO failed"
-		else
-			modprobe dm-verity || die "modprobe dm-verity failed"
-		fi
-	fi
-	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
-}
-
-assert_other_not_loaded() {
-	if mod_loaded $VERITY_OTHER; then die "$VERITY_OTHER is loaded"; fi
-}
-
-# assert_served NAME [EXPECTED-TABLE]: as in verity.sh.
-assert_served() {
-	local t rc
-	t=$(dmsetup table "$1") || die "no device $1"
-	[ $# -lt 2 ] || assert_eq "$2" "$t" "table of $1"
-	set -- "$1" $t
-	assert_eq verity "${4:-}" "target type of $1"
-	mod_loaded $VERITY_MOD || die "$VERITY_MOD not loaded"
-	rc=$(mod_refcount $VERITY_MOD)
-	[ "$rc" -ge 1 ] || die "$VERITY_MOD not in use by $1 (refcount $rc)"
-	assert_other_not_loaded
-}
-
-dn() { read -r DN_OUT <"/sys/class/block/${1##*/}/dev"; }
-
-status_of() { # NAME: the target's status word (V or C)
-	local s
-	s=$(dmsetup status "$1") || die "no device $1"
-	set -- $s
-	echo "${4:-}"
-}
-
-# ==== per-test scratch, loops and clean-up (as in verity.sh) ===================
-W=$SCRATCH/verity_fec
-AT_EXIT=()
-at_exit() { AT_EXIT+=("$*"); }
-
-vt_cleanup() {
-	local i f n loops=() names=()
-	for ((i = ${#AT_EXIT[@]} - 1; i >= 0; i--)); do
-		eval "${AT_EXIT[i]}" >/dev/null 2>&1 || true
-	done
-	for f in /sys/block/dm-*/dm/name; do
-		[ -e "$f" ] && read -r n <"$f" && [[ $n == rdmt-* ]] && names+=("$n")
-	done
-	# Verity devices first: they sit on the dust devices.
-	for n in "${names[@]}"; do [[ $n == rdmt-dust* ]] || dmsetup remove --retry "$n" >/dev/null 2>&1 || true; done
-	for n in "${names[@]}"; do [[ $n != rdmt-dust* ]] || dmsetup remove --retry "$n" >/dev/null 2>&1 || true; done
-	if [ -f "$W/loops" ]; then mapfile -t loops <"$W/loops"; fi
-	if [ ${#loops[@]} != 0 ]; then losetup -d "${loops[@]}" 2>/dev/null || true; fi
-	rm -rf "${W:?}"/* || true
-}
-
-vt() {
-	trap vt_cleanup EXIT
-	need_module
-	"$@"
-}
-
-vloop() { # FILE [losetup options]: sets LOOP
-	local f=$1
-	shift
-	LOOP=$(losetup --find --show "$@" "$f") || die "losetup $f"
-	echo "$LOOP" >>"$W/loops"
-}
-
-vcreate() { # NAME TABLE: a read-only device
-	dmsetup create "$1" --readonly --table "$2" || die "dmsetup create $1 --table '$2'"
-}
-
-# ==== kernel log (as in verity.sh) ===============================================
-KMARK=
-kmark() {
-	KMARK="rdmt-verity-fec-mark-$BASHPID-$RANDOM$RANDOM"
-	echo "$KMARK" >/dev/kmsg
-}
-
-# klog_since: the kernel log lines after the last mark, in KLOG_LINES.
-klog_since() {
-	local line seen=0
-	KLOG_LINES=()
-	while IFS= read -r line; do
-		if [ $seen = 1 ]; then
-			KLOG_LINES+=("$line")
-		elif [[ $line == *"$KMARK" ]]; then
-			seen=1
-		fi
-	done < <(dmesg)
-	[ $seen = 1 ] || die "kernel log mark lost: $KMARK"
-}
-
-assert_klog() { # REGEX
-	local line
-	klog_since
-	for line in "${KLOG_LINES[@]}"; do [[ $line =~ $1 ]] && return 0; done
-	for line in "${KLOG_LINES[@]: -6}"; do echo "  dmesg: $line" >&2; done
-	die "no kernel message matching /$1/"
-}
-
-count_klog() { # REGEX: prints how many lines since the mark match
+# count_klog REGEX: prints how many lines since the mark match.
+count_klog() {
 	local line n=0
-	klog_since
-	for line in "${KLOG_LINES[@]}"; do [[ $line =~ $1 ]] && n=$((n + 1)); done
+	klog
+	while IFS= read -r line; do [[ $line =~ $1 ]] && n=$((n + 1)); done <<<"$KLOG"
 	echo $n
 }
 
@@ -155,8 +39,6 @@ count_klog() { # REGEX: prints how many lines since the mark match
 POOL=$SCRATCH/verity-fec-pool
 POOL_BYTES=$((2 * 1024 * 1024))
 SALT=5a175a17b0b0cafe
-
-log2() { local n=$1 b=0; while [ "$n" -gt 1 ]; do n=$((n >> 1)) b=$((b + 1)); done; echo $b; }
 
 # tree_blocks NBLOCKS BS: hash blocks of a sha256 tree (format 1, hash
 # block size = data block size), as verity.sh's hash_levels.
@@ -525,21 +407,23 @@ t_no_kernel_report() {
 	KMARK=$SUITE_MARK
 	assert_no_kernel_report
 }
-ktap_header verity_fec $((${#CAPACITY[@]} + 10))
-for i in "${CAPACITY[@]}"; do
-	# shellcheck disable=SC2086
-	set -- $i
-	run_test "capacity_${1}_bs${2}_roots${3}" vt t_capacity $i
-done
-run_test few_errors vt t_few_errors
-run_test hash_block vt t_hash_block
-run_test avb_table vt t_avb_table
-run_test roots_unaligned_to_block_size vt t_roots_unaligned
-run_test parity_on_4k_sector_device vt t_4k_sectors
-run_test no_recursive_fec vt t_no_recursion
-run_test check_at_most_once_io_error vt t_at_most_once_io_error
-run_test messages_rate_limited vt t_rate_limited
-run_test bad_options vt t_bad_options
-run_test no_kernel_report vt t_no_kernel_report
+suite_tests() {
+	for i in "${CAPACITY[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $i
+		run_test "capacity_${1}_bs${2}_roots${3}" vt t_capacity $i
+	done
+	run_test few_errors vt t_few_errors
+	run_test hash_block vt t_hash_block
+	run_test avb_table vt t_avb_table
+	run_test roots_unaligned_to_block_size vt t_roots_unaligned
+	run_test parity_on_4k_sector_device vt t_4k_sectors
+	run_test no_recursive_fec vt t_no_recursion
+	run_test check_at_most_once_io_error vt t_at_most_once_io_error
+	run_test messages_rate_limited vt t_rate_limited
+	run_test bad_options vt t_bad_options
+	run_test no_kernel_report vt t_no_kernel_report
+}
+
+ktap_suite verity_fec suite_tests
 rm -rf "$W" "$POOL"
-suite_end

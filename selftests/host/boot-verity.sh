@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Host-side test (it boots its own QEMU guests, so it runs on the host, not
-# in tools/vm-run's guest): a verity root device created at boot by the
+# in tools/vm-run.sh's guest): a verity root device created at boot by the
 # kernel's dm-init (dm-mod.create=) and served by OUR module, loaded through
 # /sbin/modprobe in an initramfs (scripts/build-initramfs.sh). See
 # Documentation/boot.md.
@@ -14,16 +14,14 @@
 # RDM_BOOT_KEEP=1 keeps the work folder (kept anyway when a test fails),
 # RDM_BOOT_MODULE (default: the project's dm-verity-rs.ko).
 #
-# Output is KTAP, ending with "# totals: P passed, F failed"; the exit status
-# is non-zero if any test failed.
-set -u
-
-# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
-# PATTERN. Reads all of it: grep -q reading a pipe under pipefail fails at
-# random, when grep exits at the first match and the producer gets SIGPIPE.
-has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+# Output is KTAP (selftests/lib/ktap.sh), ending with "# totals: P passed,
+# F failed, S skipped"; the exit status is non-zero if any test failed.
+set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TOP=$top
+. "$top/selftests/lib/ktap.sh"
+. "$top/selftests/lib/impl.sh"
 if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
 	boot_timeout=${RDM_BOOT_TIMEOUT:-480}
 else
@@ -37,32 +35,9 @@ bzimage=$kdir/arch/x86/boot/bzImage
 report_patterns=$(cat "$top/tools/kernel-report-patterns")
 work=$(mktemp -d /tmp/rdm-boot-verity.XXXXXX)
 
-TESTS_PASSED=0 TESTS_FAILED=0 TEST_NR=0 NTESTS=8
-
-# ---- KTAP (as selftests/lib.sh, but on the host) ---------------------------
-run_test() { # NAME FUNC
-	local name=$1 out rc
-	shift
-	TEST_NR=$((TEST_NR + 1))
-	out="$work/test-$TEST_NR.out"
-	(
-		set -eE -o pipefail
-		trap 'echo "failed: line $LINENO: $BASH_COMMAND" >&2' ERR
-		"$@"
-	) >"$out" 2>&1
-	rc=$?
-	# Diagnostics ("# ...") are printed whatever the outcome.
-	grep '^# ' "$out" || true
-	if [ $rc -eq 0 ]; then
-		TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $name"
-	else
-		TESTS_FAILED=$((TESTS_FAILED + 1))
-		grep -v '^# ' "$out" | sed 's/^/# /'
-		echo "not ok $TEST_NR $name"
-	fi
-}
-
+# Diagnostics ("# ...") of a test are printed whatever the outcome.
+KTAP_DIAG=1
+exec 3>&1
 diag() { echo "# $*"; }
 
 # ---- images ----------------------------------------------------------------
@@ -196,7 +171,7 @@ test_images() {
 # ---- booting ---------------------------------------------------------------
 # boot LOG APPEND [QEMU ARGS...]: boots the test kernel under TCG with a
 # deadline; prints the wall time to $LOG.time. The machine is q35 (as
-# tools/vm-run's guests): the default i440fx machine's ACPI _PRT method
+# tools/vm-run.sh's guests): the default i440fx machine's ACPI _PRT method
 # loops, and on the debug kernel under TCG that loop passes ACPI's 30 s
 # limit, the PCI devices get no interrupt and the boot hangs.
 boot() {
@@ -237,8 +212,8 @@ check_booted() { # LOG DATADEVNUM HASHDEVNUM
 	}
 	tab=$(sentinel "$log" table)
 	[ "$tab" = "vroot: $(table "$2" "$3")" ] || { echo "table: $tab"; echo "expected: vroot: $(table "$2" "$3")"; return 1; }
-	sentinel "$log" module | has '^dm_verity_rs ' || { echo "dm_verity_rs not in /proc/modules"; return 1; }
-	! sentinel "$log" module | has '^dm_verity ' || { echo "the C dm_verity is loaded"; return 1; }
+	# Served by ours: pinned, the C dm_verity not loaded (selftests/lib/impl.sh).
+	sentinel "$log" module | impl_check_modules verity rust
 	[ "$(sentinel "$log" marker)" = "$token" ] || { echo "marker mismatch: $(sentinel "$log" marker) != $token"; return 1; }
 	[ "$(sentinel "$log" dm-name)" = vroot ] || { echo "dm name: $(sentinel "$log" dm-name)"; return 1; }
 	[ "$(sentinel "$log" root-ro)" = ro ] || { echo "root not read-only"; return 1; }
@@ -382,28 +357,26 @@ test_waitfor_missing() {
 	diag "waitfor=PARTLABEL=nosuch: still waiting after 45 s wall (killed by the test's deadline), last line: $(echo "$l" | grep -a '^\[' | tail -n1)"
 }
 
-echo "KTAP version 1"
-echo "# Subtest: boot-verity"
-echo "1..$NTESTS"
-diag "kernel $bzimage, module $module, work $work"
-run_test images test_images
-if [ -f "$work/vars" ]; then
-	run_test virtio-dm-mod-create test_virtio
-	run_test no-initramfs-unknown-target test_no_initramfs
-	run_test usb-late-without-waitfor-fails test_usb_no_waitfor
-	run_test usb-waitfor-devname test_usb_waitfor
-	run_test usb-waitfor-partlabel test_usb_partlabel
-	run_test corrupted-root-refused test_corrupt
-	run_test waitfor-missing-device-blocks-boot test_waitfor_missing
-else
-	for n in virtio-dm-mod-create no-initramfs-unknown-target usb-late-without-waitfor-fails \
-		usb-waitfor-devname usb-waitfor-partlabel corrupted-root-refused \
-		waitfor-missing-device-blocks-boot; do
-		TEST_NR=$((TEST_NR + 1)) TESTS_FAILED=$((TESTS_FAILED + 1))
-		echo "not ok $TEST_NR $n # no images"
+no_images() { echo "no images (the first test failed)"; return 1; }
+
+suite_tests() {
+	diag "kernel $bzimage, module $module, work $work"
+	run_test images test_images
+	local -a rest=(virtio-dm-mod-create test_virtio no-initramfs-unknown-target test_no_initramfs
+		usb-late-without-waitfor-fails test_usb_no_waitfor usb-waitfor-devname test_usb_waitfor
+		usb-waitfor-partlabel test_usb_partlabel corrupted-root-refused test_corrupt
+		waitfor-missing-device-blocks-boot test_waitfor_missing)
+	local i
+	for ((i = 0; i < ${#rest[@]}; i += 2)); do
+		if ktap_counting || [ -f "$work/vars" ]; then
+			run_test "${rest[i]}" "${rest[i + 1]}"
+		else
+			run_test "${rest[i]}" no_images
+		fi
 	done
-fi
-echo "# totals: $TESTS_PASSED passed, $TESTS_FAILED failed"
+}
+
+ktap_suite boot-verity suite_tests
 if [ "$TESTS_FAILED" -eq 0 ] && [ "${RDM_BOOT_KEEP:-0}" != 1 ]; then
 	rm -rf "$work"
 else

@@ -86,6 +86,11 @@ CLONE_SHARE=${BENCH_CLONE_SHARE:-20 30}
 W=/tmp/bench
 rm -rf "$W"
 mkdir -p "$W/raw"
+# Which module serves a slot, loading it: selftests/lib/impl.sh (our
+# modules are loaded from a copy in $SCRATCH/ko).
+SCRATCH=$W TOP=$top
+. "$top/selftests/lib/dm.sh"
+. "$top/selftests/lib/impl.sh"
 MANIFEST=$W/runs.tsv
 FAILED=0
 
@@ -132,6 +137,16 @@ served_by() {
 		[ "$t" = "$type" ] && break
 	done < <(dmsetup targets)
 	echo "table '$table'; module $mod; target $type $v"
+}
+
+# slot_select TARGET c|rust RS_MOD: selects the implementation serving that
+# slot: C's for the c slot, and for the rust slot when RS_MOD is the C
+# module (c_as_rust below); slot_load: selects and loads it.
+slot_select() {
+	if [ "$2" = c ] || [ "$3" = "dm-$1" ]; then impl_select "$1" c; else impl_select "$1" rust; fi
+}
+slot_load() {
+	if [ "$2" = c ] || [ "$3" = "dm-$1" ]; then impl_load "$1" c; else impl_load "$1" rust; fi
 }
 
 # c_as_rust TARGET: true if the C module stands in for the Rust one.
@@ -268,7 +283,7 @@ skip() { # TARGET REASON
 # measurements of one (profile, repetition) share a fio batch where the
 # devices allow it. To add a target (clone, era): write bench_<target> on
 # this model (c_as_rust and skip handle a missing Rust module) and add it to
-# the default BENCH_TARGETS; tools/bench-report needs no change (a target
+# the default BENCH_TARGETS; tools/bench-report.py needs no change (a target
 # that times something other than fio, as era's checkpoint messages, appends
 # to messages.tsv, which the report reads too).
 
@@ -283,7 +298,7 @@ bench_linear() {
 		skip linear "$rs_ko.ko not built"
 		return 0
 	else
-		insmod "$top/$rs_ko.ko" || { skip linear "insmod $rs_ko.ko failed"; return 0; }
+		impl_load linear rust || { skip linear "insmod $rs_ko.ko failed"; return 0; }
 	fi
 	prefill $dev
 	sectors=$(blockdev --getsz $dev)
@@ -311,7 +326,7 @@ bench_linear() {
 	done
 	dmsetup remove bench-linear-c
 	dmsetup remove bench-linear-rust
-	[ "$rs_mod" = built-in ] || rmmod "${rs_mod//-/_}"
+	[ "$rs_mod" = built-in ] || { impl_select linear rust && impl_unload; }
 }
 
 # verity: the C module and ours register the same target name, so only one
@@ -336,21 +351,8 @@ drop_dev_cache() { # DEV...
 	for d in "$@"; do dd if="$d" of=/dev/null iflag=nocache count=0 status=none; done
 }
 VERITY_TABLE=""
-verity_load() { # c|rust
-	if [ "$1" = c ] || [ "$VERITY_RS_MOD" = dm-verity ]; then
-		modprobe dm-verity
-	else
-		modprobe reed_solomon
-		insmod "$top/dm-verity-rs.ko"
-	fi
-}
-verity_unload() { # c|rust
-	if [ "$1" = c ] || [ "$VERITY_RS_MOD" = dm-verity ]; then
-		rmmod dm_verity
-	else
-		rmmod dm_verity_rs
-	fi
-}
+verity_load() { slot_load verity "$1" "$VERITY_RS_MOD"; } # c|rust
+verity_unload() { slot_select verity "$1" "$VERITY_RS_MOD" && impl_unload; }
 
 bench_verity() {
 	local data=/dev/ram1 hash=/dev/ram2 nblocks root salt rep run profile impl mod served table sfx
@@ -463,15 +465,9 @@ module_loaded_any() { grep -qE '^dm_verity(_rs)? ' /proc/modules; }
 # The raw origin (the four profiles, timed) runs once, in the first round. Afterwards the era number in `dmsetup status` must be 1 + the number
 # of checkpoints (every message took effect).
 ERA_RS_MOD=dm-era-rs ERA_ORIGIN=/dev/mapper/bench-era-origin ERA_MD=/dev/ram3 ERA_SIZE=0
-era_mod() { if [ "$1" = c ] || [ "$ERA_RS_MOD" = dm-era ]; then echo dm_era; else echo dm_era_rs; fi; }
-era_load() { # c|rust
-	if [ "$(era_mod "$1")" = dm_era ]; then
-		modprobe dm-era
-	else
-		insmod "$top/dm-era-rs.ko"
-	fi
-}
-era_unload() { rmmod "$(era_mod "$1")"; }
+era_mod() { slot_select era "$1" "$ERA_RS_MOD" && echo "$IMPL_MOD"; }
+era_load() { slot_load era "$1" "$ERA_RS_MOD"; } # c|rust
+era_unload() { slot_select era "$1" "$ERA_RS_MOD" && impl_unload; }
 
 # A sleep without a process: read with a timeout on a pipe nobody writes.
 exec {SNOOZE_FD}<> <(:)
@@ -776,14 +772,8 @@ $sz $sz linear /dev/ram5 0" || { skip era "dmsetup create bench-era-origin faile
 # Every data check goes to checks.tsv; a failed one counts as a failed run.
 CLONE_RS_MOD=dm-clone-rs CLONE_SRC=/dev/ram0 CLONE_SECTORS=0 CLONE_BYTES=0
 CLONE_PATTERN=0x72757374646d2d62 # "rustdm-b"
-clone_mod() { if [ "$1" = c ] || [ "$CLONE_RS_MOD" = dm-clone ]; then echo dm_clone; else echo dm_clone_rs; fi; }
-clone_load() { # c|rust
-	if [ "$(clone_mod "$1")" = dm_clone ]; then
-		modprobe dm-clone
-	else
-		insmod "$top/dm-clone-rs.ko"
-	fi
-}
+clone_mod() { slot_select clone "$1" "$CLONE_RS_MOD" && echo "$IMPL_MOD"; }
+clone_load() { slot_load clone "$1" "$CLONE_RS_MOD"; } # c|rust
 
 # CLONE_PY CMD ARGS: what the clone bench does in one process, with ioctls
 # on /dev/mapper/control (see the comment above bench_clone):
@@ -1430,7 +1420,7 @@ clone_round() { # IMPL REP WITH_RAW
 	clone_unload "$impl"
 }
 
-clone_unload() { rmmod "$(clone_mod "$1")"; }
+clone_unload() { slot_select clone "$1" "$CLONE_RS_MOD" && impl_unload; }
 
 bench_clone() {
 	local rep impl raw
@@ -1531,7 +1521,7 @@ for t in $TARGETS; do
 		log "=== $t ==="
 		"bench_$t"
 	else
-		skip "$t" "no benchmark for target $t (write bench_$t in tools/bench-guest)"
+		skip "$t" "no benchmark for target $t (write bench_$t in tools/bench-guest.sh)"
 	fi
 done
 

@@ -1052,7 +1052,7 @@ class Fuzzer:
                 print("# (more failures like this one are not printed)")
             return
         print("# FAIL %s input %d: %s" % (self.target, inp.idx, why))
-        print("#   replay: FUZZ_SEED=%d tools/dm-fuzz run %s --impl %s --replay %d" %
+        print("#   replay: FUZZ_SEED=%d tools/dm-fuzz.py run %s --impl %s --replay %d" %
               (self.a.seed, self.target, self.a.impl, inp.idx))
         print("#   table: " + esc(inp.line()) + " (readonly=%d)" % inp.readonly)
         if what is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs inside the guest (see tools/vm-run): runs CMD, then checks the kernel
+# Runs inside the guest (see tools/vm-run.sh): runs CMD, then checks the kernel
 # log for reports, and prints the verdict line the host looks for.
 top=$(cd "$(dirname "$0")/.." && pwd)
 dmesg -n 7 2>/dev/null || true

@@ -6,7 +6,7 @@
 # does not depend on the host's load when the guest clock counts
 # instructions:
 #
-#   RDM_QEMU_OPTS="-icount shift=0" tools/vm-run --log /tmp/p.log -- tools/clone-profile
+#   RDM_QEMU_OPTS="-icount shift=0" tools/vm-run.sh --log /tmp/p.log -- tools/clone-profile.sh
 #
 # brd RAM disks (128 MiB: source ram0 random, destination ram1, metadata
 # ram2), 64 KiB regions, fully hydrated (threshold 64, batch 16) before

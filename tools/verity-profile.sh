@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # Profiles reads on dm-verity (4k random by default), ours against C, in one guest boot:
 #
-#   tools/vm-run --log /tmp/x.log -- tools/verity-profile
+#   tools/vm-run.sh --log /tmp/x.log -- tools/verity-profile.sh
 #
-# Same devices and table as tools/bench-guest's verity part (brd RAM disks,
+# Same devices and table as tools/bench-guest.sh's verity part (brd RAM disks,
 # `veritysetup format`, sha256, 4096-byte blocks). Per repetition, C and
 # Rust alternate (C first on odd repetitions); each gets a fresh device and:
 #   1. cold: fio randread 4k (1 job, iodepth 16), one pass capped at

@@ -6,8 +6,8 @@
 # results.svg (Rust/C throughput ratio per target and profile) and
 # summary.txt (the tables as plain text with how they were measured).
 #
-#   tools/bench-report OUT_DIR [--wall-seconds N] [--readme FILE]
-#   tools/bench-report --self-test
+#   tools/bench-report.py OUT_DIR [--wall-seconds N] [--readme FILE]
+#   tools/bench-report.py --self-test
 #
 # Every ratio in every table is Rust's performance over C's: > 1 means
 # Rust better (throughput and rates: Rust / C; times and latencies: C time
@@ -19,7 +19,7 @@
 # [bench-table-begin] and [bench-table-end] of FILE: Documentation/bench.md
 # ("Latest results").
 #
-# OUT_DIR holds what tools/bench-guest produced: runs.tsv (one line per
+# OUT_DIR holds what tools/bench-guest.sh produced: runs.tsv (one line per
 # measurement: target, profile, cache, impl, rep, fio JSON file, rw, bs,
 # numjobs, iodepth, mode, fio exit status, what served it, fio job name; a
 # JSON file holds the jobs of one fio batch), raw/*.json, meta.txt,

@@ -5,7 +5,7 @@
 # of the per-I/O CPU cost that does not depend on the host's load when the
 # guest clock counts instructions:
 #
-#   RDM_QEMU_OPTS="-icount shift=0" tools/vm-run --log /tmp/p.log -- tools/era-profile
+#   RDM_QEMU_OPTS="-icount shift=0" tools/vm-run.sh --log /tmp/p.log -- tools/era-profile.sh
 #
 # With one vCPU (vm-run --cpus 1) the map-only profiles repeat to 0.1-0.2%;
 # with two, a run lands anywhere in a band 2-3% wide (C as much as Rust:

@@ -3,7 +3,7 @@
 #
 # Runs a command as root in a fresh QEMU guest on the test kernel.
 #
-#   tools/vm-run [--kernel DIR] [--timeout SEC] [--memory SIZE] [--cpus N]
+#   tools/vm-run.sh [--kernel DIR] [--timeout SEC] [--memory SIZE] [--cpus N]
 #                [--log FILE] [--append ARG] [--] CMD [ARG...]
 #
 # The guest is booted with virtme-ng: the host's root filesystem is shared
@@ -56,7 +56,7 @@ qopts=()
 export PATH="$(dirname "$VNG"):$PATH"
 [ -n "$log" ] || log=$(mktemp /tmp/vm-run.XXXXXX.log)
 # The command line the guest runs: the wrapper, then CMD, shell-quoted.
-cmd=$(printf '%q ' "$top/tools/guest-wrap" "$@")
+cmd=$(printf '%q ' "$top/tools/guest-wrap.sh" "$@")
 
 status=0
 timeout --kill-after=10 "$timeout" \
