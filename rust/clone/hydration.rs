@@ -35,8 +35,8 @@ use crate::dm::{
 };
 use crate::dm_err_limit;
 use crate::hydration_table::new_hydration;
-use crate::target::DmClone;
-use crate::worker::{CloneCore, Mode};
+use crate::worker::Mode;
+use crate::{CloneCore, DmClone};
 use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc, time::Ktime};
 

@@ -14,7 +14,7 @@ use crate::dm::{
     mempool::{Mempool, PoolBox},
     BioList,
 };
-use crate::target::DmClone;
+use crate::DmClone;
 use kernel::prelude::*;
 
 /// Entries kept in reserve (C's `MIN_HYDRATIONS`).

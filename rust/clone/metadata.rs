@@ -18,68 +18,63 @@
 
 use crate::dm::{
     self,
-    pdata::{self, BlockManager, BlockValidator, DiskBitset, TransactionManager, Validator},
+    pdata::{
+        superblock, BlockManager, DiskBitset, SuperblockFormat, SuperblockValidator,
+        TransactionManager, Validator,
+    },
     sync::IrqSpinLock,
 };
 use crate::superblock::{self as sb, Regions, Superblock};
 use crate::{dm_err, new_irq_spinlock};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel::{alloc::KVVec, c_str, error::code::*, new_mutex, prelude::*, sync::Mutex};
+use kernel::{alloc::KVVec, error::code::*, new_mutex, prelude::*, sync::Mutex};
 
 /// Blocks the block manager lets one thread hold
 /// (`DM_CLONE_MAX_CONCURRENT_LOCKS`).
 const MAX_CONCURRENT_LOCKS: u32 = 5;
 
-/// The superblock validator: block number, magic, checksum, version.
-pub(crate) enum SuperblockValidator {}
+/// The clone superblock, for its validator (C's `sb_validator`).
+enum CloneSuperblock {}
 
-impl BlockValidator for SuperblockValidator {
-    const NAME: &'static CStr = c_str!("superblock");
+impl SuperblockFormat for CloneSuperblock {
+    const FORMAT: superblock::Format = sb::FORMAT;
 
-    fn prepare_for_write(data: &mut [u8], location: u64) {
-        sb::seal(data, location, |d| pdata::checksum(d, sb::CSUM_XOR));
-    }
-
-    fn check(data: &[u8], location: u64) -> Result {
-        sb::check(data, location, |d| pdata::checksum(d, sb::CSUM_XOR)).map_err(|e| match e {
-            sb::CheckError::WrongLocation(found) => {
+    fn check_failed(e: superblock::CheckError, location: u64) {
+        match e {
+            superblock::CheckError::WrongLocation(found) => {
                 dm_err!(
                     "Superblock check failed: blocknr {}, expected {}",
                     found,
                     location
                 );
-                ENOTBLK
             }
-            sb::CheckError::Magic(found) => {
+            superblock::CheckError::Magic(found) => {
                 dm_err!(
                     "Superblock check failed: magic {}, expected {}",
                     found,
-                    sb::MAGIC
+                    sb::FORMAT.magic
                 );
-                pdata::eilseq()
             }
-            sb::CheckError::Checksum(computed, stored) => {
+            superblock::CheckError::Checksum(computed, stored) => {
                 dm_err!(
                     "Superblock check failed: checksum {}, expected {}",
                     computed,
                     stored
                 );
-                pdata::eilseq()
             }
-            sb::CheckError::Version(v) => {
+            superblock::CheckError::Version(v) => {
                 dm_err!(
                     "Clone metadata version {} found, but only versions between {} and {} supported.",
                     v,
-                    sb::VERSION,
-                    sb::VERSION
+                    sb::FORMAT.version,
+                    sb::FORMAT.version
                 );
-                EINVAL
             }
-        })
+        }
     }
 }
 
-static SB_VALIDATOR: Validator<SuperblockValidator> = Validator::new();
+static SB_VALIDATOR: Validator<SuperblockValidator<CloneSuperblock>> = Validator::new();
 
 /// Regions hydrated in one transaction (C's `struct dirty_map`).
 struct DirtyMap {

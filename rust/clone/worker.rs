@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the target shares with its worker, and the worker: deferred bios,
-//! discards, flushes and the metadata commit (C: `do_worker`,
-//! `commit_metadata`, `process_deferred_*` in `dm-clone-target.c`).
+//! The worker of `CloneCore` (the state the target shares with it, in the
+//! crate root): deferred bios, discards, flushes, the metadata commit and
+//! the metadata modes (C: `do_worker`, `commit_metadata`,
+//! `process_deferred_*`, `__set_clone_mode` in `dm-clone-target.c`).
 //!
 //! The commit is the reason this target exists in this form: the
 //! destination is flushed AFTER the dirty map is swapped out and BEFORE the
@@ -11,21 +12,13 @@
 //! are dirty waits for that commit, and an empty flush is then completed
 //! without a second flush of the destination.
 
-use crate::dm::{
-    self, kcopyd::KcopydClient, periodic, sync::IrqSpinLock, BioList, BlkStatus, DmBio,
-    TargetHandle,
-};
-use crate::hydration::Copy;
-use crate::hydration_table::{HydrationPool, HydrationTable};
-use crate::metadata::Metadata;
-use crate::superblock::Regions;
-use crate::target::DmClone;
-use crate::{dm_err, dm_info};
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use crate::dm::{self, periodic, BioList, BlkStatus, DmBio};
+use crate::{dm_err, dm_info, CloneCore, DmClone};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
-    workqueue::{impl_has_work, Work, WorkItem},
+    sync::{Arc, ArcBorrow},
+    workqueue::{impl_has_work, WorkItem},
 };
 
 /// What may happen to the metadata (C's `enum clone_metadata_mode`).
@@ -80,65 +73,6 @@ pub(crate) struct Settings {
     pub(crate) hydration_share_under_io: AtomicU32,
 }
 
-/// The state of one clone device shared by the I/O path, the worker, the
-/// kcopyd callbacks and bio completions.
-///
-/// Field order is drop order: the kcopyd client and the metadata go before
-/// the devices they use. The core is dropped by the target's destructor
-/// only (see `DmClone`'s `Drop`), after `quiesce`: no copy is in flight
-/// and no work item is queued by then.
-#[pin_data]
-pub(crate) struct CloneCore {
-    #[pin]
-    pub(crate) md: Metadata,
-    /// Regions being hydrated, with the bios waiting for each (C's hash
-    /// table of `dm_clone_region_hydration`).
-    #[pin]
-    pub(crate) hydrating: IrqSpinLock<HydrationTable>,
-    /// Entries of `hydrating` (C's `hydration_pool`).
-    pub(crate) hydration_pool: HydrationPool,
-    #[pin]
-    pub(crate) deferred: IrqSpinLock<Deferred>,
-    #[pin]
-    commit_lock: Mutex<()>,
-    #[pin]
-    work: Work<CloneCore>,
-    pub(crate) kcopyd: KcopydClient<Copy>,
-    pub(crate) metadata_dev: dm::Device,
-    pub(crate) dest: dm::Device,
-    pub(crate) source: dm::Device,
-    pub(crate) wq: Arc<dm::Workqueue>,
-    pub(crate) handle: TargetHandle,
-    pub(crate) regions: Regions,
-    pub(crate) settings: Settings,
-    mode: AtomicU8,
-    /// Not resumed (C's `DM_CLONE_HYDRATION_SUSPENDED`).
-    pub(crate) suspended: AtomicBool,
-    /// Where background hydration goes on (worker only).
-    pub(crate) hydration_offset: AtomicU64,
-    /// Bios mapped and not completed; background hydration waits for none
-    /// (unless `hydration_share_under_io` allows some copies).
-    pub(crate) ios_in_flight: AtomicI64,
-    /// Background hydration stopped because bios were in flight: the bio
-    /// whose completion leaves none in flight queues the worker (C waits
-    /// for its 1 s timer or a copy that completes while none is).
-    pub(crate) hydration_stalled: AtomicBool,
-    /// A bio was mapped since background hydration last looked: with
-    /// `hydration_share_under_io`, the device counts as under load even in
-    /// the instants between its bios.
-    pub(crate) io_seen: AtomicBool,
-    /// With `hydration_share_under_io`: under load, no copy starts before
-    /// this time (ns, `ktime_get`); set when a copy completes, from how
-    /// long it took.
-    pub(crate) hydration_resume_ns: AtomicI64,
-    /// Background hydration waits for `hydration_resume_ns`: the first
-    /// `end_io` after it queues the worker.
-    pub(crate) hydration_paced: AtomicBool,
-    /// Regions being hydrated (plus one while the worker starts more).
-    pub(crate) hydrations_in_flight: dm::sync::WaitCount,
-    last_commit: AtomicU64,
-}
-
 impl_has_work! {
     impl HasWork<Self> for CloneCore { self.work }
 }
@@ -162,49 +96,6 @@ impl periodic::Tick for CloneCore {
 }
 
 impl CloneCore {
-    /// Initialiser: `md` is the opened metadata's initialiser.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        md: impl PinInit<Metadata, Error>,
-        hydrating: HydrationTable,
-        hydration_pool: HydrationPool,
-        kcopyd: KcopydClient<Copy>,
-        metadata_dev: dm::Device,
-        dest: dm::Device,
-        source: dm::Device,
-        wq: Arc<dm::Workqueue>,
-        handle: TargetHandle,
-        regions: Regions,
-        settings: Settings,
-    ) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            md <- md,
-            hydrating <- crate::new_irq_spinlock!(hydrating),
-            hydration_pool,
-            deferred <- crate::new_irq_spinlock!(Deferred::default()),
-            commit_lock <- kernel::new_mutex!(()),
-            work <- kernel::new_work!("CloneCore::work"),
-            kcopyd,
-            metadata_dev,
-            dest,
-            source,
-            wq,
-            handle,
-            regions,
-            settings,
-            mode: AtomicU8::new(Mode::Write as u8),
-            suspended: AtomicBool::new(true),
-            hydration_offset: AtomicU64::new(0),
-            ios_in_flight: AtomicI64::new(0),
-            hydration_stalled: AtomicBool::new(false),
-            io_seen: AtomicBool::new(false),
-            hydration_resume_ns: AtomicI64::new(0),
-            hydration_paced: AtomicBool::new(false),
-            hydrations_in_flight: dm::sync::WaitCount::new(),
-            last_commit: AtomicU64::new(periodic::jiffies()),
-        }? Error)
-    }
-
     /// Waits until neither a kcopyd job nor a work item holds a reference
     /// to the core: every copy's callback has returned and its job (with its
     /// `Arc`) has been dropped, and the worker, which those callbacks may

@@ -12,53 +12,46 @@
 use crate::dm::{
     self,
     pdata::{
-        self, Array, BlockManager, BlockValidator, Btree, BtreeValue, DiskBitset,
-        TransactionManager, Validator, ValueContext,
+        superblock, Array, BlockManager, Btree, BtreeValue, DiskBitset, SuperblockFormat,
+        SuperblockValidator, TransactionManager, Validator, ValueContext,
     },
 };
 use crate::dm_err;
 use crate::superblock::{self as sb, Superblock, WritesetMetadata, INVALID_WRITESET_ROOT};
-use kernel::{c_str, error::code::*, prelude::*};
+use kernel::{error::code::*, prelude::*};
 
 /// Blocks the block manager lets one thread hold (`ERA_MAX_CONCURRENT_LOCKS`).
 const MAX_CONCURRENT_LOCKS: u32 = 5;
 /// Bits digested into the era array per step (`INSERTS_PER_STEP`).
 const INSERTS_PER_STEP: u32 = 100;
 
-/// The superblock validator: block number, magic, checksum, version.
-pub(crate) enum SuperblockValidator {}
+/// The era superblock, for its validator (C's `sb_validator`).
+pub(crate) enum EraSuperblock {}
 
-impl BlockValidator for SuperblockValidator {
-    const NAME: &'static CStr = c_str!("superblock");
+impl SuperblockFormat for EraSuperblock {
+    const FORMAT: superblock::Format = sb::FORMAT;
 
-    fn prepare_for_write(data: &mut [u8], location: u64) {
-        sb::seal(data, location, |d| pdata::checksum(d, sb::CSUM_XOR));
-    }
-
-    fn check(data: &[u8], location: u64) -> Result {
-        sb::check(data, location, |d| pdata::checksum(d, sb::CSUM_XOR)).map_err(|e| match e {
-            sb::CheckError::WrongLocation => {
+    fn check_failed(e: superblock::CheckError, location: u64) {
+        match e {
+            superblock::CheckError::WrongLocation(_) => {
                 dm_err!("sb_check failed: blocknr: wanted {}", location);
-                ENOTBLK
             }
-            sb::CheckError::Corrupt => {
+            superblock::CheckError::Magic(_) | superblock::CheckError::Checksum(..) => {
                 dm_err!("sb_check failed: bad magic or checksum");
-                pdata::eilseq()
             }
-            sb::CheckError::Version(v) => {
+            superblock::CheckError::Version(v) => {
                 dm_err!(
                     "Era metadata version {} found, but only versions between {} and {} supported.",
                     v,
-                    sb::VERSION,
-                    sb::VERSION
+                    sb::FORMAT.version,
+                    sb::FORMAT.version
                 );
-                EINVAL
             }
-        })
+        }
     }
 }
 
-pub(crate) static SB_VALIDATOR: Validator<SuperblockValidator> = Validator::new();
+pub(crate) static SB_VALIDATOR: Validator<SuperblockValidator<EraSuperblock>> = Validator::new();
 
 /// Values of the writeset btree: a `writeset_disk`, which owns an on-disk
 /// bitset (C's `ws_inc` / `ws_dec`).

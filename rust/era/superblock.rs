@@ -2,34 +2,32 @@
 
 //! The era metadata superblock and writeset records, byte for byte as the C
 //! target (`struct superblock_disk`, `struct writeset_disk`, all
-//! little-endian and packed) and thin-provisioning-tools read them.
+//! little-endian and packed) and thin-provisioning-tools read them. The
+//! superblock opens with the header persistent-data targets share
+//! (`dm::pdata::superblock`: checksum, block number, magic, version, space
+//! map root); era's fields follow.
 //!
 //! Pure code, also compiled into the host unit tests.
 
+use crate::dm::pdata::superblock::{self as header, le32, le64, put32, put64, Format};
+pub use header::SPACE_MAP_ROOT_SIZE;
+
 /// Block number of the superblock.
 pub const LOCATION: u64 = 0;
-/// `SUPERBLOCK_MAGIC`.
-pub const MAGIC: u64 = 2126579579;
-/// `SUPERBLOCK_CSUM_XOR`.
-pub const CSUM_XOR: u32 = 146538381;
-/// The only metadata version.
-pub const VERSION: u32 = 1;
+/// `SUPERBLOCK_MAGIC`, `SUPERBLOCK_CSUM_XOR` and the only metadata version.
+pub const FORMAT: Format = Format {
+    magic: 2126579579,
+    csum_xor: 146538381,
+    version: 1,
+};
 /// Metadata block size in bytes (`DM_ERA_METADATA_BLOCK_SIZE`).
 pub const METADATA_BLOCK_SIZE: u32 = 4096;
-/// Size of the space map root in the superblock.
-pub const SPACE_MAP_ROOT_SIZE: usize = 128;
 /// The root of "no writeset".
 pub const INVALID_WRITESET_ROOT: u64 = LOCATION;
 
-// Field offsets of `struct superblock_disk`.
-const CSUM: usize = 0;
-const FLAGS: usize = 4;
-const BLOCKNR: usize = 8;
-const UUID: usize = 16;
-const MAGIC_OFF: usize = 32;
-const VERSION_OFF: usize = 40;
-const SM_ROOT: usize = 44;
-const DATA_BLOCK_SIZE: usize = SM_ROOT + SPACE_MAP_ROOT_SIZE;
+// Offsets of era's fields of `struct superblock_disk`, after the header
+// persistent-data superblocks share.
+const DATA_BLOCK_SIZE: usize = header::FIELDS;
 const METADATA_BLOCK_SIZE_OFF: usize = DATA_BLOCK_SIZE + 4;
 const NR_BLOCKS: usize = METADATA_BLOCK_SIZE_OFF + 4;
 const CURRENT_ERA: usize = NR_BLOCKS + 4;
@@ -92,33 +90,11 @@ pub struct Superblock {
     pub metadata_snap: u64,
 }
 
-fn le32(b: &[u8], off: usize) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(x)
-}
-
-fn le64(b: &[u8], off: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(x)
-}
-
-fn put32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
-
 impl Superblock {
     /// Reads the fields from a superblock (at least [`SIZE`] bytes).
     pub fn decode(b: &[u8]) -> Self {
-        let mut sm_root = [0u8; SPACE_MAP_ROOT_SIZE];
-        sm_root.copy_from_slice(&b[SM_ROOT..SM_ROOT + SPACE_MAP_ROOT_SIZE]);
         Self {
-            sm_root,
+            sm_root: header::sm_root(b),
             data_block_size: le32(b, DATA_BLOCK_SIZE),
             nr_blocks: le32(b, NR_BLOCKS),
             current_era: le32(b, CURRENT_ERA),
@@ -132,11 +108,7 @@ impl Superblock {
     /// Writes all fields but the checksum and block number, as C's
     /// `prepare_superblock()` (flags and uuid zero, current version).
     pub fn encode(&self, b: &mut [u8]) {
-        put32(b, FLAGS, 0);
-        b[UUID..UUID + 16].fill(0);
-        put64(b, MAGIC_OFF, MAGIC);
-        put32(b, VERSION_OFF, VERSION);
-        b[SM_ROOT..SM_ROOT + SPACE_MAP_ROOT_SIZE].copy_from_slice(&self.sm_root);
+        FORMAT.encode_header(b, &self.sm_root);
         put32(b, DATA_BLOCK_SIZE, self.data_block_size);
         put32(b, METADATA_BLOCK_SIZE_OFF, METADATA_BLOCK_SIZE >> 9);
         put32(b, NR_BLOCKS, self.nr_blocks);
@@ -147,38 +119,4 @@ impl Superblock {
         put64(b, ERA_ARRAY_ROOT, self.era_array_root);
         put64(b, METADATA_SNAP, self.metadata_snap);
     }
-}
-
-/// Why a superblock is not valid (C's `sb_check()`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckError {
-    /// The block number in the block is not where it was read (`-ENOTBLK`).
-    WrongLocation,
-    /// Bad magic or checksum (`-EILSEQ`).
-    Corrupt,
-    /// Unsupported metadata version (`-EINVAL`).
-    Version(u32),
-}
-
-/// Seals a superblock at `location` before writing: block number and
-/// checksum, where `csum` computes `dm_bm_checksum()` with [`CSUM_XOR`].
-pub fn seal(b: &mut [u8], location: u64, csum: impl Fn(&[u8]) -> u32) {
-    put64(b, BLOCKNR, location);
-    let c = csum(&b[FLAGS..]);
-    put32(b, CSUM, c);
-}
-
-/// Checks a superblock read from `location`.
-pub fn check(b: &[u8], location: u64, csum: impl Fn(&[u8]) -> u32) -> Result<(), CheckError> {
-    if le64(b, BLOCKNR) != location {
-        return Err(CheckError::WrongLocation);
-    }
-    if le64(b, MAGIC_OFF) != MAGIC || csum(&b[FLAGS..]) != le32(b, CSUM) {
-        return Err(CheckError::Corrupt);
-    }
-    let v = le32(b, VERSION_OFF);
-    if v != VERSION {
-        return Err(CheckError::Version(v));
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@
 //!
 //! C header: [`drivers/md/persistent-data/dm-block-manager.h`](srctree/drivers/md/persistent-data/dm-block-manager.h)
 
-use super::{bindings, might_sleep, BlockNr};
+use super::{bindings, might_sleep, superblock, BlockNr};
 use crate::dm::{error::from_err_ptr, Device};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
@@ -146,6 +146,49 @@ impl BlockValidator for NoValidator {
     fn prepare_for_write(_data: &mut [u8], _location: BlockNr) {}
     fn check(_data: &[u8], _location: BlockNr) -> Result {
         Ok(())
+    }
+}
+
+/// A superblock in the persistent-data layout of [`superblock`] (dm-era's,
+/// dm-clone's): its format, and the target's words for a failed check (the
+/// C targets word them differently).
+pub trait SuperblockFormat: 'static {
+    /// Magic, checksum xor and version.
+    const FORMAT: superblock::Format;
+
+    /// Logs why the superblock at `location` failed its check.
+    ///
+    /// # Context
+    ///
+    /// Process context (from the block manager's read).
+    fn check_failed(e: superblock::CheckError, location: BlockNr);
+}
+
+/// The validator of an `S` superblock (C's `sb_validator`): seals it with
+/// its block number and checksum; checks block number (`-ENOTBLK`), magic
+/// and checksum (`-EILSEQ`) and version (`-EINVAL`), and has
+/// [`SuperblockFormat::check_failed`] say which failed. A type, never a
+/// value: keep its [`Validator`] in a `static`.
+pub struct SuperblockValidator<S: SuperblockFormat>(PhantomData<S>);
+
+impl<S: SuperblockFormat> BlockValidator for SuperblockValidator<S> {
+    const NAME: &'static CStr = kernel::c_str!("superblock");
+
+    fn prepare_for_write(data: &mut [u8], location: BlockNr) {
+        S::FORMAT.seal(data, location, checksum);
+    }
+
+    fn check(data: &[u8], location: BlockNr) -> Result {
+        S::FORMAT.check(data, location, checksum).map_err(|e| {
+            S::check_failed(e, location);
+            match e {
+                superblock::CheckError::WrongLocation(_) => ENOTBLK,
+                superblock::CheckError::Magic(_) | superblock::CheckError::Checksum(..) => {
+                    super::eilseq()
+                }
+                superblock::CheckError::Version(_) => EINVAL,
+            }
+        })
     }
 }
 

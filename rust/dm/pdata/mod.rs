@@ -7,7 +7,8 @@
 //! `dm-persistent-data` module. One file here per header:
 //! [`block_manager`], [`transaction_manager`], [`space_map`] (the metadata
 //! space map, owned by the transaction manager), [`bitset`], [`array`],
-//! [`btree`].
+//! [`btree`]; and [`superblock`], the superblock header the persistent-data
+//! targets share (pure code, no C behind it).
 //!
 //! Persistent-data is not thread-safe: the types here are `Send` but not
 //! `Sync`, so a target keeps its metadata behind a lock. Bitsets, arrays and
@@ -46,11 +47,15 @@ pub mod bitset;
 pub mod block_manager;
 pub mod btree;
 pub mod space_map;
+pub mod superblock;
 pub mod transaction_manager;
 
 pub use array::Array;
 pub use bitset::DiskBitset;
-pub use block_manager::{checksum, Block, BlockManager, BlockValidator, NoValidator, Validator};
+pub use block_manager::{
+    checksum, Block, BlockManager, BlockValidator, NoValidator, SuperblockFormat,
+    SuperblockValidator, Validator,
+};
 pub use btree::{Btree, BtreeValue, ValueContext};
 pub use transaction_manager::{CommitBlock, TransactionManager};
 

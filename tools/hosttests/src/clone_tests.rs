@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 use crate::clone_superblock::*;
-
-/// A stand-in checksum for the layout tests (the kernel uses crc32c).
-fn sum(d: &[u8]) -> u32 {
-    d.iter().fold(0u32, |a, &b| a.rotate_left(5) ^ u32::from(b))
-}
+use crate::pdata_superblock::CheckError;
+use crate::pdata_tests::sum;
 
 fn sample() -> Superblock {
     let mut sm_root = [0u8; SPACE_MAP_ROOT_SIZE];
@@ -43,20 +40,20 @@ fn layout_matches_c_struct() {
 fn seal_check_round_trip_and_errors() {
     let mut b = vec![0u8; 4096];
     sample().encode(&mut b);
-    seal(&mut b, LOCATION, sum);
-    assert_eq!(check(&b, LOCATION, sum), Ok(()));
+    FORMAT.seal(&mut b, LOCATION, sum);
+    assert_eq!(FORMAT.check(&b, LOCATION, sum), Ok(()));
     assert_eq!(Superblock::decode(&b), sample());
-    assert_eq!(check(&b, 1, sum), Err(CheckError::WrongLocation(0)));
+    assert_eq!(FORMAT.check(&b, 1, sum), Err(CheckError::WrongLocation(0)));
     let mut bad = b.clone();
     bad[300] ^= 1;
-    assert!(matches!(check(&bad, LOCATION, sum), Err(CheckError::Checksum(_, _))));
+    assert!(matches!(FORMAT.check(&bad, LOCATION, sum), Err(CheckError::Checksum(_, _))));
     let mut bad = b.clone();
     bad[32] ^= 1;
-    assert!(matches!(check(&bad, LOCATION, sum), Err(CheckError::Magic(_))));
+    assert!(matches!(FORMAT.check(&bad, LOCATION, sum), Err(CheckError::Magic(_))));
     let mut v2 = b.clone();
     v2[40] = 2;
-    seal(&mut v2, LOCATION, sum);
-    assert_eq!(check(&v2, LOCATION, sum), Err(CheckError::Version(2)));
+    FORMAT.seal(&mut v2, LOCATION, sum);
+    assert_eq!(FORMAT.check(&v2, LOCATION, sum), Err(CheckError::Version(2)));
 }
 
 #[test]

@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 use crate::era_superblock::*;
-
-/// A stand-in checksum for the layout tests (the kernel uses crc32c).
-fn sum(d: &[u8]) -> u32 {
-    d.iter().fold(0u32, |a, &b| a.rotate_left(5) ^ u32::from(b))
-}
+use crate::pdata_superblock::CheckError;
+use crate::pdata_tests::sum;
 
 fn sample() -> Superblock {
     let mut sm_root = [0u8; SPACE_MAP_ROOT_SIZE];
@@ -30,7 +27,7 @@ fn layout_matches_c_struct() {
     assert_eq!(SIZE, 224);
     let mut b = vec![0u8; 4096];
     sample().encode(&mut b);
-    assert_eq!(&b[32..40], &MAGIC.to_le_bytes());
+    assert_eq!(&b[32..40], &FORMAT.magic.to_le_bytes());
     assert_eq!(&b[40..44], &1u32.to_le_bytes());
     assert_eq!(b[44], 0);
     assert_eq!(b[44 + 127], 127);
@@ -57,20 +54,20 @@ fn encode_decode_round_trip() {
 fn seal_and_check() {
     let mut b = vec![0u8; 4096];
     sample().encode(&mut b);
-    seal(&mut b, 0, sum);
-    assert_eq!(check(&b, 0, sum), Ok(()));
-    assert_eq!(check(&b, 3, sum), Err(CheckError::WrongLocation));
+    FORMAT.seal(&mut b, 0, sum);
+    assert_eq!(FORMAT.check(&b, 0, sum), Ok(()));
+    assert_eq!(FORMAT.check(&b, 3, sum), Err(CheckError::WrongLocation(0)));
     let mut c = b.clone();
     c[300] ^= 1;
-    assert_eq!(check(&c, 0, sum), Err(CheckError::Corrupt));
+    assert!(matches!(FORMAT.check(&c, 0, sum), Err(CheckError::Checksum(_, _))));
     let mut c = b.clone();
     c[32] ^= 1;
-    seal(&mut c, 0, sum);
-    assert_eq!(check(&c, 0, sum), Err(CheckError::Corrupt));
+    FORMAT.seal(&mut c, 0, sum);
+    assert_eq!(FORMAT.check(&c, 0, sum), Err(CheckError::Magic(FORMAT.magic ^ 1)));
     let mut c = b.clone();
     c[40] = 2;
-    seal(&mut c, 0, sum);
-    assert_eq!(check(&c, 0, sum), Err(CheckError::Version(2)));
+    FORMAT.seal(&mut c, 0, sum);
+    assert_eq!(FORMAT.check(&c, 0, sum), Err(CheckError::Version(2)));
 }
 
 #[test]

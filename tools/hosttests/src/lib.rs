@@ -11,9 +11,17 @@ pub mod emit;
 #[path = "../../../rust/linear/mapping.rs"]
 pub mod linear_mapping;
 
-/// The `dm` module as the verity crate sees it (only its pure parts).
+#[path = "../../../rust/dm/pdata/superblock.rs"]
+pub mod pdata_superblock;
+
+/// The `dm` module as the target crates see it (only its pure parts).
 pub mod dm {
     pub use crate::parse;
+
+    /// persistent-data's pure part.
+    pub mod pdata {
+        pub use crate::pdata_superblock as superblock;
+    }
 }
 
 #[path = "../../../rust/verity/geometry.rs"]
@@ -39,3 +47,6 @@ mod verity_tests;
 
 #[cfg(test)]
 mod era_tests;
+
+#[cfg(test)]
+mod pdata_tests;
