@@ -134,6 +134,7 @@ pub(crate) struct IoState {
     /// FEC is on.
     pub(crate) io_error: bool,
     /// A block is being corrected: FEC is not entered again.
+    #[cfg(dm_reed_solomon)]
     pub(crate) in_fec: bool,
 }
 

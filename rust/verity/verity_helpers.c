@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The C side of dm-verity-rs.ko: the abstraction's C helpers (with the
- * Reed-Solomon decoders for FEC, reed_solomon.ko: this module only), and
- * the module parameters, which 6.12's Rust `module!` cannot declare (read
- * through rust/dm/params.rs).
+ * Reed-Solomon decoders for FEC, reed_solomon.ko: this module only, when
+ * the kernel has them: Kbuild defines RDM_REED_SOLOMON), and the module
+ * parameters, which 6.12's Rust `module!` cannot declare (read through
+ * rust/dm/params.rs).
  */
-#define RDM_REED_SOLOMON
 #include "../dm/helpers.c"
 #include <linux/moduleparam.h>
 
