@@ -131,4 +131,16 @@ struct mempool_s *rdm_rs_pool_create(int min_nr, int roots);
  */
 bool rdm_param_require_signatures(void);
 
+/*
+ * security.rs (ModuleKeyring): a keyring of the module's own, such as C
+ * dm-verity's ".dm-verity" of kernels after 6.12, defined with its
+ * parameter in the module's rust/<target>/<target>_helpers.c (only that
+ * module defines them). rdm_module_keyring() is valid between a successful
+ * rdm_module_keyring_init() and rdm_module_keyring_exit().
+ */
+int rdm_module_keyring_init(void);
+void rdm_module_keyring_exit(void);
+struct key *rdm_module_keyring(void);
+bool rdm_module_keyring_usable(void);
+
 #endif /* RDM_HELPERS_H */

@@ -60,6 +60,7 @@ module_dm_target! {
     name: "dm_verity_rs",
     description: "device-mapper target for transparent disk integrity checking, in Rust",
     alias: ["dm-verity"],
+    state: dm::security::ModuleKeyring,
 }
 
 /// One verity device.
