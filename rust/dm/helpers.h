@@ -32,6 +32,7 @@ struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flag
 					     int max_active);
 struct workqueue_struct *rdm_alloc_ordered_workqueue(const char *name, unsigned int flags);
 void rdm_init_work(struct work_struct *work, work_func_t fn);
+void rdm_init_work_bh(struct work_struct *work, work_func_t fn);
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 void rdm_flush_workqueue(struct workqueue_struct *wq);
 bool rdm_queue_work_bh(struct work_struct *work);
