@@ -501,7 +501,7 @@ t_bad_options() {
 	}
 	if [ "$HAS_FEC" = 0 ]; then
 		refuse "verity: Unrecognized verity feature request" "$b 2 use_fec_from_device $F"
-		refuse "verity: Unrecognized verity feature request" "$b 6 ignore_zero_blocks fec_roots 2 fec_blocks $FBLOCKS"
+		refuse "verity: Unrecognized verity feature request" "$b 5 ignore_zero_blocks fec_roots 2 fec_blocks $FBLOCKS"
 		refuse "verity: Invalid number of feature args" "$(fec_table)"
 		vcreate rdmt-nofec "$b"
 		assert_served rdmt-nofec "0 $SECTORS verity 1 $DN $HN 4096 4096 $NB 0 $TAIL"
