@@ -26,10 +26,7 @@
 . "$(dirname "$0")/lib/verity.sh"
 suite_init
 
-# ==== the implementation under test, per-test scratch ========================
-# selftests/lib/verity.sh: need_module, assert_served, vt, vloop, vcreate, ...
-verity_init "$SCRATCH/verity"
-
+# ==== the implementation under test, per-test scratch =================
 # ==== kernel log ==================================================================
 # kmark writes a unique line into the kernel log; assert_klog REGEX checks
 # that a line after the last mark matches (one dmesg run, the rest in bash).
@@ -783,6 +780,61 @@ t_require_signatures() {
 	assert_blocks_match /dev/mapper/rdmt-rq3 4096 0 256 "$SRC"
 }
 
+# Beyond C 6.12 (ours only): the `.dm-verity` keyring of later kernels. It
+# is sealed when the module loads, so that no key can be added; with
+# keyring_unsealed=1 root adds a key, which counts only once the keyring is
+# sealed (keyctl restrict_keyring): then a signature by that key, which no
+# system keyring trusts, is accepted, and no further key can be added.
+dmv_keyring() { # prints the id of the live (not revoked) .dm-verity keyring
+	local id flags _ type desc
+	while read -r id flags _ _ _ _ _ type desc _; do
+		if [ "$type" = keyring ] && [ "$desc" = .dm-verity: ] && [[ $flags != *R* ]]; then
+			echo $((16#$id))
+			return 0
+		fi
+	done </proc/keys
+	return 1
+}
+
+t_dm_verity_keyring() {
+	local id serial p=/sys/module/$VERITY_MOD/parameters/keyring_unsealed
+	std_image
+	serial=$(od -An -tx8 -N8 /dev/urandom) serial=${serial// /}
+	# RSA (this kernel has no ECDSA), 1024 bits (fast enough under TCG).
+	openssl req -new -x509 -newkey rsa:1024 -nodes -days 2 -subj "/CN=rdmt dm-verity $serial/" \
+		-addext keyUsage=digitalSignature -keyout "$W/dmv.key" -out "$W/dmv.pem" 2>/dev/null ||
+		die "openssl req"
+	openssl x509 -in "$W/dmv.pem" -outform der -out "$W/dmv.der" || die "openssl x509 -outform der"
+	sign_text "$ROOT" "$W/dmv.key" "$W/dmv.pem" "$W/dmv.sig"
+	local table
+	table=$(std_table "2 root_hash_sig_key_desc rdmt:sig")
+
+	assert_eq N "$(<"$p")" "keyring_unsealed by default"
+	id=$(dmv_keyring) || die "no .dm-verity keyring in /proc/keys"
+	if keyctl padd asymmetric "" "$id" <"$W/dmv.der" >/dev/null 2>&1; then
+		die "a key entered the .dm-verity keyring sealed at load"
+	fi
+	refuse "verity: Root hash verification failed" "a signature by a key in no keyring" \
+		with_user_key rdmt:sig "$W/dmv.sig" dmsetup create rdmt-bad --readonly --table "$table"
+
+	at_exit verity_unload
+	verity_reload keyring_unsealed=1
+	assert_eq Y "$(<"$p")" "keyring_unsealed after loading with it"
+	id=$(dmv_keyring) || die "no .dm-verity keyring in /proc/keys"
+	keyctl padd asymmetric "" "$id" <"$W/dmv.der" >/dev/null || die "keyctl padd into .dm-verity"
+	refuse "verity: Root hash verification failed" "a signature by a key of the unsealed .dm-verity keyring" \
+		with_user_key rdmt:sig "$W/dmv.sig" dmsetup create rdmt-bad --readonly --table "$table"
+	check_refusals
+	keyctl restrict_keyring "$id" || die "keyctl restrict_keyring .dm-verity"
+	with_user_key rdmt:sig "$W/dmv.sig" dmsetup create rdmt-kr --readonly --table "$table" ||
+		die "dmsetup create with a signature by a key of the sealed .dm-verity keyring"
+	assert_served rdmt-kr "$(std_echo "2 root_hash_sig_key_desc rdmt:sig")"
+	assert_blocks_match /dev/mapper/rdmt-kr 4096 0 256 "$SRC"
+	if keyctl padd asymmetric "" "$id" <"$W/dmv.der" >/dev/null 2>&1; then
+		die "a key entered the .dm-verity keyring after it was sealed"
+	fi
+}
+
 # IPE end to end: the target hands the root hash and the signature state of
 # its table to the LSM in preresume, and IPE decides execution on them.
 #
@@ -952,8 +1004,10 @@ t_bad_input() {
 	refuse "verity: Device must be readonly" "read-write table '$(std_table)'" \
 		dmsetup create rdmt-bad --table "$(std_table)"
 
-	# FEC (selftests/verity_fec.sh tests it): not with these block sizes.
+	# FEC (selftests/verity_fec.sh tests it): not with these block sizes;
+	# without FEC (C without CONFIG_DM_VERITY_FEC) not at all.
 	x="verity: Block sizes must match to use FEC"
+	has_fec || x="verity: Unrecognized verity feature request"
 	bad_table "$x" "0 $SECTORS verity 1 $D $H 4096 1024 $NB 1 $tail 2 use_fec_from_device $H"
 	bad_table "$x" "0 $SECTORS verity 1 $D $H 4096 1024 $NB 1 $tail 6 use_fec_from_device $H fec_roots 2 fec_blocks 300"
 
@@ -1089,7 +1143,16 @@ suite_tests() {
 	run_test try_verify_in_tasklet vt t_try_verify_in_tasklet
 	run_test options_echo vt t_options_echo
 	run_test root_hash_signature vt t_root_hash_signature
-	run_test secondary_keyring vt t_secondary_keyring
+	if keyctl describe %:.secondary_trusted_keys >/dev/null 2>&1; then
+		run_test secondary_keyring vt t_secondary_keyring
+	else
+		skip_test secondary_keyring "no .secondary_trusted_keys (kernel without CONFIG_SECONDARY_TRUSTED_KEYRING)"
+	fi
+	if [ "$VERITY_IMPL" = rust ]; then
+		run_test dm_verity_keyring vt t_dm_verity_keyring
+	else
+		skip_test dm_verity_keyring "C dm-verity of 6.12 has no .dm-verity keyring"
+	fi
 	run_test require_signatures vt t_require_signatures
 	run_test ipe_root_hash_binding vt t_ipe
 	run_test writes_refused vt t_writes_refused

@@ -51,6 +51,21 @@
 #                    clone: hydration_share_under_io of our policy windows,
 #                    a list ("20 30" percent; an extension, C has no such
 #                    argument; 0: no policy windows)
+#   BENCH_VERITY_RUNS
+#                    verity: the runs, in order, each PROFILE[:KIND]
+#                    (randread-4k or seqread-1m; KIND: none = cold pass
+#                    then warm timed run; bh: the same with
+#                    try_verify_in_tasklet; fec: a timed run with the FEC
+#                    options; fec-corrupt: the same over the first MiB, in
+#                    which every 8th block is corrupt); default: all seven
+#                    ("randread-4k seqread-1m randread-4k:bh randread-4k:fec
+#                    seqread-1m:fec randread-4k:fec-corrupt
+#                    seqread-1m:fec-corrupt")
+#   BENCH_VERITY_FEC_ROOTS
+#                    verity: fec_roots of the image (2, avbtool's default)
+#   BENCH_VERITY_FEC_RUNTIME
+#                    verity: seconds of the fec-corrupt runs (3 x
+#                    BENCH_RUNTIME: a 1 MiB read corrects 32 blocks)
 # For a short development run: BENCH_REPS=1 BENCH_RUNTIME=1 BENCH_RAMP=0
 # BENCH_DEV_MIB=32 BENCH_CLONE_HYDRATIONS=1 BENCH_ERA_CHECKPOINTS=2.
 #   BENCH_SELFTEST_C_AS_RUST
@@ -82,6 +97,9 @@ CLONE_LOAD_QDS=${BENCH_CLONE_LOAD_QDS:-1 16}
 CLONE_LOAD_BASE=${BENCH_CLONE_LOAD_BASE:-1}
 CLONE_LOAD_WINDOW=${BENCH_CLONE_LOAD_WINDOW:-4}
 CLONE_SHARE=${BENCH_CLONE_SHARE:-20 30}
+VERITY_RUNS=${BENCH_VERITY_RUNS:-randread-4k seqread-1m randread-4k:bh randread-4k:fec seqread-1m:fec randread-4k:fec-corrupt seqread-1m:fec-corrupt}
+VERITY_FEC_ROOTS=${BENCH_VERITY_FEC_ROOTS:-2}
+VERITY_FEC_RUNTIME=${BENCH_VERITY_FEC_RUNTIME:-$((3 * RUNTIME))}
 
 W=/tmp/bench
 rm -rf "$W"
@@ -337,7 +355,14 @@ bench_linear() {
 # the same device (hash blocks cached and verified). 4k random reads are
 # measured a second time with the table option try_verify_in_tasklet
 # (verification in the BH workqueue when the hash blocks are cached): cache
-# states cold-bh and warm-bh.
+# states cold-bh and warm-bh. The image has FEC parity on /dev/ram3 (roots
+# BENCH_VERITY_FEC_ROOTS); the FEC runs use veritysetup's table with
+# use_fec_from_device: "fec", a timed run on the clean image (what the FEC
+# options cost when nothing is corrected); "fec-corrupt", a timed run over
+# the first MiB after every 8th block of it was corrupted (4k: random reads
+# of those blocks only, fio's blockalign=32k, so each read is corrected; 1M:
+# 32 blocks corrected per read); the MiB must then read back as it was, and
+# is restored after both implementations ran.
 #
 # The hash cache that matters is dm-bufio's, which belongs to the device and
 # goes with it (and the module is reloaded). Before each fresh device the
@@ -355,7 +380,8 @@ verity_load() { slot_load verity "$1" "$VERITY_RS_MOD"; } # c|rust
 verity_unload() { slot_select verity "$1" "$VERITY_RS_MOD" && impl_unload; }
 
 bench_verity() {
-	local data=/dev/ram1 hash=/dev/ram2 nblocks root salt rep run profile impl mod served table sfx
+	local data=/dev/ram1 hash=/dev/ram2 fec=/dev/ram3 nblocks root salt rep run profile kind impl mod served table sfx
+	local st fec_ok=0
 	VERITY_RS_MOD=dm-verity-rs
 	if c_as_rust verity dm-verity-rs; then
 		log "verity: SELFTEST: the C module dm-verity is in the Rust slot"
@@ -369,8 +395,12 @@ bench_verity() {
 	# Neither may be loaded when we start.
 	! module_loaded_any || { rmmod dm_verity dm_verity_rs 2>/dev/null || true; }
 	prefill $data
+	# With FEC parity on $fec (roots 2, avbtool's default): the hash tree
+	# is the same with or without it; the tables without FEC options do
+	# not use it.
 	veritysetup format "$data" "$hash" --hash=sha256 --data-block-size=4096 \
-		--hash-block-size=4096 >"$W/verity-format.txt" 2>&1 ||
+		--hash-block-size=4096 --fec-device="$fec" --fec-roots="$VERITY_FEC_ROOTS" \
+		>"$W/verity-format.txt" 2>&1 ||
 		{ skip verity "veritysetup format failed: $(tail -n1 "$W/verity-format.txt")"; return 0; }
 	root=$(awk -F: '/^Root hash/ {gsub(/[ \t]/, "", $2); print $2}' "$W/verity-format.txt")
 	salt=$(awk -F: '/^Salt/ {gsub(/[ \t]/, "", $2); print $2}' "$W/verity-format.txt")
@@ -378,19 +408,29 @@ bench_verity() {
 	# Hash area after the superblock (block 0 of the hash device).
 	VERITY_TABLE="0 $((nblocks * 8)) verity 1 $data $hash 4096 4096 $nblocks 1 sha256 $root $salt"
 	log "verity: table: $VERITY_TABLE"
+	verity_fec_setup "$data" "$hash" "$fec" "$root" && fec_ok=1
 	for rep in $(seq 1 "$REPS"); do
-		for run in randread-4k seqread-1m randread-4k:bh; do
-			profile=${run%:*} table=$VERITY_TABLE sfx=
-			if [ "$run" != "$profile" ]; then
-				table="$VERITY_TABLE 1 try_verify_in_tasklet" sfx=-bh
-			else
+		for run in $VERITY_RUNS; do
+			profile=${run%%:*} kind=${run#*:}
+			[ "$run" != "$profile" ] || kind=plain
+			case $kind in
+			plain) table=$VERITY_TABLE sfx= ;;
+			bh) table="$VERITY_TABLE 1 try_verify_in_tasklet" sfx=-bh ;;
+			fec | fec-corrupt)
+				[ $fec_ok = 1 ] || continue
+				table=$VERITY_FEC_TABLE sfx=
+				;;
+			*) log "FAILED: unknown verity run $run (BENCH_VERITY_RUNS)"; FAILED=$((FAILED + 1)); continue ;;
+			esac
+			if [ $kind = plain ]; then
 				fio_job verity $profile - raw "$rep" $data timed "raw $data"
 				fio_batch
 			fi
+			[ $kind != fec-corrupt ] || verity_fec_corrupt "$data"
 			for impl in $(order "$rep"); do
 				if [ "$impl" = c ]; then mod=dm-verity; else mod=$VERITY_RS_MOD; fi
 				verity_load "$impl" || { log "FAILED: loading $mod"; FAILED=$((FAILED + 1)); continue; }
-				drop_dev_cache $data $hash
+				drop_dev_cache $data $hash $fec
 				if ! dmsetup create bench-verity --readonly --table "$table"; then
 					log "FAILED: dmsetup create bench-verity ($mod)"
 					FAILED=$((FAILED + 1))
@@ -398,22 +438,101 @@ bench_verity() {
 					continue
 				fi
 				served=$(served_by bench-verity $mod)
-				log "verity: loaded: $(loaded_modules 'verity|bufio')"
-				fio_job verity $profile cold$sfx "$impl" "$rep" /dev/mapper/bench-verity pass "$served"
-				fio_job verity $profile warm$sfx "$impl" "$rep" /dev/mapper/bench-verity timed "$served"
-				BATCH_NAME=verity-$profile$sfx-$impl-r$rep
+				log "verity: loaded: $(loaded_modules 'verity|bufio|reed')"
+				case $kind in
+				plain | bh)
+					fio_job verity $profile cold$sfx "$impl" "$rep" /dev/mapper/bench-verity pass "$served"
+					fio_job verity $profile warm$sfx "$impl" "$rep" /dev/mapper/bench-verity timed "$served"
+					;;
+				fec) fio_job verity $profile fec "$impl" "$rep" /dev/mapper/bench-verity timed "$served" ;;
+				fec-corrupt)
+					# Only the first MiB: in it every 8th block is corrupt.
+					JOB_EXTRA=(--offset=0 --size=1M --runtime="$VERITY_FEC_RUNTIME")
+					[ $profile != randread-4k ] || JOB_EXTRA+=(--blockalign=32k)
+					fio_job verity $profile fec-corrupt "$impl" "$rep" /dev/mapper/bench-verity timed "$served"
+					;;
+				esac
+				BATCH_NAME=verity-$profile-$kind-$impl-r$rep
 				fio_batch
-				local st
 				st=$(dmsetup status bench-verity)
 				log "    status: $st"
-				[ -z "$sfx" ] || [ "$impl" = c ] || [ "$VERITY_RS_MOD" = dm-verity ] ||
+				[ $kind != bh ] || [ "$impl" = c ] || [ "$VERITY_RS_MOD" = dm-verity ] ||
 					log "    verified_in_bh: $(cat /sys/module/dm_verity_rs/parameters/verified_in_bh)"
 				case "$st" in *" V") ;; *) log "FAILED: verity status is not V (verified)"; FAILED=$((FAILED + 1)) ;; esac
+				[ $kind != fec-corrupt ] || verity_fec_check "$impl" "$rep" $profile
 				dmsetup remove bench-verity
 				verity_unload "$impl"
 			done
+			[ $kind != fec-corrupt ] || verity_fec_restore "$data"
 		done
 	done
+}
+
+# verity_fec_setup DATA HASH FEC ROOT: VERITY_FEC_TABLE, the table line
+# with the FEC options as veritysetup makes it (C's dm-verity loaded for
+# `veritysetup open`, then unloaded), and VERITY_FEC_BLOCKS (the corrupt
+# blocks of the fec-corrupt runs: every 8th block of the first MiB, each
+# in an interleaving group of its own, so that each codeword has one bad
+# byte: within what RS(255, 253) corrects without erasures).
+verity_fec_setup() {
+	local t n roots fblocks rounds b g used=" " f
+	modprobe dm-verity && veritysetup open "$1" bench-verity-fec "$2" "$4" --fec-device="$3" \
+		--fec-roots="$VERITY_FEC_ROOTS" >"$W/verity-open.txt" 2>&1 ||
+		{ skip verity-fec "veritysetup open with FEC failed: $(tail -n1 "$W/verity-open.txt")"; rmmod dm_verity; return 1; }
+	t=$(dmsetup table bench-verity-fec)
+	veritysetup close bench-verity-fec
+	rmmod dm_verity
+	read -r -a f <<<"$t"
+	VERITY_FEC_TABLE="$t"
+	for ((n = 0; n < ${#f[@]}; n++)); do
+		case ${f[n]} in
+		fec_roots) roots=${f[n + 1]} ;;
+		fec_blocks) fblocks=${f[n + 1]} ;;
+		esac
+	done
+	[ -n "${roots:-}" ] && [ -n "${fblocks:-}" ] ||
+		{ skip verity-fec "no FEC options in veritysetup's table: $t"; return 1; }
+	rounds=$(((fblocks + 255 - roots - 1) / (255 - roots)))
+	VERITY_FEC_BLOCKS=""
+	for ((b = 0; b < 256; b += 8)); do
+		g=$((b % rounds))
+		[[ $used != *" $g "* ]] ||
+			{ skip verity-fec "fec-corrupt: blocks 0, 8, ... of the first MiB share an RS group ($rounds rounds): device too small"; return 1; }
+		used+="$g "
+		VERITY_FEC_BLOCKS+="$b "
+	done
+	log "verity: FEC table: $VERITY_FEC_TABLE ($rounds rounds)"
+}
+
+# verity_fec_corrupt DATA: keeps the first MiB of DATA, then flips every
+# bit of VERITY_FEC_BLOCKS (direct I/O: the targets read brd, not the page
+# cache). verity_fec_restore DATA writes the kept MiB back.
+verity_fec_corrupt() {
+	dd if="$1" of="$W/fec-orig" bs=1M count=1 iflag=direct status=none &&
+		perl -e 'local $/; my $d = <STDIN>; for my $b (@ARGV) { substr($d, $b * 4096, 4096) ^= "\xff" x 4096 } print $d' \
+			$VERITY_FEC_BLOCKS <"$W/fec-orig" >"$W/fec-bad" &&
+		dd if="$W/fec-bad" of="$1" bs=1M count=1 oflag=direct conv=notrunc status=none ||
+		{ log "FAILED: corrupting $1"; FAILED=$((FAILED + 1)); }
+	log "verity: corrupt blocks (every bit flipped): $VERITY_FEC_BLOCKS"
+}
+verity_fec_restore() {
+	dd if="$W/fec-orig" of="$1" bs=1M count=1 oflag=direct conv=notrunc status=none ||
+		{ log "FAILED: restoring $1"; FAILED=$((FAILED + 1)); }
+	rm -f "$W/fec-orig" "$W/fec-bad"
+}
+# verity_fec_check IMPL REP PROFILE: the device reads the first MiB back as
+# it was before the corruption (every corrupt block corrected).
+verity_fec_check() {
+	local what="fec-corrupt $3: the first MiB reads back corrected"
+	if dd if=/dev/mapper/bench-verity of="$W/fec-read" bs=1M count=1 iflag=direct status=none &&
+		cmp -s "$W/fec-read" "$W/fec-orig"; then
+		check_line verity "$1" "$2" "$what" ok "$VERITY_FEC_BLOCKS"
+	else
+		check_line verity "$1" "$2" "$what" FAILED "$VERITY_FEC_BLOCKS"
+		log "FAILED: $what ($1, rep $2)"
+		FAILED=$((FAILED + 1))
+	fi
+	rm -f "$W/fec-read"
 }
 
 module_loaded_any() { grep -qE '^dm_verity(_rs)? ' /proc/modules; }
@@ -1509,6 +1628,9 @@ modprobe brd rd_nr=6 rd_size=$((DEV_MIB * 1024)) || { log "modprobe brd failed";
 	echo "clone_load_base=$CLONE_LOAD_BASE"
 	echo "clone_load_window=$CLONE_LOAD_WINDOW"
 	echo "clone_share=$CLONE_SHARE"
+	echo "verity_runs=$VERITY_RUNS"
+	echo "verity_fec_roots=$VERITY_FEC_ROOTS"
+	echo "verity_fec_runtime=$VERITY_FEC_RUNTIME"
 	echo "device=brd"
 	echo "targets=$TARGETS"
 } >"$W/meta.txt"

@@ -50,13 +50,14 @@ from html import escape
 
 PROFILE_ORDER = ["randread-4k", "seqread-1m", "randwrite-4k", "seqwrite-1m"]
 # The qualifier after the profile: verity's cache state (-bh: with
-# try_verify_in_tasklet), era's block state
+# try_verify_in_tasklet; fec: a table with the FEC options, clean image;
+# fec-corrupt: the same, reads of corrupt blocks corrected), era's block state
 # (fresh: first write to each block in the era; rewrite: blocks already
 # marked; ckpt-load: the load under which checkpoints were timed), clone's
 # hydration state (unhydrated: background hydration off; during:
 # background hydration enabled while the run goes; after: the device fully
 # hydrated).
-CACHE_ORDER = ["-", "cold", "warm", "cold-bh", "warm-bh", "fresh", "rewrite", "ckpt-load", "unhydrated", "during",
+CACHE_ORDER = ["-", "cold", "warm", "cold-bh", "warm-bh", "fec", "fec-corrupt", "fresh", "rewrite", "ckpt-load", "unhydrated", "during",
                "after"]
 MIB = 1024.0
 
@@ -583,6 +584,12 @@ def notes(doc):
                  "devices dropped), one pass over the device "
                  "(capped at the run time), no ramp; warm: the timed run that follows on the same device; "
                  "cold-bh / warm-bh: the same with the table option try_verify_in_tasklet.")
+    if any(r["cache"] in ("fec", "fec-corrupt") for r in doc["results"]):
+        n.append("verity fec: timed run with the FEC options (use_fec_from_device, roots %s), "
+                 "clean image; fec-corrupt: the same over the first MiB of the device, in which "
+                 "every 8th block is corrupt (4k: random reads of the corrupt blocks only; 1M: "
+                 "32 blocks corrected per read); the MiB is then checked to read back corrected."
+                 % m.get("verity_fec_roots", "?"))
     if any(r["target"] == "era" for r in doc["results"]):
         n.append("era: fresh device per repetition and implementation (zeroed metadata, era 1), "
                  "era block 4 KiB; fresh: one pass (capped at the run time) in which every "

@@ -143,7 +143,8 @@ unsafe extern "C" fn intercepted_end_io<T: CompletionHandler>(bio: *mut bindings
         let work = Opaque::raw_get(core::ptr::addr_of!((*hook).work));
         let this = super::target::instance::<T>((*hook).ti);
         if this.try_bh() {
-            bindings::rdm_init_work(work, Some(bh_completion_work::<T>));
+            // Its own lockdep class: see `rdm_init_work_bh`.
+            bindings::rdm_init_work_bh(work, Some(bh_completion_work::<T>));
             bindings::rdm_queue_work_bh(work);
         } else {
             bindings::rdm_init_work(work, Some(completion_work::<T>));

@@ -79,6 +79,18 @@ void rdm_init_work(struct work_struct *work, work_func_t fn)
 	INIT_WORK(work, fn);
 }
 
+/*
+ * For a work item of the BH workqueue: INIT_WORK() gives the item the
+ * lockdep class of its call site, and one class for works run both in
+ * softirq (BH) and in process context is an "inconsistent lock state"
+ * to lockdep. C dm-verity has two work_structs with two INIT_WORK()s
+ * (io->bh_work, io->work); this is the second site.
+ */
+void rdm_init_work_bh(struct work_struct *work, work_func_t fn)
+{
+	INIT_WORK(work, fn);
+}
+
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work)
 {
 	return queue_work(wq, work);

@@ -32,6 +32,7 @@ struct workqueue_struct *rdm_alloc_workqueue(const char *name, unsigned int flag
 					     int max_active);
 struct workqueue_struct *rdm_alloc_ordered_workqueue(const char *name, unsigned int flags);
 void rdm_init_work(struct work_struct *work, work_func_t fn);
+void rdm_init_work_bh(struct work_struct *work, work_func_t fn);
 bool rdm_queue_work(struct workqueue_struct *wq, struct work_struct *work);
 void rdm_flush_workqueue(struct workqueue_struct *wq);
 bool rdm_queue_work_bh(struct work_struct *work);
@@ -130,5 +131,17 @@ struct mempool_s *rdm_rs_pool_create(int min_nr, int roots);
  * rust/<target>/<target>_helpers.c (only that module defines them).
  */
 bool rdm_param_require_signatures(void);
+
+/*
+ * security.rs (ModuleKeyring): a keyring of the module's own, such as C
+ * dm-verity's ".dm-verity" of kernels after 6.12, defined with its
+ * parameter in the module's rust/<target>/<target>_helpers.c (only that
+ * module defines them). rdm_module_keyring() is valid between a successful
+ * rdm_module_keyring_init() and rdm_module_keyring_exit().
+ */
+int rdm_module_keyring_init(void);
+void rdm_module_keyring_exit(void);
+struct key *rdm_module_keyring(void);
+bool rdm_module_keyring_usable(void);
 
 #endif /* RDM_HELPERS_H */

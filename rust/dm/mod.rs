@@ -98,6 +98,21 @@ macro_rules! dm_info {
     };
 }
 
+/// What a target module holds from load to unload besides its target type
+/// (`state:` of [`module_dm_target!`]): made before the target is
+/// registered, dropped after it is unregistered, so that every instance of
+/// the target lives within it.
+pub trait ModuleState: Sized {
+    /// Makes the state when the module loads; an error fails the load.
+    fn new() -> kernel::error::Result<Self>;
+}
+
+impl ModuleState for () {
+    fn new() -> kernel::error::Result<Self> {
+        Ok(())
+    }
+}
+
 /// Declares the module of a target type and registers it on load (C's
 /// `module_dm()`):
 ///
@@ -107,11 +122,16 @@ macro_rules! dm_info {
 ///     name: "dm_verity_rs",
 ///     description: "...",
 ///     alias: ["dm-verity"],   // optional
+///     state: SomeState,       // optional: a ModuleState
 /// }
 /// ```
 #[macro_export]
 macro_rules! module_dm_target {
-    (type: $t:ty, name: $name:tt, description: $desc:tt $(, alias: [$($alias:tt),* $(,)?])? $(,)?) => {
+    // The type of the module's state: `()` without `state:`.
+    (@state) => { () };
+    (@state $st:ty) => { $st };
+    (type: $t:ty, name: $name:tt, description: $desc:tt $(, alias: [$($alias:tt),* $(,)?])?
+     $(, state: $st:ty)? $(,)?) => {
         ::kernel::prelude::module! {
             type: DmTargetModule,
             name: $name,
@@ -121,14 +141,19 @@ macro_rules! module_dm_target {
             $(alias: [$($alias),*],)?
         }
 
+        // Field order is drop order: the target is unregistered first.
         struct DmTargetModule {
             _target: $crate::dm::Registration<$t>,
+            _state: $crate::module_dm_target!(@state $($st)?),
         }
 
         impl ::kernel::Module for DmTargetModule {
             fn init(module: &'static ::kernel::ThisModule) -> ::kernel::error::Result<Self> {
+                let state =
+                    <$crate::module_dm_target!(@state $($st)?) as $crate::dm::ModuleState>::new()?;
                 Ok(Self {
                     _target: $crate::dm::Registration::new(module)?,
+                    _state: state,
                 })
             }
         }

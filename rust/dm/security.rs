@@ -132,6 +132,81 @@ impl TrustedKeys {
     }
 }
 
+/// The module's own keyring: C dm-verity's `.dm-verity` of kernels after
+/// 6.12, for keys that userspace (systemd) adds at boot. Made when the
+/// module loads, it is sealed (`keyring_restrict()` with no key type: no
+/// key may be added or linked) at once, unless the module parameter
+/// `keyring_unsealed` leaves it open, for userspace to add its keys and
+/// then seal it (`keyctl restrict_keyring`). Signatures are checked against
+/// it only once it holds keys and is sealed ([`ModuleKeyring::verify`]).
+///
+/// The keyring and its parameter are declared in the module's C side
+/// (`rust/<target>/<target>_helpers.c`); this type is the module's hold on
+/// the keyring, kept in its [`super::ModuleState`], which outlives every
+/// instance of its target.
+///
+/// # Invariants
+///
+/// While a value exists, `rdm_module_keyring()` is a live keyring.
+#[cfg(dm_module_keyring)]
+pub struct ModuleKeyring(());
+
+#[cfg(dm_module_keyring)]
+impl super::ModuleState for ModuleKeyring {
+    fn new() -> Result<Self> {
+        // SAFETY: Called once, at module load (the module's state).
+        to_result(unsafe { bindings::rdm_module_keyring_init() })?;
+        // INVARIANT: The keyring was made.
+        Ok(Self(()))
+    }
+}
+
+#[cfg(dm_module_keyring)]
+impl Drop for ModuleKeyring {
+    fn drop(&mut self) {
+        // SAFETY: The keyring is live (invariant) and not used after this:
+        // the module's target is unregistered before its state is dropped.
+        unsafe { bindings::rdm_module_keyring_exit() };
+    }
+}
+
+#[cfg(dm_module_keyring)]
+impl ModuleKeyring {
+    /// Verifies the PKCS#7 `signature` of `data` against the module's
+    /// keyring if it holds keys and is sealed, else `None` (C's last step
+    /// of `verity_verify_root_hash()`). Errors as
+    /// [`verify_pkcs7_signature`].
+    ///
+    /// It takes no `&self`: a target's constructor, which calls it, runs
+    /// while the module (and so its state) is loaded.
+    ///
+    /// # Context
+    ///
+    /// Process context: the crypto API may sleep.
+    pub fn verify(data: &[u8], signature: &[u8]) -> Option<Result> {
+        super::might_sleep();
+        // SAFETY: A target's hooks run only while the module is loaded,
+        // between the making and the dropping of its `ModuleKeyring`.
+        if !unsafe { bindings::rdm_module_keyring_usable() } {
+            return None;
+        }
+        // SAFETY: Both buffers are valid for their lengths; the keyring is
+        // live (above) and the callee takes its own references.
+        Some(to_result(unsafe {
+            bindings::verify_pkcs7_signature(
+                data.as_ptr().cast(),
+                data.len(),
+                signature.as_ptr().cast(),
+                signature.len(),
+                bindings::rdm_module_keyring(),
+                bindings::key_being_used_for_VERIFYING_UNSPECIFIED_SIGNATURE,
+                None,
+                core::ptr::null_mut(),
+            )
+        }))
+    }
+}
+
 /// Verifies the PKCS#7 `signature` of `data` against the keys `keys`
 /// (`verify_pkcs7_signature()`).
 ///

@@ -303,232 +303,233 @@ pub(crate) fn decode<'v>(
         BlockType::Metadata => block - v.geo.hash_start + v.geo.data_blocks,
     };
     let (rsb, offset) = fec.geo.rs_block(block);
-    let mut fio = FecIo::new(fec);
+    let mut c = Correction {
+        v,
+        target,
+        fec,
+        io,
+        fio: FecIo::new(fec),
+        rsb,
+        offset,
+    };
     // Locating erasures is slow: try without first.
-    let r = decode_rsb(v, target, io, fec, &mut fio, rsb, offset, want, false)
-        .or_else(|_| decode_rsb(v, target, io, fec, &mut fio, rsb, offset, want, true));
+    let r = c
+        .decode_rsb(want, false)
+        .or_else(|_| c.decode_rsb(want, true));
+    let Correction { io, fio, .. } = c;
     io.in_fec = false;
     r.map(|()| fio.output)
 }
 
-/// Decodes the codewords of one block into `fio.output` and checks its
-/// hash (`fec_decode_rsb()`).
-#[allow(clippy::too_many_arguments)]
-fn decode_rsb(
-    v: &Verity,
-    target: &crate::dm::Target,
-    io: &mut IoState,
-    fec: &Fec,
-    fio: &mut FecIo<'_>,
+/// One correction under way: what its steps share (C passes them as `v`,
+/// `io`, `fio`, `rsb` and `offset`).
+struct Correction<'a, 'i> {
+    v: &'a Verity,
+    target: &'a crate::dm::Target,
+    fec: &'a Fec,
+    io: &'i mut IoState,
+    fio: FecIo<'a>,
+    /// The codeword group of the block being corrected.
     rsb: u64,
+    /// The block's offset in the FEC area, in bytes.
     offset: u64,
-    want: &[u8; MAX_DIGEST_SIZE],
-    use_erasures: bool,
-) -> Result {
-    let bs = fec.block_size();
-    let mut pos = 0;
-    while pos < bs {
-        for b in fio.bufs.iter_mut().flatten() {
-            b.fill(0);
-        }
-        fio.neras = 0;
-        let index = read_bufs(v, target, io, fec, fio, rsb, offset, pos, use_erasures)?;
-        decode_bufs(v, target, fec, fio, rsb, index, pos)?;
-        pos += fio.per_pass();
-    }
-    // Always re-validate the corrected block against the expected hash.
-    let mut real = [0u8; MAX_DIGEST_SIZE];
-    v.hash_block(&fio.output[..], &mut real)?;
-    let ds = v.digest_size();
-    if real[..ds] != want[..ds] {
-        crate::dm_log_limit!(
-            pr_err,
-            PREFIX,
-            "{}: FEC {}: failed to correct ({} erasures)",
-            v.data_dev.name(),
-            rsb,
-            fio.neras
-        );
-        return Err(Error::from_errno(-(kernel::bindings::EILSEQ as i32)));
-    }
-    Ok(())
 }
 
-/// Reads the `rsn` blocks of codeword group `rsb` and deinterleaves the
-/// bytes from `pos` on that fit the buffers; marks erasures if
-/// `use_erasures` (`fec_read_bufs()`). Returns the index in the codewords
-/// of the block being corrected, at area offset `target_offset`.
-#[allow(clippy::too_many_arguments)]
-fn read_bufs(
-    v: &Verity,
-    target: &crate::dm::Target,
-    io: &mut IoState,
-    fec: &Fec,
-    fio: &mut FecIo<'_>,
-    rsb: u64,
-    target_offset: u64,
-    pos: usize,
-    use_erasures: bool,
-) -> Result<usize> {
-    let rsn = fec.geo.rsn as usize;
-    let roots = fec.geo.roots as usize;
-    let bs = fec.block_size();
-    let ds = v.digest_size();
-    let mut target_index = None;
-    for i in 0..rsn {
-        let ileaved = fec.geo.interleave(rsb * rsn as u64 + i as u64);
-        if ileaved == target_offset {
-            target_index = Some(i);
-        }
-        let mut block = ileaved >> fec.geo.block_bits;
-        let on_data = block < v.geo.data_blocks;
-        let client = if on_data {
-            &fec.data_bufio
-        } else {
-            block -= v.geo.data_blocks;
-            // Blocks past the area count as zeroes in the encoding.
-            if block >= fec.geo.hash_blocks {
-                continue;
+impl Correction<'_, '_> {
+    /// Decodes the codewords of the block into `fio.output` and checks its
+    /// hash (`fec_decode_rsb()`).
+    fn decode_rsb(&mut self, want: &[u8; MAX_DIGEST_SIZE], use_erasures: bool) -> Result {
+        let bs = self.fec.block_size();
+        let mut pos = 0;
+        while pos < bs {
+            for b in self.fio.bufs.iter_mut().flatten() {
+                b.fill(0);
             }
-            block += v.geo.hash_start;
-            &v.bufio
-        };
-        let buf = match client.read(target, block) {
-            Ok(b) => b,
-            Err(e) => {
-                crate::dm_log_limit!(
-                    pr_warn,
+            self.fio.neras = 0;
+            let index = self.read_bufs(pos, use_erasures)?;
+            self.decode_bufs(index, pos)?;
+            pos += self.fio.per_pass();
+        }
+        // Always re-validate the corrected block against the expected hash.
+        let v = self.v;
+        let mut real = [0u8; MAX_DIGEST_SIZE];
+        v.hash_block(&self.fio.output[..], &mut real)?;
+        let ds = v.digest_size();
+        if real[..ds] != want[..ds] {
+            crate::dm_log_limit!(
+                pr_err,
+                PREFIX,
+                "{}: FEC {}: failed to correct ({} erasures)",
+                v.data_dev.name(),
+                self.rsb,
+                self.fio.neras
+            );
+            return Err(Error::from_errno(-(kernel::bindings::EILSEQ as i32)));
+        }
+        Ok(())
+    }
+
+    /// Reads the `rsn` blocks of the codeword group and deinterleaves the
+    /// bytes from `pos` on that fit the buffers; marks erasures if
+    /// `use_erasures` (`fec_read_bufs()`). Returns the index in the
+    /// codewords of the block being corrected.
+    fn read_bufs(&mut self, pos: usize, use_erasures: bool) -> Result<usize> {
+        let (v, target, fec, rsb) = (self.v, self.target, self.fec, self.rsb);
+        let (fio, io) = (&mut self.fio, &mut *self.io);
+        let rsn = fec.geo.rsn as usize;
+        let roots = fec.geo.roots as usize;
+        let bs = fec.block_size();
+        let ds = v.digest_size();
+        let mut target_index = None;
+        for i in 0..rsn {
+            let ileaved = fec.geo.interleave(rsb * rsn as u64 + i as u64);
+            if ileaved == self.offset {
+                target_index = Some(i);
+            }
+            let mut block = ileaved >> fec.geo.block_bits;
+            let on_data = block < v.geo.data_blocks;
+            let client = if on_data {
+                &fec.data_bufio
+            } else {
+                block -= v.geo.data_blocks;
+                // Blocks past the area count as zeroes in the encoding.
+                if block >= fec.geo.hash_blocks {
+                    continue;
+                }
+                block += v.geo.hash_start;
+                &v.bufio
+            };
+            let buf = match client.read(target, block) {
+                Ok(b) => b,
+                Err(e) => {
+                    crate::dm_log_limit!(
+                        pr_warn,
+                        PREFIX,
+                        "{}: FEC {}: read failed ({}): {}",
+                        v.data_dev.name(),
+                        rsb,
+                        block,
+                        e.to_errno()
+                    );
+                    // Assume the block is corrupted.
+                    if use_erasures && fio.neras < roots {
+                        fio.erasures[fio.neras] = i as u8;
+                        fio.neras += 1;
+                    }
+                    continue;
+                }
+            };
+            // Locate erasures if the block is on the data device.
+            let mut want = [0u8; MAX_DIGEST_SIZE];
+            if on_data && verify::hash_for_block(v, target, block, &mut want, io).is_ok() {
+                // Known zero blocks are skipped entirely.
+                if v.zero_digest
+                    .as_ref()
+                    .is_some_and(|z| z[..ds] == want[..ds])
+                {
+                    continue;
+                }
+                if use_erasures && fio.neras < roots {
+                    let mut real = [0u8; MAX_DIGEST_SIZE];
+                    if v.hash_block(buf.data(), &mut real).is_ok() && real[..ds] != want[..ds] {
+                        fio.erasures[fio.neras] = i as u8;
+                        fio.neras += 1;
+                    }
+                }
+            }
+            // Deinterleave the bytes that fit into the buffers, from `pos` on.
+            let data = buf.data();
+            for k in 0..fio.per_pass() {
+                let Some(&byte) = data.get(pos + k).filter(|_| pos + k < bs) else {
+                    break;
+                };
+                if let Some(cw) = codeword(&mut fio.bufs, rsn, k) {
+                    cw[i] = byte;
+                }
+            }
+        }
+        target_index.ok_or(EIO)
+    }
+
+    /// Decodes the codewords in the buffers and copies the corrected bytes of
+    /// the target block (index `index` in each codeword) to `fio.output` from
+    /// `pos` on (`fec_decode_bufs()`).
+    fn decode_bufs(&mut self, index: usize, pos: usize) -> Result {
+        let (v, target, fec, rsb) = (self.v, self.target, self.fec, self.rsb);
+        let fio = &mut self.fio;
+        let rsn = fec.geo.rsn as usize;
+        let roots = fec.geo.roots as usize;
+        let bs = fec.block_size();
+        // The parity of codeword `rsb + pos` on: `roots` bytes each, packed,
+        // so that one codeword's may span two parity blocks.
+        let (mut parity_block, mut parity_pos) = fec.geo.parity_at(rsb + pos as u64);
+        let read_parity = |block: u64| {
+            fec.bufio.read(target, block).inspect_err(|e| {
+                kernel::pr_err!(
+                    "device-mapper: {}: {}: FEC {}: parity read failed (block {}): {}\n",
                     PREFIX,
-                    "{}: FEC {}: read failed ({}): {}",
                     v.data_dev.name(),
                     rsb,
                     block,
                     e.to_errno()
-                );
-                // Assume the block is corrupted.
-                if use_erasures && fio.neras < roots {
-                    fio.erasures[fio.neras] = i as u8;
-                    fio.neras += 1;
-                }
-                continue;
-            }
+                )
+            })
         };
-        // Locate erasures if the block is on the data device.
-        let mut want = [0u8; MAX_DIGEST_SIZE];
-        if on_data && verify::hash_for_block(v, target, block, &mut want, io).is_ok() {
-            // Known zero blocks are skipped entirely.
-            if v.zero_digest
-                .as_ref()
-                .is_some_and(|z| z[..ds] == want[..ds])
-            {
-                continue;
-            }
-            if use_erasures && fio.neras < roots {
-                let mut real = [0u8; MAX_DIGEST_SIZE];
-                if v.hash_block(buf.data(), &mut real).is_ok() && real[..ds] != want[..ds] {
-                    fio.erasures[fio.neras] = i as u8;
-                    fio.neras += 1;
-                }
-            }
-        }
-        // Deinterleave the bytes that fit into the buffers, from `pos` on.
-        let data = buf.data();
+        let mut par = read_parity(parity_block)?;
+        let mut corrected = 0u32;
+        let mut par_buf = [0u8; FEC_MAX_ROOTS as usize];
+        let mut result = Ok(());
+        let neras = fio.neras;
         for k in 0..fio.per_pass() {
-            let Some(&byte) = data.get(pos + k).filter(|_| pos + k < bs) else {
+            if pos + k >= bs {
+                break;
+            }
+            let to_copy = (bs - parity_pos).min(roots);
+            par_buf[..to_copy].copy_from_slice(&par.data()[parity_pos..parity_pos + to_copy]);
+            parity_pos += to_copy;
+            if to_copy < roots {
+                parity_block += 1;
+                parity_pos = roots - to_copy;
+                drop(par);
+                par = read_parity(parity_block)?;
+                par_buf[to_copy..roots].copy_from_slice(&par.data()[..parity_pos]);
+            }
+            let (erasures, rs) = (&fio.erasures[..neras], &mut fio.rs);
+            let Some(cw) = codeword(&mut fio.bufs, rsn, k) else {
+                result = Err(EINVAL);
                 break;
             };
-            if let Some(cw) = codeword(&mut fio.bufs, rsn, k) {
-                cw[i] = byte;
+            match rs.decode(cw, &par_buf[..roots], erasures) {
+                Ok(n) => corrected += n,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
+            fio.output[pos + k] = cw[index];
         }
-    }
-    target_index.ok_or(EIO)
-}
-
-/// Decodes the codewords in the buffers and copies the corrected bytes of
-/// the target block (index `index` in each codeword) to `fio.output` from
-/// `pos` on (`fec_decode_bufs()`).
-fn decode_bufs(
-    v: &Verity,
-    target: &crate::dm::Target,
-    fec: &Fec,
-    fio: &mut FecIo<'_>,
-    rsb: u64,
-    index: usize,
-    pos: usize,
-) -> Result {
-    let rsn = fec.geo.rsn as usize;
-    let roots = fec.geo.roots as usize;
-    let bs = fec.block_size();
-    // The parity of codeword `rsb + pos` on: `roots` bytes each, packed,
-    // so that one codeword's may span two parity blocks.
-    let (mut parity_block, mut parity_pos) = fec.geo.parity_at(rsb + pos as u64);
-    let read_parity = |block: u64| {
-        fec.bufio.read(target, block).inspect_err(|e| {
-            kernel::pr_err!(
-                "device-mapper: {}: {}: FEC {}: parity read failed (block {}): {}\n",
+        drop(par);
+        match result {
+            Err(e) if neras != 0 => crate::dm_log_limit!(
+                pr_err,
                 PREFIX,
+                "{}: FEC {}: failed to correct: {}",
                 v.data_dev.name(),
                 rsb,
-                block,
                 e.to_errno()
-            )
-        })
-    };
-    let mut par = read_parity(parity_block)?;
-    let mut corrected = 0u32;
-    let mut par_buf = [0u8; FEC_MAX_ROOTS as usize];
-    let mut result = Ok(());
-    let neras = fio.neras;
-    for k in 0..fio.per_pass() {
-        if pos + k >= bs {
-            break;
+            ),
+            Ok(()) if corrected > 0 => crate::dm_log_limit!(
+                pr_warn,
+                PREFIX,
+                "{}: FEC {}: corrected {} errors",
+                v.data_dev.name(),
+                rsb,
+                corrected
+            ),
+            _ => {}
         }
-        let to_copy = (bs - parity_pos).min(roots);
-        par_buf[..to_copy].copy_from_slice(&par.data()[parity_pos..parity_pos + to_copy]);
-        parity_pos += to_copy;
-        if to_copy < roots {
-            parity_block += 1;
-            parity_pos = roots - to_copy;
-            drop(par);
-            par = read_parity(parity_block)?;
-            par_buf[to_copy..roots].copy_from_slice(&par.data()[..parity_pos]);
-        }
-        let (erasures, rs) = (&fio.erasures[..neras], &mut fio.rs);
-        let Some(cw) = codeword(&mut fio.bufs, rsn, k) else {
-            result = Err(EINVAL);
-            break;
-        };
-        match rs.decode(cw, &par_buf[..roots], erasures) {
-            Ok(n) => corrected += n,
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-        fio.output[pos + k] = cw[index];
+        result
     }
-    drop(par);
-    match result {
-        Err(e) if neras != 0 => crate::dm_log_limit!(
-            pr_err,
-            PREFIX,
-            "{}: FEC {}: failed to correct: {}",
-            v.data_dev.name(),
-            rsb,
-            e.to_errno()
-        ),
-        Ok(()) if corrected > 0 => crate::dm_log_limit!(
-            pr_warn,
-            PREFIX,
-            "{}: FEC {}: corrected {} errors",
-            v.data_dev.name(),
-            rsb,
-            corrected
-        ),
-        _ => {}
-    }
-    result
 }
 
 const _: () = assert!(RS_CODEWORD == FEC_RSM as usize);

@@ -18,8 +18,11 @@ use core::ffi::CStr;
 pub const MANDATORY_ARGS: usize = 10;
 
 /// At most this many optional arguments (`DM_VERITY_OPTS_MAX`): 5 flags, 8
-/// for FEC (four options with a value each) and 2 for the signature.
-pub const MAX_OPT_ARGS: u32 = 5 + FEC_OPT_ARGS + 2;
+/// for FEC (four options with a value each) if the build has it (`fec`, C's
+/// `CONFIG_DM_VERITY_FEC`) and 2 for the signature.
+pub const fn max_opt_args(fec: bool) -> u32 {
+    5 + if fec { FEC_OPT_ARGS } else { 0 } + 2
+}
 
 /// Optional arguments FEC takes in the table echo (`DM_VERITY_OPTS_FEC`).
 pub const FEC_OPT_ARGS: u32 = 8;
@@ -171,19 +174,22 @@ fn parse_fec_opt<'a>(
 }
 
 /// Checks the option group's count (`<#opt args>`) against what follows, as
-/// C's `dm_read_arg_group()`; `opt` is everything after the mandatory args.
-pub fn check_opt_count(opt: &[&[u8]]) -> Result<usize, &'static CStr> {
+/// C's `dm_read_arg_group()`; `opt` is everything after the mandatory args,
+/// `fec` as in [`max_opt_args`].
+pub fn check_opt_count(opt: &[&[u8]], fec: bool) -> Result<usize, &'static CStr> {
     let Some((count, rest)) = opt.split_first() else {
         return Ok(0);
     };
     match parse::parse_u32(count) {
-        Ok(n) if n <= MAX_OPT_ARGS && n as usize == rest.len() => Ok(n as usize),
+        Ok(n) if n <= max_opt_args(fec) && n as usize == rest.len() => Ok(n as usize),
         _ => Err(c"Invalid number of feature args"),
     }
 }
 
 /// Parses the optional arguments (`opt` as in [`check_opt_count`]) of a
-/// table whose data blocks are `1 << data_block_bits` bytes.
+/// table whose data blocks are `1 << data_block_bits` bytes. Without `fec`
+/// (a build without FEC), the FEC options are unrecognized, as in C built
+/// without `CONFIG_DM_VERITY_FEC`.
 ///
 /// Unlike C, a duplicated flag or a count smaller than the arguments given is
 /// an error rather than silently accepted. A repeated `fec_roots`,
@@ -191,8 +197,9 @@ pub fn check_opt_count(opt: &[&[u8]]) -> Result<usize, &'static CStr> {
 pub fn parse_options<'a>(
     opt: &[&'a [u8]],
     data_block_bits: u32,
+    fec: bool,
 ) -> Result<Options<'a>, &'static CStr> {
-    let n = check_opt_count(opt)?;
+    let n = check_opt_count(opt, fec)?;
     let mut o = Options::default();
     let mut args = opt.iter().skip(1).take(n).copied();
     while let Some(a) = args.next() {
@@ -238,7 +245,7 @@ pub fn parse_options<'a>(
             }
             o.sig_key_desc = Some(args.next().ok_or(SIG_KEY_MISSING)?);
             continue;
-        } else if is_fec_opt(a) {
+        } else if fec && is_fec_opt(a) {
             parse_fec_opt(&mut o.fec, a, args.next(), data_block_bits)?;
             continue;
         } else {

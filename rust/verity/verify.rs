@@ -114,12 +114,12 @@ fn prefetch(v: &Verity, target: &Target, mut block: u64, mut n: u32) {
     }
 }
 
-pub(crate) fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {
+fn test_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) -> bool {
     bits.get((n / 64) as usize)
         .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (n % 64)) != 0)
 }
 
-pub(crate) fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
+fn set_bit(bits: &[core::sync::atomic::AtomicU64], n: u64) {
     if let Some(w) = bits.get((n / 64) as usize) {
         w.fetch_or(1 << (n % 64), Ordering::Relaxed);
     }
@@ -134,6 +134,7 @@ pub(crate) struct IoState {
     /// FEC is on.
     pub(crate) io_error: bool,
     /// A block is being corrected: FEC is not entered again.
+    #[cfg(dm_reed_solomon)]
     pub(crate) in_fec: bool,
 }
 
@@ -165,6 +166,42 @@ pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<
 }
 
 fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut IoState) -> Result {
+    verify_blocks(v, bio, &mut InWorker { v, target, io })
+}
+
+/// What verifying a read's blocks does where the two places it runs differ:
+/// `kverityd` ([`InWorker`]), which may sleep, and the BH workqueue
+/// (`verify_bh.rs`), which must not and leaves what it cannot do to
+/// `kverityd`.
+pub(crate) trait BlockChecks {
+    /// Why verification stopped.
+    type Error: From<Error>;
+    /// Whether blocks already verified (`check_at_most_once`) are skipped.
+    fn skip_validated(&self) -> bool;
+    /// The wanted digest of data block `block` (`verity_hash_for_block()`).
+    fn hash_for_block(
+        &mut self,
+        block: u64,
+        want: &mut [u8; MAX_DIGEST_SIZE],
+    ) -> core::result::Result<(), Self::Error>;
+    /// Data block `block`, `data`, does not hash to `want`
+    /// (`verity_handle_data_hash_mismatch()`).
+    fn mismatch(
+        &mut self,
+        block: u64,
+        want: &[u8; MAX_DIGEST_SIZE],
+        data: &mut BioData<'_>,
+    ) -> core::result::Result<(), Self::Error>;
+}
+
+/// Verifies the blocks of the completed read `bio` (`verity_verify_io()`):
+/// each against its digest in the hash tree, an expected zero block
+/// returned as zeroes, a verified one remembered for `check_at_most_once`.
+pub(crate) fn verify_blocks<C: BlockChecks>(
+    v: &Verity,
+    bio: &mut CompletedBio<'_>,
+    checks: &mut C,
+) -> core::result::Result<(), C::Error> {
     let bs = v.geo.data_block_size();
     let first = bio.sector() >> (v.geo.data_block_bits - 9);
     let n = bio.remaining() >> v.geo.data_block_bits;
@@ -172,18 +209,18 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut I
     for b in 0..u64::from(n) {
         let cur = first + b;
         if let Some(bits) = &v.validated {
-            if !io.io_error && test_bit(bits, cur) {
+            if checks.skip_validated() && test_bit(bits, cur) {
                 bio.skip(bs);
                 continue;
             }
         }
         let mut want = [0u8; MAX_DIGEST_SIZE];
-        hash_for_block(v, target, cur, &mut want, io)?;
+        checks.hash_for_block(cur, &mut want)?;
         let is_zero = v
             .zero_digest
             .as_ref()
             .is_some_and(|z| z[..ds] == want[..ds]);
-        let r = bio.next_block(bs, |data| -> Result {
+        bio.next_block(bs, |data| -> core::result::Result<(), C::Error> {
             if is_zero {
                 // An expected zero block is returned as zeroes, unverified.
                 data.fill(0);
@@ -191,28 +228,64 @@ fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut I
             }
             let mut real = [0u8; MAX_DIGEST_SIZE];
             v.hash_block(&*data, &mut real)?;
-            if real[..ds] == want[..ds] || recheck(v, target, cur, &want, data) {
+            if real[..ds] == want[..ds] {
                 if let Some(bits) = &v.validated {
                     set_bit(bits, cur);
                 }
                 return Ok(());
             }
-            if let Ok(fixed) = fec::decode(v, target, io, BlockType::Data, cur, &want) {
-                return data.copy_from_slice(&fixed);
-            }
-            if io.io_error {
-                // Correction failed: just return the error.
-                return Err(EIO);
-            }
-            if handle_error(v, target, BlockType::Data, cur) {
-                io.had_mismatch = true;
-                return Err(EIO);
-            }
-            Ok(())
-        })?;
-        r?;
+            checks.mismatch(cur, &want, data)
+        })??;
     }
     Ok(())
+}
+
+/// Verification in `kverityd`: hash blocks are read if need be, and a
+/// mismatch is read again, corrected by FEC or handled per the table's mode.
+struct InWorker<'a, 'i> {
+    v: &'a Verity,
+    target: &'a Target,
+    io: &'i mut IoState,
+}
+
+impl BlockChecks for InWorker<'_, '_> {
+    type Error = Error;
+
+    fn skip_validated(&self) -> bool {
+        // A failed read is verified (and corrected) again.
+        !self.io.io_error
+    }
+
+    fn hash_for_block(&mut self, block: u64, want: &mut [u8; MAX_DIGEST_SIZE]) -> Result {
+        hash_for_block(self.v, self.target, block, want, self.io)
+    }
+
+    fn mismatch(
+        &mut self,
+        block: u64,
+        want: &[u8; MAX_DIGEST_SIZE],
+        data: &mut BioData<'_>,
+    ) -> Result {
+        let (v, target) = (self.v, self.target);
+        if recheck(v, target, block, want, data) {
+            if let Some(bits) = &v.validated {
+                set_bit(bits, block);
+            }
+            return Ok(());
+        }
+        if let Ok(fixed) = fec::decode(v, target, self.io, BlockType::Data, block, want) {
+            return data.copy_from_slice(&fixed);
+        }
+        if self.io.io_error {
+            // Correction failed: just return the error.
+            return Err(EIO);
+        }
+        if handle_error(v, target, BlockType::Data, block) {
+            self.io.had_mismatch = true;
+            return Err(EIO);
+        }
+        Ok(())
+    }
 }
 
 /// Reads data block `block` again from the device and, if that copy matches

@@ -18,68 +18,66 @@
 
 use crate::{
     dm::{
-        completion::{BhOutcome, CompletedBio},
+        completion::{BhOutcome, BioData, CompletedBio},
         hash::MAX_DIGEST_SIZE,
         Bh,
     },
-    verify::{set_bit, test_bit},
+    verify::{verify_blocks, BlockChecks},
     Verity,
 };
 use core::sync::atomic::Ordering;
+use kernel::error::Error;
 
 /// The BH verification of `bio`: [`BhOutcome::Done`] when every block
 /// verified, else [`BhOutcome::Defer`] to `kverityd`.
 pub(crate) fn bio_completed_bh(v: &Verity, bh: &Bh<'_>, bio: &mut CompletedBio<'_>) -> BhOutcome {
-    if bio.status().is_ok() && verify_io(v, bh, bio).is_some() {
+    if bio.status().is_ok() && verify_blocks(v, bio, &mut InBh { v, bh }).is_ok() {
         BhOutcome::Done
     } else {
         BhOutcome::Defer
     }
 }
 
-/// `verity_verify_io()` with `in_bh`: `None` for anything that must be
-/// left to `kverityd`.
-fn verify_io(v: &Verity, bh: &Bh<'_>, bio: &mut CompletedBio<'_>) -> Option<()> {
-    let bs = v.geo.data_block_size();
-    let first = bio.sector() >> (v.geo.data_block_bits - 9);
-    let n = bio.remaining() >> v.geo.data_block_bits;
-    let ds = v.digest_size();
-    for b in 0..u64::from(n) {
-        let cur = first + b;
-        if let Some(bits) = &v.validated {
-            if test_bit(bits, cur) {
-                bio.skip(bs);
-                continue;
-            }
-        }
-        let mut want = [0u8; MAX_DIGEST_SIZE];
-        hash_for_block(v, bh, cur, &mut want)?;
-        let is_zero = v
-            .zero_digest
-            .as_ref()
-            .is_some_and(|z| z[..ds] == want[..ds]);
-        let verified = bio
-            .next_block(bs, |data| {
-                if is_zero {
-                    // An expected zero block is returned as zeroes, unverified.
-                    data.fill(0);
-                    return true;
-                }
-                let mut real = [0u8; MAX_DIGEST_SIZE];
-                if v.hash_block(&*data, &mut real).is_err() || real[..ds] != want[..ds] {
-                    return false;
-                }
-                if let Some(bits) = &v.validated {
-                    set_bit(bits, cur);
-                }
-                true
-            })
-            .ok()?;
-        if !verified {
-            return None;
-        }
+/// Why BH verification stopped: the bio is left to `kverityd` (C's
+/// `-EAGAIN`).
+struct Defer;
+
+impl From<Error> for Defer {
+    fn from(_: Error) -> Self {
+        Defer
     }
-    Some(())
+}
+
+/// `verity_verify_io()` with `in_bh`: cached hash blocks only, and a
+/// mismatch left to `kverityd`, whose recheck and error handling may sleep.
+struct InBh<'a, 'b> {
+    v: &'a Verity,
+    bh: &'a Bh<'b>,
+}
+
+impl BlockChecks for InBh<'_, '_> {
+    type Error = Defer;
+
+    fn skip_validated(&self) -> bool {
+        true
+    }
+
+    fn hash_for_block(
+        &mut self,
+        block: u64,
+        want: &mut [u8; MAX_DIGEST_SIZE],
+    ) -> Result<(), Defer> {
+        hash_for_block(self.v, self.bh, block, want).ok_or(Defer)
+    }
+
+    fn mismatch(
+        &mut self,
+        _block: u64,
+        _want: &[u8; MAX_DIGEST_SIZE],
+        _data: &mut BioData<'_>,
+    ) -> Result<(), Defer> {
+        Err(Defer)
+    }
 }
 
 /// `verity_hash_for_block()` from cached hash blocks only.

@@ -9,10 +9,14 @@
 //! secondary trusted keys when
 //! `CONFIG_DM_VERITY_VERIFY_ROOTHASH_SIG_SECONDARY_KEYRING`, then, if they
 //! do not vouch for it and `..._PLATFORM_KEYRING`, the platform (firmware)
-//! keys. With the module parameter `require_signatures`, a table without a
-//! signature is refused.
+//! keys; then, beyond C 6.12, the module's `.dm-verity` keyring once it
+//! holds keys and is sealed ([`ModuleKeyring`]). With the module parameter
+//! `require_signatures`, a table without a signature is refused.
 
-use crate::dm::{params, security, security::TrustedKeys};
+use crate::dm::{
+    params, security,
+    security::{ModuleKeyring, TrustedKeys},
+};
 use kernel::prelude::*;
 
 /// Checks the root hash `root_hash` (the table's hex text) against its
@@ -34,13 +38,19 @@ pub(crate) fn verify_root_hash(root_hash: &[u8], sig: Option<&[u8]>) -> Result {
     } else {
         TrustedKeys::Builtin
     };
-    let r = security::verify_pkcs7_signature(root_hash, sig, first);
-    match r {
+    let r = match security::verify_pkcs7_signature(root_hash, sig, first) {
         Err(e)
             if cfg!(CONFIG_DM_VERITY_VERIFY_ROOTHASH_SIG_PLATFORM_KEYRING)
                 && security::is_untrusted(e) =>
         {
             security::verify_pkcs7_signature(root_hash, sig, TrustedKeys::Platform)
+        }
+        r => r,
+    };
+    // Beyond C 6.12: then the module's `.dm-verity` keyring.
+    match r {
+        Err(e) if security::is_untrusted(e) => {
+            ModuleKeyring::verify(root_hash, sig).unwrap_or(Err(e))
         }
         r => r,
     }

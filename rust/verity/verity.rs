@@ -19,6 +19,10 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+#[cfg(dm_reed_solomon)]
+mod fec;
+#[cfg(not(dm_reed_solomon))]
+#[path = "fec_disabled.rs"]
 mod fec;
 pub mod geometry;
 pub mod table;
@@ -42,6 +46,12 @@ use table::{CorruptionMode, ErrorMode};
 
 const DM_MSG_PREFIX: &str = "verity";
 
+/// Whether this build has forward error correction (C's
+/// `CONFIG_DM_VERITY_FEC`): Kbuild sets `dm_reed_solomon` when the kernel
+/// has the Reed-Solomon decoder (`CONFIG_REED_SOLOMON_DEC8`). Without it the
+/// FEC options are refused as by C built without FEC.
+const FEC: bool = cfg!(dm_reed_solomon);
+
 // dm core loads targets with request_module("dm-<target>"): the alias lets
 // it find this module where the C one is not installed (an initramfs for
 // dm-mod.create=).
@@ -50,6 +60,7 @@ module_dm_target! {
     name: "dm_verity_rs",
     description: "device-mapper target for transparent disk integrity checking, in Rust",
     alias: ["dm-verity"],
+    state: dm::security::ModuleKeyring,
 }
 
 /// One verity device.
@@ -148,7 +159,7 @@ impl Operations for Verity {
         }
         let opt_args = &argv[table::MANDATORY_ARGS..];
         // C validates the option count before anything else.
-        table::check_opt_count(opt_args).map_err(|r| bad(args, r))?;
+        table::check_opt_count(opt_args, FEC).map_err(|r| bad(args, r))?;
 
         let version = table::parse_version(argv[0]).map_err(|r| bad(args, r))?;
         let data_dev = target.get_device_read_only(argc[1], c_str!("Data device lookup failed"))?;
@@ -202,7 +213,8 @@ impl Operations for Verity {
                 .map_err(|e| args.fail(c_str!("Cannot set up initial hash state"), e))?;
         }
 
-        let opts = table::parse_options(opt_args, data_block_bits).map_err(|r| bad(args, r))?;
+        let opts =
+            table::parse_options(opt_args, data_block_bits, FEC).map_err(|r| bad(args, r))?;
         let fec_dev = match opts.fec.dev {
             Some(path) => Some(
                 target

@@ -16,6 +16,22 @@ verity_init() {
 	W=$1
 	AT_EXIT=()
 	mkdir -p "$W"
+	HAS_FEC=1
+	has_fec || HAS_FEC=0
+}
+
+# has_fec: whether the module under test has FEC. Ours is built without it
+# against a kernel without CONFIG_REED_SOLOMON_DEC8, C's dm-verity without
+# CONFIG_DM_VERITY_FEC; either then refuses the FEC options as C does
+# without FEC and needs no reed_solomon.ko. (A missing .ko counts as with
+# FEC: its tests then run, and fail on loading it.)
+has_fec() {
+	local f=dm-verity
+	if [ "$VERITY_IMPL" != c ]; then
+		f=${VERITY_KO:-${IMPL_KO_DIR:-$TOP}/dm-verity-rs.ko}
+		[ -e "$f" ] || return 0
+	fi
+	[[ ,$(modinfo -F depends "$f" 2>/dev/null | tr - _), == *,reed_solomon,* ]]
 }
 
 # need_module: the selected implementation is loaded, the other one is not.

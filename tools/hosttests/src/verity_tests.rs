@@ -106,7 +106,7 @@ fn opts<'a>(a: &[&'a str]) -> Result<Options<'a>, &'static core::ffi::CStr> {
     let v: Vec<&'a [u8]> = a.iter().map(|s| s.as_bytes()).collect();
     // Tie the lifetime of the parsed options to the input strings.
     let leaked: &'a [&'a [u8]] = Box::leak(v.into_boxed_slice());
-    parse_options(leaked, 12)
+    parse_options(leaked, 12, true)
 }
 
 #[test]
@@ -229,6 +229,30 @@ fn options_fec() {
     // As in C, a later value replaces an earlier one.
     let o = opts(&["4", "fec_roots", "24", "fec_roots", "13"]).unwrap();
     assert_eq!((o.fec.roots, o.fec.dev), (13, None));
+}
+
+#[test]
+fn options_without_fec() {
+    // A build without FEC (a kernel without REED_SOLOMON_DEC8), as C without
+    // CONFIG_DM_VERITY_FEC: the options are unknown and at most 7 in all.
+    let no_fec = |a: &[&'static str]| {
+        let v: Vec<&'static [u8]> = a.iter().map(|s| s.as_bytes()).collect();
+        parse_options(Box::leak(v.into_boxed_slice()), 12, false)
+    };
+    assert_eq!(
+        no_fec(&["2", "use_fec_from_device", "/dev/x"]).unwrap_err(),
+        c"Unrecognized verity feature request"
+    );
+    assert_eq!(
+        no_fec(&["2", "fec_roots", "2"]).unwrap_err(),
+        c"Unrecognized verity feature request"
+    );
+    assert_eq!(
+        no_fec(&["8"]).unwrap_err(),
+        c"Invalid number of feature args"
+    );
+    let o = no_fec(&["3", "ignore_zero_blocks", "root_hash_sig_key_desc", "k"]).unwrap();
+    assert!(o.ignore_zero_blocks && o.fec == FecOptions::default());
 }
 
 #[test]
