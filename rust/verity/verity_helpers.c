@@ -6,7 +6,12 @@
  * through rust/dm/params.rs).
  */
 #define RDM_REED_SOLOMON
+#ifdef RDM_HELPERS_BUILTIN
+/* Built in: the helpers are the kernel's one copy (rdm-helpers.o). */
+#include "../dm/helpers.h"
+#else
 #include "../dm/helpers.c"
+#endif
 #include <linux/moduleparam.h>
 
 /* As dm-verity-verify-sig.c: a table without root_hash_sig_key_desc is refused. */
