@@ -64,8 +64,13 @@ diag() { echo "# $*"; }
 test_kernel() {
 	local t0 m s
 	t0=$(date +%s)
-	kdir=$(RDM_KERNEL_FLAVOUR=builtin "$top/scripts/build-kernel.sh" 2>"$work/kernel.err") ||
+	# The build's progress lines go to the console as well (fd 3: this
+	# script's stderr), a first build takes a while.
+	RDM_KERNEL_FLAVOUR=builtin "$top/scripts/build-kernel.sh" 2>&1 >"$work/kdir" |
+		tee "$work/kernel.err" | sed -u 's/^/# boot-builtin: /' >&3 ||
 		{ cat "$work/kernel.err"; return 1; }
+	kdir=$(cat "$work/kdir")
+	[ -d "$kdir" ] || { echo "no kernel folder: '$kdir'"; return 1; }
 	sed -n 's/^\[kernel\] \(built in\|updated in\|cached\)/# kernel: \1/p' "$work/kernel.err"
 	diag "builtin kernel $kdir ready in $(($(date +%s) - t0)) s"
 	for s in CONFIG_DM_LINEAR_RS=y CONFIG_DM_VERITY_RS=y CONFIG_DM_ERA_RS=y CONFIG_DM_CLONE_RS=y \
@@ -376,6 +381,7 @@ test_corrupt() {
 	echo "$l" | grep -m2 -E 'verity.*corrupted|VFS: Cannot open root' | sed 's/^/# kernel: /'
 }
 
+exec 3>&2
 echo "KTAP version 1"
 echo "# Subtest: boot-builtin"
 echo "1..$NTESTS"
