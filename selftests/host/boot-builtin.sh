@@ -92,8 +92,8 @@ test_kernel() {
 	[ ! -s "$work/dups" ] || { echo "duplicate helpers:"; cat "$work/dups"; return 1; }
 	grep -q ' rdm_bio_set_dev$' "$m" || { echo "no rdm_bio_set_dev in $m"; return 1; }
 	grep -q ' rdm_rs_pool_create$' "$m" || { echo "no rdm_rs_pool_create (verity's FEC) in $m"; return 1; }
-	[ -f "$kdir/drivers/md/rust-dm/rdm-helpers.o" ] || { echo "no rdm-helpers.o"; return 1; }
-	diag "$(awk '$3 ~ /^rdm_/' "$m" | wc -l) rdm_* symbols, each once, from drivers/md/rust-dm/rdm-helpers.o"
+	[ -f "$kdir/drivers/md/rust-dm/rust/dm/helpers.o" ] || { echo "no rust/dm/helpers.o (rdm-helpers)"; return 1; }
+	diag "$(awk '$3 ~ /^rdm_/' "$m" | wc -l) rdm_* symbols, each once, from drivers/md/rust-dm/rust/dm/helpers.o (rdm-helpers)"
 	bzimage=$kdir/arch/x86/boot/bzImage
 	declare -p kdir bzimage >"$work/kvars"
 }
