@@ -259,11 +259,11 @@ check_booted() { # LOG DATADEVNUM HASHDEVNUM
 		return 1
 	}
 	! echo "$l" | has -E 'Run /init|Unpacking initramfs|Trying to unpack rootfs' || { echo "an initramfs ran?"; return 1; }
-	echo "$l" | has "VFS: Mounted root (squashfs filesystem) readonly on device $(sentinel "$log" dm-dev)\$" ||
+	echo "$l" | has "VFS: Mounted root (squashfs filesystem) readonly on device $(sentinel "$log" dm-dev)\.\$" ||
 		{ echo "the kernel did not mount dm-0 ($(sentinel "$log" dm-dev)) as root"; return 1; }
 	[ "$(sentinel "$log" table)" = "vroot: $(table "$2" "$3")" ] ||
 		{ echo "table: $(sentinel "$log" table)"; echo "expected: vroot: $(table "$2" "$3")"; return 1; }
-	[ "$(sentinel "$log" root)" = "/dev/root / squashfs ro" ] || { echo "root mount: $(sentinel "$log" root)"; return 1; }
+	[ "$(sentinel "$log" root | cut -d, -f1)" = "/dev/root / squashfs ro" ] || { echo "root mount: $(sentinel "$log" root)"; return 1; }
 	[ "$(sentinel "$log" marker)" = "$token" ] || { echo "marker mismatch: $(sentinel "$log" marker) != $token"; return 1; }
 	[ "$(sentinel "$log" dm-name)" = vroot ] || { echo "dm name: $(sentinel "$log" dm-name)"; return 1; }
 	# Ours is in the kernel, not a module; the C one is nowhere.
