@@ -24,14 +24,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf '[kernel] %s\n' "$*" >&2; }
 
-# The flavour: "base" (the lean test kernel) or "debug" (KASAN, lockdep, ...:
-# scripts/kconfig/debug.config on top).
+# The flavour: "base" (the lean test kernel), "debug" (KASAN, lockdep, ...:
+# scripts/kconfig/debug.config on top) or "builtin" (our targets built in:
+# scripts/kconfig/builtin.config on top).
+#
+# The builtin kernel contains OUR sources, so its key does not cover them:
+# the build folder is a copy of the tree (hard links to $KSRC's files) into
+# which scripts/install-builtin.sh installs them, built in place. A build
+# with the same key is updated on every use instead of rebuilt: the install
+# script again (it replaces the changed files only) and an incremental make
+# (our objects and the link).
 flavour=${RDM_KERNEL_FLAVOUR:-base}
 fragments=("$here/kconfig/rust-dm.config")
 case "$flavour" in
 base) ;;
 debug) fragments+=("$here/kconfig/debug.config") ;;
-*) log "unknown flavour '$flavour' (base, debug)"; exit 2 ;;
+builtin) fragments+=("$here/kconfig/builtin.config") ;;
+*) log "unknown flavour '$flavour' (base, debug, builtin)"; exit 2 ;;
 esac
 recipe=1	# bump when this script changes what it builds
 
@@ -50,20 +59,48 @@ if [ "${1:-}" = "--print-dir" ]; then
 	exit 0
 fi
 
+if [ "$flavour" = builtin ]; then
+	kmake() {
+		make -C "$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
+	}
+else
+	kmake() {
+		make -C "$KSRC" O="$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
+	}
+fi
+jobs=$(($(nproc) + 1))
+
+if [ "$flavour" = builtin ]; then
+	# One build or update at a time in a build folder.
+	mkdir -p "$RDM_CACHE/kernel"
+	exec {lock}>"$build.lock"
+	flock "$lock"
+fi
+
 if [ -f "$build/.done" ]; then
-	log "cached: $build"
+	if [ "$flavour" = builtin ]; then
+		start=$(date +%s)
+		PROGRESS_TAG=kernel PROGRESS_LOG=$build/build.log
+		printf '==== %s: updating the builtin kernel\n' "$(date -u '+%F %T UTC')" >>"$PROGRESS_LOG"
+		out=$("$here/install-builtin.sh" "$build" 2>&1) ||
+			{ log "install-builtin.sh failed:"; printf '%s\n' "$out" >&2; exit 1; }
+		printf '%s\n' "$out" >>"$PROGRESS_LOG"
+		changed=$(printf '%s\n' "$out" | grep -c '^install-builtin: \(added\|updated\|removed\)') || true
+		log "cached: $build; $changed file(s) of ours changed: incremental make"
+		logged kmake -j"$jobs" bzImage modules
+		log "updated in $(($(date +%s) - start)) s"
+	else
+		log "cached: $build"
+	fi
 	echo "$build"
 	exit 0
 fi
 
-kmake() {
-	make -C "$KSRC" O="$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
-}
-
 # The objects in the build folder, the measure of progress; the count of the
 # last finished build of this flavour (recorded in its .objects) is the
 # expected total, else the count of the 6.12 builds of 2026-12.
-count_objects() { find "$build" -name '*.o' | wc -l; }
+# (find fails on the build's temporary folders vanishing under it: not an error.)
+count_objects() { { find "$build" -name '*.o' 2>/dev/null || true; } | wc -l; }
 expected_objects() {
 	local f n= flavour_of
 	for f in $(ls -t "$RDM_CACHE"/kernel/*/.objects 2>/dev/null); do
@@ -79,6 +116,18 @@ mkdir -p "$build"
 PROGRESS_TAG=kernel PROGRESS_LOG=$build/build.log
 printf '==== %s: building the %s kernel (key %s)\n' "$(date -u '+%F %T UTC')" "$flavour" "$key" >>"$PROGRESS_LOG"
 log "compiler output: $PROGRESS_LOG"
+
+if [ "$flavour" = builtin ]; then
+	# A copy of the tree: hard links (the install script and the build
+	# replace files, never write into them), then our sources.
+	if [ ! -f "$build/.tree" ]; then
+		log "copying $KSRC (hard links)"
+		cp -al "$KSRC/." "$build/"
+		touch "$build/.tree"
+	fi
+	log "installing our targets (scripts/install-builtin.sh)"
+	logged "$here/install-builtin.sh" "$build"
+fi
 
 # A test signing key: the kernel trusts its certificate (built into the
 # system keyring), and the verity tests sign root hashes with the key.
@@ -110,7 +159,6 @@ while IFS= read -r line; do
 done < <(cat "${fragments[@]}")
 [ "$bad" = 0 ] || { log "config fragment not satisfied"; exit 1; }
 
-jobs=$(($(nproc) + 1))
 with_progress "compiling, objects" "$(expected_objects)" count_objects \
 	kmake -j"$jobs" bzImage modules
 echo "$flavour $(count_objects)" >"$build/.objects"

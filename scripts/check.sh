@@ -123,6 +123,8 @@ echo "host unit tests: $p passed, $f failed"
 result "bench-report self-test (every ratio: > 1 = Rust better)" $? "$out/bench-report-self-test.log"
 
 # --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
+# (boot-builtin.sh builds the builtin kernel flavour first, our targets =y;
+# on a fresh machine that is a second kernel build, later an incremental one.)
 for t in "$top"/selftests/host/*.sh; do
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .sh)

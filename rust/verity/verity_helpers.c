@@ -6,7 +6,12 @@
  * parameters, which 6.12's Rust `module!` cannot declare (read through
  * rust/dm/params.rs).
  */
+#ifdef RDM_HELPERS_BUILTIN
+/* Built in: the helpers are the kernel's one copy (rdm-helpers.o). */
+#include "../dm/helpers.h"
+#else
 #include "../dm/helpers.c"
+#endif
 #include <linux/cred.h>
 #include <linux/key.h>
 #include <linux/moduleparam.h>

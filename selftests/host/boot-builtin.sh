@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Host-side test (it boots its own QEMU guests, so it runs on the host, not
+# in tools/vm-run.sh's guest): our targets BUILT INTO the kernel
+# (scripts/install-builtin.sh, the "builtin" kernel flavour of
+# scripts/build-kernel.sh), and a verity root that the kernel's dm-init
+# creates from dm-mod.create= with NO initramfs: the kernel mounts the
+# verity device as its root itself. See Documentation/boot.md.
+#
+#   selftests/host/boot-builtin.sh
+#
+# Builds (or updates: the install script again and an incremental make) the
+# builtin kernel first. Environment: RDM_BOOT_TIMEOUT (seconds per boot,
+# default 120: the builtin kernel is the base one plus our targets),
+# RDM_BOOT_KEEP=1 keeps the work folder (kept anyway when a test fails).
+#
+# Output is KTAP, ending with "# totals: P passed, F failed"; the exit status
+# is non-zero if any test failed.
+set -u
+
+# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
+# PATTERN. Reads all of it: grep -q reading a pipe under pipefail fails at
+# random, when grep exits at the first match and the producer gets SIGPIPE.
+has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+boot_timeout=${RDM_BOOT_TIMEOUT:-120}
+report_patterns=$(cat "$top/tools/kernel-report-patterns")
+work=$(mktemp -d /tmp/rdm-boot-builtin.XXXXXX)
+kdir="" bzimage=""
+
+TESTS_PASSED=0 TESTS_FAILED=0 TEST_NR=0 NTESTS=7
+
+# ---- KTAP (as selftests/host/boot-verity.sh) -------------------------------
+run_test() { # NAME FUNC
+	local name=$1 out rc
+	shift
+	TEST_NR=$((TEST_NR + 1))
+	out="$work/test-$TEST_NR.out"
+	(
+		set -eE -o pipefail
+		trap 'echo "failed: line $LINENO: $BASH_COMMAND" >&2' ERR
+		"$@"
+	) >"$out" 2>&1
+	rc=$?
+	grep '^# ' "$out" || true
+	if [ $rc -eq 0 ]; then
+		TESTS_PASSED=$((TESTS_PASSED + 1))
+		echo "ok $TEST_NR $name"
+	else
+		TESTS_FAILED=$((TESTS_FAILED + 1))
+		grep -v '^# ' "$out" | sed 's/^/# /'
+		echo "not ok $TEST_NR $name"
+	fi
+}
+
+diag() { echo "# $*"; }
+
+# ---- 1: the kernel -----------------------------------------------------------
+# Built (or updated) with our four targets =y, the C twins =m; one rdm_*
+# helper of each name in vmlinux (rdm-helpers.o), our initcalls in it, the
+# C verity not in it.
+test_kernel() {
+	local t0 m s
+	t0=$(date +%s)
+	# The build's progress lines go to the console as well (fd 3: this
+	# script's stderr), a first build takes a while.
+	RDM_KERNEL_FLAVOUR=builtin "$top/scripts/build-kernel.sh" 2>&1 >"$work/kdir" |
+		tee "$work/kernel.err" | sed -u 's/^/# boot-builtin: /' >&3 ||
+		{ cat "$work/kernel.err"; return 1; }
+	kdir=$(cat "$work/kdir")
+	[ -d "$kdir" ] || { echo "no kernel folder: '$kdir'"; return 1; }
+	sed -n 's/^\[kernel\] \(built in\|updated in\|cached\)/# kernel: \1/p' "$work/kernel.err"
+	diag "builtin kernel $kdir ready in $(($(date +%s) - t0)) s"
+	for s in CONFIG_DM_LINEAR_RS=y CONFIG_DM_VERITY_RS=y CONFIG_DM_ERA_RS=y CONFIG_DM_CLONE_RS=y \
+		CONFIG_DM_INIT=y CONFIG_DM_BUFIO=y CONFIG_REED_SOLOMON=y; do
+		grep -qxF "$s" "$kdir/.config" || { echo "$kdir/.config: no $s"; return 1; }
+	done
+	for s in DM_VERITY DM_ERA DM_CLONE; do
+		! grep -qx "CONFIG_$s=y" "$kdir/.config" || { echo "the C twin CONFIG_$s=y"; return 1; }
+	done
+	m=$kdir/System.map
+	for s in __dm_linear_rs_init __dm_verity_rs_init __dm_era_rs_init __dm_clone_rs_init dm_init_init; do
+		awk -v s="$s" '$3 == s {n++} END {exit n == 1 ? 0 : 1}' "$m" || { echo "$m: not one $s"; return 1; }
+	done
+	# The C verity's constructor is not in the kernel.
+	! awk '$3 == "verity_ctr" {f = 1} END {exit !f}' "$m" || { echo "$m: the C verity_ctr is built in"; return 1; }
+	# The abstraction's helpers: once each (the link would fail on a
+	# duplicate, the check says which object they come from).
+	awk '$3 ~ /^rdm_/ {print $3}' "$m" | sort | uniq -d >"$work/dups"
+	[ ! -s "$work/dups" ] || { echo "duplicate helpers:"; cat "$work/dups"; return 1; }
+	grep -q ' rdm_bio_set_dev$' "$m" || { echo "no rdm_bio_set_dev in $m"; return 1; }
+	grep -q ' rdm_rs_pool_create$' "$m" || { echo "no rdm_rs_pool_create (verity's FEC) in $m"; return 1; }
+	[ -f "$kdir/drivers/md/rust-dm/rust/dm/helpers.o" ] || { echo "no rust/dm/helpers.o (rdm-helpers)"; return 1; }
+	diag "$(awk '$3 ~ /^rdm_/' "$m" | wc -l) rdm_* symbols, each once, from drivers/md/rust-dm/rust/dm/helpers.o (rdm-helpers)"
+	bzimage=$kdir/arch/x86/boot/bzImage
+	declare -p kdir bzimage >"$work/kvars"
+}
+
+# ---- images ----------------------------------------------------------------
+# The root file system: busybox, /sbin/init, a marker with a random token,
+# dmsetup and its libraries. /sbin/init prints a sentinel block and powers off.
+build_rootfs() {
+	local r="$work/rootfs" a
+	rm -rf "$r"
+	mkdir -p "$r"/{bin,sbin,proc,sys,dev,etc,tmp}
+	cp /bin/busybox "$r/bin/busybox"
+	for a in sh cat echo mount umount poweroff sync sed cut tr ls grep sleep dmesg; do
+		ln -s busybox "$r/bin/$a"
+	done
+	cp "$(command -v dmsetup)" "$r/sbin/dmsetup"
+	ldd "$(command -v dmsetup)" | grep -o '/[^ ]*' | sort -u | while read -r a; do
+		mkdir -p "$r$(dirname "$a")"
+		cp -L "$a" "$r$a"
+	done
+	token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+	echo "$token" >"$r/marker"
+	# No /lib/modules: nothing can be loaded, what serves the root is in
+	# the kernel. The device is read twice (the page cache dropped between):
+	# with try_verify_in_tasklet, our target verifies the second read in
+	# BH and counts it (verified_in_bh, a parameter the C target lacks).
+	cat >"$r/sbin/init" <<'EOF'
+#!/bin/sh
+export PATH=/bin:/sbin DM_DISABLE_UDEV=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+[ -c /dev/console ] || mount -t devtmpfs devtmpfs /dev
+echo "RDM-BOOT-BEGIN"
+echo "uptime: $(cut -d' ' -f1 /proc/uptime)"
+dmsetup table | sed 's/^/table: /'
+dmsetup targets | sed 's/^/target: /'
+sed 's/^/module: /' /proc/modules
+for m in dm_verity_rs dm_verity; do
+	[ -d /sys/module/$m ] && echo "sysmodule: $m"
+done
+echo "marker: $(cat /marker)"
+echo "dm-name: $(cat /sys/block/dm-0/dm/name)"
+echo "dm-dev: $(cat /sys/block/dm-0/dev)"
+echo "root: $(grep ' / ' /proc/mounts | cut -d' ' -f1-4)"
+cat /dev/dm-0 >/dev/null
+echo 3 >/proc/sys/vm/drop_caches
+cat /dev/dm-0 >/dev/null
+echo "verified-in-bh: $(cat /sys/module/dm_verity_rs/parameters/verified_in_bh 2>&1)"
+dmesg | grep -E 'calling  (__dm_[a-z_]*_rs_init|dm_init_init)\+' | sed 's/^/initcall: /'
+echo "RDM-BOOT-END"
+sync
+poweroff -f
+EOF
+	chmod 755 "$r/sbin/init"
+}
+
+# GPT disk: data (partition 1, "vdata") and hash (partition 2, "vhash").
+make_gpt_disk() { # OUT DATA HASH
+	python3 - "$@" <<'EOF'
+import struct, sys, uuid, zlib
+out, data, hashimg = sys.argv[1:4]
+blobs = [open(data, 'rb').read(), open(hashimg, 'rb').read()]
+names = ['vdata', 'vhash']
+linux_fs = uuid.UUID('0fc63daf-8483-4772-8e79-3d69d8477de4')
+S = 512
+parts, lba = [], 2048
+for b in blobs:
+    n = (len(b) + S - 1) // S
+    parts.append((lba, lba + n - 1))
+    lba = (lba + n + 2047) // 2048 * 2048
+total = lba + 2048
+entries = bytearray(128 * 128)
+for i, ((first, last), name) in enumerate(zip(parts, names)):
+    entries[i * 128:(i + 1) * 128] = struct.pack('<16s16sQQQ72s', linux_fs.bytes_le,
+        uuid.uuid4().bytes_le, first, last, 0, name.encode('utf-16-le'))
+ecrc = zlib.crc32(entries)
+disk_guid = uuid.uuid4().bytes_le
+def header(cur, backup, entries_lba):
+    h = struct.pack('<8sIIIIQQQQ16sQIII', b'EFI PART', 0x10000, 92, 0, 0, cur, backup,
+                    34, total - 34, disk_guid, entries_lba, 128, 128, ecrc)
+    h = h[:16] + struct.pack('<I', zlib.crc32(h)) + h[20:]
+    return h + bytes(S - len(h))
+img = bytearray(total * S)
+mbr = bytearray(S)
+mbr[446:462] = struct.pack('<B3sB3sII', 0, b'\x00\x02\x00', 0xee, b'\xff\xff\xff', 1,
+                           min(total - 1, 0xffffffff))
+mbr[510:512] = b'\x55\xaa'
+img[0:S] = mbr
+img[S:2 * S] = header(1, total - 1, 2)
+img[2 * S:2 * S + len(entries)] = entries
+img[(total - 33) * S:(total - 1) * S] = entries
+img[(total - 1) * S:] = header(total - 1, 1, total - 33)
+for (first, _), b in zip(parts, blobs):
+    img[first * S:first * S + len(b)] = b
+open(out, 'wb').write(img)
+EOF
+}
+
+test_images() {
+	build_rootfs
+	mksquashfs "$work/rootfs" "$work/data.img" -noappend -comp gzip -all-root -quiet >/dev/null
+	local size
+	size=$(stat -c %s "$work/data.img")
+	[ $((size % 4096)) -eq 0 ] || { echo "squashfs size $size is not a multiple of 4096"; return 1; }
+	rm -f "$work/hash.img"
+	veritysetup format --data-block-size 4096 --hash-block-size 4096 --hash sha256 \
+		"$work/data.img" "$work/hash.img" >"$work/format.txt"
+	roothash=$(awk '/^Root hash:/ {print $3}' "$work/format.txt")
+	salt=$(awk '/^Salt:/ {print $2}' "$work/format.txt")
+	blocks=$(awk '/^Data blocks:/ {print $3}' "$work/format.txt")
+	if [ -z "$roothash" ] || [ -z "$salt" ] || [ "$blocks" != $((size / 4096)) ]; then
+		echo "unexpected veritysetup output:"; cat "$work/format.txt"; return 1
+	fi
+	sectors=$((blocks * 8))
+	make_gpt_disk "$work/usb.img" "$work/data.img" "$work/hash.img"
+	diag "rootfs: squashfs $size bytes, $blocks blocks; root hash $roothash"
+	declare -p token roothash salt blocks sectors >"$work/vars"
+}
+
+# ---- booting ---------------------------------------------------------------
+# boot LOG APPEND [QEMU ARGS...]: boots the builtin kernel under TCG, no
+# initrd, with a deadline; the wall time goes to $LOG.time. q35 as
+# boot-verity.sh (the i440fx machine's ACPI _PRT loop).
+boot() {
+	local log=$1 append=$2 t0 t1 rc=0
+	shift 2
+	t0=$(date +%s.%N)
+	timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 -accel tcg -machine q35 -m 1G -smp 2 \
+		-nographic -no-reboot -monitor none -serial stdio -display none \
+		-kernel "$bzimage" "$@" -append "console=ttyS0 panic=-1 $append" \
+		</dev/null >"$log" 2>&1 || rc=$?
+	t1=$(date +%s.%N)
+	echo "$t0 $t1" | awk '{printf "%.1f\n", $2 - $1}' >"$log.time"
+	echo "qemu exit $rc" >>"$log.time"
+	[ $rc -ne 124 ] && [ $rc -ne 137 ] || { echo "boot timed out after ${boot_timeout}s (log $log)"; return 1; }
+}
+
+# A verity table over DATA and HASH; try_verify_in_tasklet makes our target
+# count what it verifies (verified_in_bh).
+table() { echo "0 $sectors verity 1 $1 $2 4096 4096 $blocks 1 sha256 $roothash $salt 1 try_verify_in_tasklet"; }
+
+# The kernel mounts the root itself: root=, its type, read-only.
+root_args="root=/dev/dm-0 rootfstype=squashfs ro"
+
+no_kernel_reports() { # LOG [ALLOWED-REGEX]
+	local hits
+	hits=$(tr -d '\r' <"$1" | grep -aE "$report_patterns" | { if [ -n "${2:-}" ]; then grep -avE "$2"; else cat; fi; } || true)
+	[ -z "$hits" ] || { echo "kernel reported a problem:"; echo "$hits" | head -n 20; return 1; }
+}
+
+sentinel() { # LOG KEY: the values printed by the root's /sbin/init
+	tr -d '\r' <"$1" | sed -n '/^RDM-BOOT-BEGIN$/,/^RDM-BOOT-END$/p' | sed -n "s/^$2: //p"
+}
+
+# The kernel mounted the verity root, without an initramfs, and OUR
+# built-in target served it.
+check_booted() { # LOG DATADEVNUM HASHDEVNUM
+	local log=$1 l n
+	l=$(tr -d '\r' <"$log")
+	echo "$l" | has '^RDM-BOOT-END$' || {
+		echo "no sentinel block from the verity root's /sbin/init; console tail:"
+		echo "$l" | tail -n 30
+		return 1
+	}
+	! echo "$l" | has -E 'Run /init|Unpacking initramfs|Trying to unpack rootfs' || { echo "an initramfs ran?"; return 1; }
+	echo "$l" | has "VFS: Mounted root (squashfs filesystem) readonly on device $(sentinel "$log" dm-dev)\.\$" ||
+		{ echo "the kernel did not mount dm-0 ($(sentinel "$log" dm-dev)) as root"; return 1; }
+	[ "$(sentinel "$log" table)" = "vroot: $(table "$2" "$3")" ] ||
+		{ echo "table: $(sentinel "$log" table)"; echo "expected: vroot: $(table "$2" "$3")"; return 1; }
+	[ "$(sentinel "$log" root | cut -d, -f1)" = "/dev/root / squashfs ro" ] || { echo "root mount: $(sentinel "$log" root)"; return 1; }
+	[ "$(sentinel "$log" marker)" = "$token" ] || { echo "marker mismatch: $(sentinel "$log" marker) != $token"; return 1; }
+	[ "$(sentinel "$log" dm-name)" = vroot ] || { echo "dm name: $(sentinel "$log" dm-name)"; return 1; }
+	# Ours is in the kernel, not a module; the C one is nowhere.
+	[ -z "$(sentinel "$log" module)" ] || { echo "modules loaded: $(sentinel "$log" module)"; return 1; }
+	[ "$(sentinel "$log" sysmodule)" = dm_verity_rs ] || { echo "/sys/module: $(sentinel "$log" sysmodule | tr '\n' ' ')"; return 1; }
+	for t in verity era clone linear_rs; do
+		sentinel "$log" target | has "^$t " || { echo "target $t not registered"; return 1; }
+	done
+	# ... and it is what verified the root's blocks.
+	n=$(sentinel "$log" verified-in-bh)
+	[[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -gt 0 ] || { echo "verified_in_bh: '$n'"; return 1; }
+	echo "$l" | has 'device-mapper: ioctl: dm-0 (vroot) is ready' || { echo "dm-init did not report vroot ready"; return 1; }
+	no_kernel_reports "$log"
+	diag "root served by dm_verity_rs (built in): verified_in_bh $n, no module loaded, /sys/module: $(sentinel "$log" sysmodule)"
+}
+
+ktime() { tr -d '\r' <"$1" | grep -a -m1 -E "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+
+timing() { # LOG WHAT
+	diag "$2: $(head -n1 "$1.time") s wall (TCG); kernel: vroot ready $(ktime "$1" 'is ready') s, root mounted $(ktime "$1" 'VFS: Mounted root') s, /sbin/init at $(sentinel "$1" uptime) s uptime"
+}
+
+usb_disk() { echo -device qemu-xhci,id=xhci -drive "if=none,id=usbdisk,file=$work/usb.img,format=raw,readonly=on" \
+	-device usb-storage,bus=xhci.0,drive=usbdisk; }
+
+# 3: virtio disks (probed before late_initcall): the verity root mounts
+# with no initramfs, served by our built-in target, whose initcall ran
+# before dm-init's (initcall_debug; log_buf_len keeps the early lines).
+test_virtio() {
+	. "$work/kvars"
+	. "$work/vars"
+	local log="$work/virtio.log" calls ours dminit
+	boot "$log" "dm-mod.create=\"vroot,,,ro,$(table /dev/vda /dev/vdb)\" $root_args initcall_debug log_buf_len=4M" \
+		-drive "file=$work/data.img,if=virtio,format=raw,readonly=on" \
+		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on"
+	check_booted "$log" 254:0 254:16
+	calls=$(sentinel "$log" initcall)
+	echo "$calls" | sed 's/^/# initcall order: /'
+	ours=$(echo "$calls" | grep -n 'calling  __dm_verity_rs_init+' | cut -d: -f1)
+	dminit=$(echo "$calls" | grep -n 'calling  dm_init_init+' | cut -d: -f1)
+	[ -n "$ours" ] && [ -n "$dminit" ] || { echo "initcalls not in the log: $calls"; return 1; }
+	[ "$ours" -lt "$dminit" ] || { echo "__dm_verity_rs_init ran after dm_init_init"; return 1; }
+	timing "$log" "virtio, no initramfs"
+}
+
+# 4: the late USB disk (usb-storage probes asynchronously, after delay_use):
+# without dm-mod.waitfor dm-init runs before the disk exists, the table
+# cannot be built, and the kernel has no root to mount (rootwait=10: it
+# waits 10 s for /dev/dm-0, which never comes, then panics).
+test_usb_no_waitfor() {
+	. "$work/kvars"
+	. "$work/vars"
+	local log="$work/usb-nowait.log" l
+	# shellcheck disable=SC2046
+	boot "$log" "usb-storage.delay_use=3 dm-mod.create=\"vroot,,,ro,$(table /dev/sda1 /dev/sda2)\" $root_args rootwait=10" \
+		$(usb_disk)
+	l=$(tr -d '\r' <"$log")
+	echo "$l" | has 'verity: Data device lookup failed' ||
+		{ echo "no 'Data device lookup failed'"; echo "$l" | tail -n 30; return 1; }
+	echo "$l" | has 'Kernel panic - not syncing: VFS: Unable to mount root fs' ||
+		{ echo "no VFS panic"; echo "$l" | tail -n 30; return 1; }
+	! echo "$l" | has 'RDM-BOOT-BEGIN' || { echo "booted?"; return 1; }
+	! echo "$l" | has 'dm-0 (vroot) is ready' || { echo "vroot created?"; return 1; }
+	no_kernel_reports "$log" 'Kernel panic - not syncing: VFS: Unable to mount root fs'
+	echo "$l" | grep -E 'device-mapper: (table|ioctl|init)' | sed 's/^/# dm-init said: /'
+	diag "usb without waitfor: dm-init failed at $(ktime "$log" 'Data device lookup failed') s, sda partitions at $(ktime "$log" 'sda: sda1 sda2') s, panic at $(ktime "$log" 'Kernel panic') s"
+}
+
+# 5: with dm-mod.waitfor=/dev/sda1,/dev/sda2 dm-init waits for the disk.
+test_usb_waitfor() {
+	. "$work/kvars"
+	. "$work/vars"
+	local log="$work/usb-wait.log"
+	# shellcheck disable=SC2046
+	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=/dev/sda1,/dev/sda2 dm-mod.create=\"vroot,,,ro,$(table /dev/sda1 /dev/sda2)\" $root_args" \
+		$(usb_disk)
+	check_booted "$log" 8:1 8:2
+	tr -d '\r' <"$log" | has 'device-mapper: init: waiting for device /dev/sda1' || { echo "no 'waiting for device'"; return 1; }
+	timing "$log" "usb, waitfor=/dev/sda1,/dev/sda2"
+}
+
+# 6: PARTLABEL= in waitfor and in the table (early_lookup_bdev()).
+test_usb_partlabel() {
+	. "$work/kvars"
+	. "$work/vars"
+	local log="$work/usb-partlabel.log"
+	# shellcheck disable=SC2046
+	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=PARTLABEL=vdata,PARTLABEL=vhash dm-mod.create=\"vroot,,,ro,$(table PARTLABEL=vdata PARTLABEL=vhash)\" $root_args" \
+		$(usb_disk)
+	check_booted "$log" 8:1 8:2
+	tr -d '\r' <"$log" | has 'device-mapper: init: waiting for device PARTLABEL=vdata' || { echo "no 'waiting for device'"; return 1; }
+	timing "$log" "usb, waitfor=PARTLABEL=vdata,PARTLABEL=vhash"
+}
+
+# 7: a corrupted block of the verity root: the device is created (verity
+# checks on read), our target refuses the block, the kernel cannot mount it.
+test_corrupt() {
+	. "$work/kvars"
+	. "$work/vars"
+	local log="$work/corrupt.log" l
+	cp "$work/data.img" "$work/data-bad.img"
+	# The first byte of the squashfs superblock.
+	printf '\x00' | dd of="$work/data-bad.img" bs=1 seek=0 conv=notrunc status=none
+	boot "$log" "dm-mod.create=\"vroot,,,ro,$(table /dev/vda /dev/vdb)\" $root_args" \
+		-drive "file=$work/data-bad.img,if=virtio,format=raw,readonly=on" \
+		-drive "file=$work/hash.img,if=virtio,format=raw,readonly=on"
+	l=$(tr -d '\r' <"$log")
+	echo "$l" | has 'dm-0 (vroot) is ready' || { echo "vroot not created"; echo "$l" | tail -n 30; return 1; }
+	echo "$l" | has -E 'verity: [0-9]+:[0-9]+: data block 0 is corrupted' ||
+		{ echo "no corruption report"; echo "$l" | tail -n 30; return 1; }
+	echo "$l" | has 'Kernel panic - not syncing: VFS: Unable to mount root fs' ||
+		{ echo "no VFS panic"; echo "$l" | tail -n 30; return 1; }
+	! echo "$l" | has 'RDM-BOOT-BEGIN' || { echo "booted a corrupted root"; return 1; }
+	no_kernel_reports "$log" 'Kernel panic - not syncing: VFS: Unable to mount root fs'
+	echo "$l" | grep -m2 -E 'verity.*corrupted|VFS: Cannot open root' | sed 's/^/# kernel: /'
+}
+
+exec 3>&2
+echo "KTAP version 1"
+echo "# Subtest: boot-builtin"
+echo "1..$NTESTS"
+diag "work $work, boot deadline ${boot_timeout}s"
+run_test builtin-kernel test_kernel
+run_test images test_images
+names=(virtio-dm-mod-create-no-initramfs usb-late-without-waitfor-fails usb-waitfor-devname
+	usb-waitfor-partlabel corrupted-root-refused)
+if [ -f "$work/kvars" ] && [ -f "$work/vars" ]; then
+	run_test "${names[0]}" test_virtio
+	run_test "${names[1]}" test_usb_no_waitfor
+	run_test "${names[2]}" test_usb_waitfor
+	run_test "${names[3]}" test_usb_partlabel
+	run_test "${names[4]}" test_corrupt
+else
+	for n in "${names[@]}"; do
+		TEST_NR=$((TEST_NR + 1)) TESTS_FAILED=$((TESTS_FAILED + 1))
+		echo "not ok $TEST_NR $n # no kernel or no images"
+	done
+fi
+echo "# totals: $TESTS_PASSED passed, $TESTS_FAILED failed"
+if [ "$TESTS_FAILED" -eq 0 ] && [ "${RDM_BOOT_KEEP:-0}" != 1 ]; then
+	rm -rf "$work"
+else
+	echo "# logs kept in $work"
+fi
+[ "$TESTS_FAILED" -eq 0 ]
