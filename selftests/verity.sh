@@ -26,7 +26,10 @@
 . "$(dirname "$0")/lib/verity.sh"
 suite_init
 
-# ==== the implementation under test, per-test scratch =================
+# ==== the implementation under test, per-test scratch ========================
+# selftests/lib/verity.sh: need_module, assert_served, vt, vloop, vcreate, ...
+verity_init "$SCRATCH/verity"
+
 # ==== kernel log ==================================================================
 # kmark writes a unique line into the kernel log; assert_klog REGEX checks
 # that a line after the last mark matches (one dmesg run, the rest in bash).
