@@ -136,12 +136,13 @@ bool rdm_param_require_signatures(void);
  * security.rs (ModuleKeyring): a keyring of the module's own, such as C
  * dm-verity's ".dm-verity" of kernels after 6.12, defined with its
  * parameter in the module's rust/<target>/<target>_helpers.c (only that
- * module defines them). rdm_module_keyring() is valid between a successful
- * rdm_module_keyring_init() and rdm_module_keyring_exit().
+ * module defines them). One keyring at a time: init fails with -EBUSY
+ * while one exists; exit drops it (if any); verify holds a reference for
+ * the check and returns 1 when there is no keyring or it is not yet usable
+ * (no keys, or not sealed).
  */
 int rdm_module_keyring_init(void);
 void rdm_module_keyring_exit(void);
-struct key *rdm_module_keyring(void);
-bool rdm_module_keyring_usable(void);
+int rdm_module_keyring_verify(const void *data, size_t len, const void *sig, size_t sig_len);
 
 #endif /* RDM_HELPERS_H */

@@ -147,16 +147,22 @@ impl TrustedKeys {
 ///
 /// # Invariants
 ///
-/// While a value exists, `rdm_module_keyring()` is a live keyring.
+/// While a value exists, the module's keyring exists and no other value
+/// does: the C side makes at most one keyring at a time (a second
+/// [`ModuleState::new`] fails with `EBUSY`), so dropping this value drops
+/// the keyring it made.
+///
+/// [`ModuleState::new`]: super::ModuleState::new
 #[cfg(dm_module_keyring)]
 pub struct ModuleKeyring(());
 
 #[cfg(dm_module_keyring)]
 impl super::ModuleState for ModuleKeyring {
     fn new() -> Result<Self> {
-        // SAFETY: Called once, at module load (the module's state).
+        // SAFETY: No precondition: the callee makes the keyring unless one
+        // exists (EBUSY), under its lock.
         to_result(unsafe { bindings::rdm_module_keyring_init() })?;
-        // INVARIANT: The keyring was made.
+        // INVARIANT: The keyring was made, and it is the only one.
         Ok(Self(()))
     }
 }
@@ -164,8 +170,8 @@ impl super::ModuleState for ModuleKeyring {
 #[cfg(dm_module_keyring)]
 impl Drop for ModuleKeyring {
     fn drop(&mut self) {
-        // SAFETY: The keyring is live (invariant) and not used after this:
-        // the module's target is unregistered before its state is dropped.
+        // SAFETY: No precondition: the callee drops the keyring under its
+        // lock; a verification running meanwhile holds its own reference.
         unsafe { bindings::rdm_module_keyring_exit() };
     }
 }
@@ -173,37 +179,33 @@ impl Drop for ModuleKeyring {
 #[cfg(dm_module_keyring)]
 impl ModuleKeyring {
     /// Verifies the PKCS#7 `signature` of `data` against the module's
-    /// keyring if it holds keys and is sealed, else `None` (C's last step
-    /// of `verity_verify_root_hash()`). Errors as
+    /// keyring if there is one and it holds keys and is sealed, else `None`
+    /// (C's last step of `verity_verify_root_hash()`). Errors as
     /// [`verify_pkcs7_signature`].
     ///
-    /// It takes no `&self`: a target's constructor, which calls it, runs
-    /// while the module (and so its state) is loaded.
+    /// It takes no `&self`: the keyring is the module's state, which a
+    /// target's constructor cannot reach; the C side holds a reference to
+    /// the keyring for the check, whatever else runs.
     ///
     /// # Context
     ///
     /// Process context: the crypto API may sleep.
     pub fn verify(data: &[u8], signature: &[u8]) -> Option<Result> {
         super::might_sleep();
-        // SAFETY: A target's hooks run only while the module is loaded,
-        // between the making and the dropping of its `ModuleKeyring`.
-        if !unsafe { bindings::rdm_module_keyring_usable() } {
-            return None;
-        }
-        // SAFETY: Both buffers are valid for their lengths; the keyring is
-        // live (above) and the callee takes its own references.
-        Some(to_result(unsafe {
-            bindings::verify_pkcs7_signature(
+        // SAFETY: Both buffers are valid for their lengths; the callee
+        // takes (and puts) its own reference to the keyring, if any.
+        let r = unsafe {
+            bindings::rdm_module_keyring_verify(
                 data.as_ptr().cast(),
                 data.len(),
                 signature.as_ptr().cast(),
                 signature.len(),
-                bindings::rdm_module_keyring(),
-                bindings::key_being_used_for_VERIFYING_UNSPECIFIED_SIGNATURE,
-                None,
-                core::ptr::null_mut(),
             )
-        }))
+        };
+        if r > 0 {
+            return None;
+        }
+        Some(to_result(r))
     }
 }
 

@@ -14,6 +14,8 @@
 #endif
 #include <linux/cred.h>
 #include <linux/key.h>
+#include <linux/spinlock.h>
+#include <linux/verification.h>
 #include <linux/moduleparam.h>
 
 /* As dm-verity-verify-sig.c: a table without root_hash_sig_key_desc is refused. */
@@ -53,11 +55,14 @@ MODULE_PARM_DESC(verified_in_bh,
  * it; here the module load fails.
  */
 static struct key *dm_verity_keyring;
+/* Guards dm_verity_keyring: made, used and dropped from any thread. */
+static DEFINE_SPINLOCK(dm_verity_keyring_lock);
 
 static bool keyring_unsealed;
 module_param(keyring_unsealed, bool, 0444);
 MODULE_PARM_DESC(keyring_unsealed, "Leave the dm-verity keyring unsealed");
 
+/* One keyring at a time: a second init while one exists fails (-EBUSY). */
 int rdm_module_keyring_init(void)
 {
 	struct key *k;
@@ -71,31 +76,57 @@ int rdm_module_keyring_init(void)
 		return PTR_ERR(k);
 	if (!keyring_unsealed) {
 		r = keyring_restrict(make_key_ref(k, true), NULL, NULL);
-		if (r) {
-			key_revoke(k);
-			key_put(k);
-			return r;
-		}
+		if (r)
+			goto drop;
 	}
-	dm_verity_keyring = k;
-	return 0;
+	r = -EBUSY;
+	spin_lock(&dm_verity_keyring_lock);
+	if (!dm_verity_keyring) {
+		dm_verity_keyring = k;
+		r = 0;
+	}
+	spin_unlock(&dm_verity_keyring_lock);
+	if (!r)
+		return 0;
+drop:
+	key_revoke(k);
+	key_put(k);
+	return r;
 }
 
 void rdm_module_keyring_exit(void)
 {
-	key_revoke(dm_verity_keyring);
-	key_put(dm_verity_keyring);
+	struct key *k;
+
+	spin_lock(&dm_verity_keyring_lock);
+	k = dm_verity_keyring;
 	dm_verity_keyring = NULL;
+	spin_unlock(&dm_verity_keyring_lock);
+	if (k) {
+		key_revoke(k);
+		key_put(k);
+	}
 }
 
-struct key *rdm_module_keyring(void)
+/*
+ * Verifies against the keyring if there is one and it holds keys and is
+ * sealed (as C: no lock on its contents, a snapshot): 0 or an error of
+ * verify_pkcs7_signature(), 1 when it is not used. The keyring is held
+ * (key_get) for the check, so that an exit meanwhile cannot free it.
+ */
+int rdm_module_keyring_verify(const void *data, size_t len, const void *sig, size_t sig_len)
 {
-	return dm_verity_keyring;
-}
+	struct key *k;
+	int r = 1;
 
-/* It holds keys and is sealed (as C: no lock, a snapshot). */
-bool rdm_module_keyring_usable(void)
-{
-	return READ_ONCE(dm_verity_keyring->keys.nr_leaves_on_tree) &&
-	       READ_ONCE(dm_verity_keyring->restrict_link);
+	spin_lock(&dm_verity_keyring_lock);
+	k = key_get(dm_verity_keyring);
+	spin_unlock(&dm_verity_keyring_lock);
+	if (!k)
+		return 1;
+	if (READ_ONCE(k->keys.nr_leaves_on_tree) && READ_ONCE(k->restrict_link))
+		r = verify_pkcs7_signature(data, len, sig, sig_len, k,
+					   VERIFYING_UNSPECIFIED_SIGNATURE, NULL, NULL);
+	key_put(k);
+	return r;
 }
