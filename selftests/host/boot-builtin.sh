@@ -15,47 +15,19 @@
 # default 120: the builtin kernel is the base one plus our targets),
 # RDM_BOOT_KEEP=1 keeps the work folder (kept anyway when a test fails).
 #
-# Output is KTAP, ending with "# totals: P passed, F failed"; the exit status
-# is non-zero if any test failed.
-set -u
-
-# has [GREP-OPTION...] PATTERN: whether standard input has a line matching
-# PATTERN. Reads all of it: grep -q reading a pipe under pipefail fails at
-# random, when grep exits at the first match and the producer gets SIGPIPE.
-has() { local n; n=$(grep -c "$@") || true; [ "${n:-0}" -gt 0 ]; }
+# Output is KTAP (selftests/lib/ktap.sh), ending with "# totals: P passed,
+# F failed, S skipped"; the exit status is non-zero if any test failed.
+set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$top/selftests/lib/ktap.sh"
+. "$top/selftests/lib/boot.sh"
 boot_timeout=${RDM_BOOT_TIMEOUT:-120}
-report_patterns=$(cat "$top/tools/kernel-report-patterns")
 work=$(mktemp -d /tmp/rdm-boot-builtin.XXXXXX)
 kdir="" bzimage=""
 
-TESTS_PASSED=0 TESTS_FAILED=0 TEST_NR=0 NTESTS=7
-
-# ---- KTAP (as selftests/host/boot-verity.sh) -------------------------------
-run_test() { # NAME FUNC
-	local name=$1 out rc
-	shift
-	TEST_NR=$((TEST_NR + 1))
-	out="$work/test-$TEST_NR.out"
-	(
-		set -eE -o pipefail
-		trap 'echo "failed: line $LINENO: $BASH_COMMAND" >&2' ERR
-		"$@"
-	) >"$out" 2>&1
-	rc=$?
-	grep '^# ' "$out" || true
-	if [ $rc -eq 0 ]; then
-		TESTS_PASSED=$((TESTS_PASSED + 1))
-		echo "ok $TEST_NR $name"
-	else
-		TESTS_FAILED=$((TESTS_FAILED + 1))
-		grep -v '^# ' "$out" | sed 's/^/# /'
-		echo "not ok $TEST_NR $name"
-	fi
-}
-
-diag() { echo "# $*"; }
+# Diagnostics ("# ...") of a test are printed whatever the outcome.
+KTAP_DIAG=1
 
 # ---- 1: the kernel -----------------------------------------------------------
 # Built (or updated) with our four targets =y, the C twins =m; one rdm_*
@@ -99,28 +71,14 @@ test_kernel() {
 }
 
 # ---- images ----------------------------------------------------------------
-# The root file system: busybox, /sbin/init, a marker with a random token,
-# dmsetup and its libraries. /sbin/init prints a sentinel block and powers off.
-build_rootfs() {
-	local r="$work/rootfs" a
-	rm -rf "$r"
-	mkdir -p "$r"/{bin,sbin,proc,sys,dev,etc,tmp}
-	cp /bin/busybox "$r/bin/busybox"
-	for a in sh cat echo mount umount poweroff sync sed cut tr ls grep sleep dmesg; do
-		ln -s busybox "$r/bin/$a"
-	done
-	cp "$(command -v dmsetup)" "$r/sbin/dmsetup"
-	ldd "$(command -v dmsetup)" | grep -o '/[^ ]*' | sort -u | while read -r a; do
-		mkdir -p "$r$(dirname "$a")"
-		cp -L "$a" "$r$a"
-	done
-	token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-	echo "$token" >"$r/marker"
+# The root file system (lib/boot.sh build_rootfs) and its /sbin/init,
+# which prints a sentinel block and powers off.
+rootfs() {
 	# No /lib/modules: nothing can be loaded, what serves the root is in
 	# the kernel. The device is read twice (the page cache dropped between):
 	# with try_verify_in_tasklet, our target verifies the second read in
 	# BH and counts it (verified_in_bh, a parameter the C target lacks).
-	cat >"$r/sbin/init" <<'EOF'
+	build_rootfs <<'EOF'
 #!/bin/sh
 export PATH=/bin:/sbin DM_DISABLE_UDEV=1
 mount -t proc proc /proc
@@ -147,106 +105,23 @@ echo "RDM-BOOT-END"
 sync
 poweroff -f
 EOF
-	chmod 755 "$r/sbin/init"
-}
-
-# GPT disk: data (partition 1, "vdata") and hash (partition 2, "vhash").
-make_gpt_disk() { # OUT DATA HASH
-	python3 - "$@" <<'EOF'
-import struct, sys, uuid, zlib
-out, data, hashimg = sys.argv[1:4]
-blobs = [open(data, 'rb').read(), open(hashimg, 'rb').read()]
-names = ['vdata', 'vhash']
-linux_fs = uuid.UUID('0fc63daf-8483-4772-8e79-3d69d8477de4')
-S = 512
-parts, lba = [], 2048
-for b in blobs:
-    n = (len(b) + S - 1) // S
-    parts.append((lba, lba + n - 1))
-    lba = (lba + n + 2047) // 2048 * 2048
-total = lba + 2048
-entries = bytearray(128 * 128)
-for i, ((first, last), name) in enumerate(zip(parts, names)):
-    entries[i * 128:(i + 1) * 128] = struct.pack('<16s16sQQQ72s', linux_fs.bytes_le,
-        uuid.uuid4().bytes_le, first, last, 0, name.encode('utf-16-le'))
-ecrc = zlib.crc32(entries)
-disk_guid = uuid.uuid4().bytes_le
-def header(cur, backup, entries_lba):
-    h = struct.pack('<8sIIIIQQQQ16sQIII', b'EFI PART', 0x10000, 92, 0, 0, cur, backup,
-                    34, total - 34, disk_guid, entries_lba, 128, 128, ecrc)
-    h = h[:16] + struct.pack('<I', zlib.crc32(h)) + h[20:]
-    return h + bytes(S - len(h))
-img = bytearray(total * S)
-mbr = bytearray(S)
-mbr[446:462] = struct.pack('<B3sB3sII', 0, b'\x00\x02\x00', 0xee, b'\xff\xff\xff', 1,
-                           min(total - 1, 0xffffffff))
-mbr[510:512] = b'\x55\xaa'
-img[0:S] = mbr
-img[S:2 * S] = header(1, total - 1, 2)
-img[2 * S:2 * S + len(entries)] = entries
-img[(total - 33) * S:(total - 1) * S] = entries
-img[(total - 1) * S:] = header(total - 1, 1, total - 33)
-for (first, _), b in zip(parts, blobs):
-    img[first * S:first * S + len(b)] = b
-open(out, 'wb').write(img)
-EOF
 }
 
 test_images() {
-	build_rootfs
-	mksquashfs "$work/rootfs" "$work/data.img" -noappend -comp gzip -all-root -quiet >/dev/null
+	rootfs
 	local size
-	size=$(stat -c %s "$work/data.img")
-	[ $((size % 4096)) -eq 0 ] || { echo "squashfs size $size is not a multiple of 4096"; return 1; }
-	rm -f "$work/hash.img"
-	veritysetup format --data-block-size 4096 --hash-block-size 4096 --hash sha256 \
-		"$work/data.img" "$work/hash.img" >"$work/format.txt"
-	roothash=$(awk '/^Root hash:/ {print $3}' "$work/format.txt")
-	salt=$(awk '/^Salt:/ {print $2}' "$work/format.txt")
-	blocks=$(awk '/^Data blocks:/ {print $3}' "$work/format.txt")
-	if [ -z "$roothash" ] || [ -z "$salt" ] || [ "$blocks" != $((size / 4096)) ]; then
-		echo "unexpected veritysetup output:"; cat "$work/format.txt"; return 1
-	fi
-	sectors=$((blocks * 8))
-	make_gpt_disk "$work/usb.img" "$work/data.img" "$work/hash.img"
+	verity_images
 	diag "rootfs: squashfs $size bytes, $blocks blocks; root hash $roothash"
 	declare -p token roothash salt blocks sectors >"$work/vars"
 }
 
-# ---- booting ---------------------------------------------------------------
-# boot LOG APPEND [QEMU ARGS...]: boots the builtin kernel under TCG, no
-# initrd, with a deadline; the wall time goes to $LOG.time. q35 as
-# boot-verity.sh (the i440fx machine's ACPI _PRT loop).
-boot() {
-	local log=$1 append=$2 t0 t1 rc=0
-	shift 2
-	t0=$(date +%s.%N)
-	timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 -accel tcg -machine q35 -m 1G -smp 2 \
-		-nographic -no-reboot -monitor none -serial stdio -display none \
-		-kernel "$bzimage" "$@" -append "console=ttyS0 panic=-1 $append" \
-		</dev/null >"$log" 2>&1 || rc=$?
-	t1=$(date +%s.%N)
-	echo "$t0 $t1" | awk '{printf "%.1f\n", $2 - $1}' >"$log.time"
-	echo "qemu exit $rc" >>"$log.time"
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || { echo "boot timed out after ${boot_timeout}s (log $log)"; return 1; }
-}
-
+# ---- booting (lib/boot.sh: boot LOG APPEND [QEMU ARGS...]) ----------------
 # A verity table over DATA and HASH; try_verify_in_tasklet makes our target
 # count what it verifies (verified_in_bh).
 table() { echo "0 $sectors verity 1 $1 $2 4096 4096 $blocks 1 sha256 $roothash $salt 1 try_verify_in_tasklet"; }
 
 # The kernel mounts the root itself: root=, its type, read-only.
 root_args="root=/dev/dm-0 rootfstype=squashfs ro"
-
-no_kernel_reports() { # LOG [ALLOWED-REGEX]
-	local hits
-	hits=$(tr -d '\r' <"$1" | grep -aE "$report_patterns" | { if [ -n "${2:-}" ]; then grep -avE "$2"; else cat; fi; } || true)
-	[ -z "$hits" ] || { echo "kernel reported a problem:"; echo "$hits" | head -n 20; return 1; }
-}
-
-sentinel() { # LOG KEY: the values printed by the root's /sbin/init
-	tr -d '\r' <"$1" | sed -n '/^RDM-BOOT-BEGIN$/,/^RDM-BOOT-END$/p' | sed -n "s/^$2: //p"
-}
 
 # The kernel mounted the verity root, without an initramfs, and OUR
 # built-in target served it.
@@ -279,8 +154,6 @@ check_booted() { # LOG DATADEVNUM HASHDEVNUM
 	no_kernel_reports "$log"
 	diag "root served by dm_verity_rs (built in): verified_in_bh $n, no module loaded, /sys/module: $(sentinel "$log" sysmodule)"
 }
-
-ktime() { tr -d '\r' <"$1" | grep -a -m1 -E "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 
 timing() { # LOG WHAT
 	diag "$2: $(head -n1 "$1.time") s wall (TCG); kernel: vroot ready $(ktime "$1" 'is ready') s, root mounted $(ktime "$1" 'VFS: Mounted root') s, /sbin/init at $(sentinel "$1" uptime) s uptime"
@@ -381,28 +254,28 @@ test_corrupt() {
 	echo "$l" | grep -m2 -E 'verity.*corrupted|VFS: Cannot open root' | sed 's/^/# kernel: /'
 }
 
-exec 3>&2
-echo "KTAP version 1"
-echo "# Subtest: boot-builtin"
-echo "1..$NTESTS"
-diag "work $work, boot deadline ${boot_timeout}s"
-run_test builtin-kernel test_kernel
-run_test images test_images
-names=(virtio-dm-mod-create-no-initramfs usb-late-without-waitfor-fails usb-waitfor-devname
-	usb-waitfor-partlabel corrupted-root-refused)
-if [ -f "$work/kvars" ] && [ -f "$work/vars" ]; then
-	run_test "${names[0]}" test_virtio
-	run_test "${names[1]}" test_usb_no_waitfor
-	run_test "${names[2]}" test_usb_waitfor
-	run_test "${names[3]}" test_usb_partlabel
-	run_test "${names[4]}" test_corrupt
-else
-	for n in "${names[@]}"; do
-		TEST_NR=$((TEST_NR + 1)) TESTS_FAILED=$((TESTS_FAILED + 1))
-		echo "not ok $TEST_NR $n # no kernel or no images"
+no_images() { echo "no kernel or no images (an earlier test failed)"; return 1; }
+
+suite_tests() {
+	diag "work $work, boot deadline ${boot_timeout}s"
+	run_test builtin-kernel test_kernel
+	run_test images test_images
+	local -a rest=(virtio-dm-mod-create-no-initramfs test_virtio
+		usb-late-without-waitfor-fails test_usb_no_waitfor usb-waitfor-devname test_usb_waitfor
+		usb-waitfor-partlabel test_usb_partlabel corrupted-root-refused test_corrupt)
+	local i
+	for ((i = 0; i < ${#rest[@]}; i += 2)); do
+		if ktap_counting || { [ -f "$work/kvars" ] && [ -f "$work/vars" ]; }; then
+			run_test "${rest[i]}" "${rest[i + 1]}"
+		else
+			run_test "${rest[i]}" no_images
+		fi
 	done
-fi
-echo "# totals: $TESTS_PASSED passed, $TESTS_FAILED failed"
+}
+
+# The kernel build's progress goes to fd 3 (test_kernel): the console.
+exec 3>&2
+ktap_suite boot-builtin suite_tests
 if [ "$TESTS_FAILED" -eq 0 ] && [ "${RDM_BOOT_KEEP:-0}" != 1 ]; then
 	rm -rf "$work"
 else

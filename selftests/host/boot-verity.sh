@@ -22,6 +22,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TOP=$top
 . "$top/selftests/lib/ktap.sh"
 . "$top/selftests/lib/impl.sh"
+. "$top/selftests/lib/boot.sh"
 if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
 	boot_timeout=${RDM_BOOT_TIMEOUT:-480}
 else
@@ -32,35 +33,17 @@ hang_timeout=$(((boot_timeout * 3 + 7) / 8))
 module=${RDM_BOOT_MODULE:-$top/dm-verity-rs.ko}
 kdir=$("$top/scripts/build-kernel.sh" --print-dir)
 bzimage=$kdir/arch/x86/boot/bzImage
-report_patterns=$(cat "$top/tools/kernel-report-patterns")
 work=$(mktemp -d /tmp/rdm-boot-verity.XXXXXX)
 
 # Diagnostics ("# ...") of a test are printed whatever the outcome.
 KTAP_DIAG=1
 exec 3>&1
-diag() { echo "# $*"; }
 
 # ---- images ----------------------------------------------------------------
-# The root file system: busybox, /sbin/init, a marker with a random token,
-# dmsetup and its libraries. /sbin/init prints a sentinel block and powers off.
-build_rootfs() {
-	local r="$work/rootfs" a
-	rm -rf "$r"
-	mkdir -p "$r"/{bin,sbin,proc,sys,dev,etc,tmp}
-	cp /bin/busybox "$r/bin/busybox"
-	for a in sh cat echo mount umount poweroff sync sed cut tr ls grep sleep dmesg; do
-		ln -s busybox "$r/bin/$a"
-	done
-	cp "$(command -v dmsetup)" "$r/sbin/dmsetup"
-	# The libraries at the paths the dynamic linker looks at (bookworm is
-	# merged-/usr: /lib -> usr/lib, so copy the files, not the links).
-	ldd "$(command -v dmsetup)" | grep -o '/[^ ]*' | sort -u | while read -r a; do
-		mkdir -p "$r$(dirname "$a")"
-		cp -L "$a" "$r$a"
-	done
-	token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-	echo "$token" >"$r/marker"
-	cat >"$r/sbin/init" <<'EOF'
+# The root file system (lib/boot.sh build_rootfs) and its /sbin/init,
+# which prints a sentinel block and powers off.
+rootfs() {
+	build_rootfs <<'EOF'
 #!/bin/sh
 export PATH=/bin:/sbin DM_DISABLE_UDEV=1
 mount -t proc proc /proc
@@ -91,70 +74,12 @@ echo "RDM-BOOT-END"
 sync
 poweroff -f
 EOF
-	chmod 755 "$r/sbin/init"
-}
-
-# GPT disk with the data (partition 1, "vdata") and the hash (partition 2,
-# "vhash") image: written here because the usual tools (sfdisk, sgdisk) are
-# not installed; the layout is what sfdisk would make (1 MiB alignment).
-make_gpt_disk() { # OUT DATA HASH
-	python3 - "$@" <<'EOF'
-import struct, sys, uuid, zlib
-out, data, hashimg = sys.argv[1:4]
-blobs = [open(data, 'rb').read(), open(hashimg, 'rb').read()]
-names = ['vdata', 'vhash']
-linux_fs = uuid.UUID('0fc63daf-8483-4772-8e79-3d69d8477de4')
-S = 512
-parts, lba = [], 2048
-for b in blobs:
-    n = (len(b) + S - 1) // S
-    parts.append((lba, lba + n - 1))
-    lba = (lba + n + 2047) // 2048 * 2048
-total = lba + 2048
-entries = bytearray(128 * 128)
-for i, ((first, last), name) in enumerate(zip(parts, names)):
-    entries[i * 128:(i + 1) * 128] = struct.pack('<16s16sQQQ72s', linux_fs.bytes_le,
-        uuid.uuid4().bytes_le, first, last, 0, name.encode('utf-16-le'))
-ecrc = zlib.crc32(entries)
-disk_guid = uuid.uuid4().bytes_le
-def header(cur, backup, entries_lba):
-    h = struct.pack('<8sIIIIQQQQ16sQIII', b'EFI PART', 0x10000, 92, 0, 0, cur, backup,
-                    34, total - 34, disk_guid, entries_lba, 128, 128, ecrc)
-    h = h[:16] + struct.pack('<I', zlib.crc32(h)) + h[20:]
-    return h + bytes(S - len(h))
-img = bytearray(total * S)
-mbr = bytearray(S)
-mbr[446:462] = struct.pack('<B3sB3sII', 0, b'\x00\x02\x00', 0xee, b'\xff\xff\xff', 1,
-                           min(total - 1, 0xffffffff))
-mbr[510:512] = b'\x55\xaa'
-img[0:S] = mbr
-img[S:2 * S] = header(1, total - 1, 2)
-img[2 * S:2 * S + len(entries)] = entries
-img[(total - 33) * S:(total - 1) * S] = entries
-img[(total - 1) * S:] = header(total - 1, 1, total - 33)
-for (first, _), b in zip(parts, blobs):
-    img[first * S:first * S + len(b)] = b
-open(out, 'wb').write(img)
-EOF
 }
 
 test_images() {
-	build_rootfs
-	mksquashfs "$work/rootfs" "$work/data.img" -noappend -comp gzip -all-root -quiet >/dev/null
+	rootfs
 	local size
-	size=$(stat -c %s "$work/data.img")
-	[ $((size % 4096)) -eq 0 ] || { echo "squashfs size $size is not a multiple of 4096"; return 1; }
-	rm -f "$work/hash.img"
-	veritysetup format --data-block-size 4096 --hash-block-size 4096 --hash sha256 \
-		"$work/data.img" "$work/hash.img" >"$work/format.txt"
-	roothash=$(awk '/^Root hash:/ {print $3}' "$work/format.txt")
-	salt=$(awk '/^Salt:/ {print $2}' "$work/format.txt")
-	blocks=$(awk '/^Data blocks:/ {print $3}' "$work/format.txt")
-	if [ -z "$roothash" ] || [ -z "$salt" ] || [ "$blocks" != $((size / 4096)) ]; then
-		echo "unexpected veritysetup output:"; cat "$work/format.txt"; return 1
-	fi
-	sectors=$((blocks * 8))
-	make_gpt_disk "$work/usb.img" "$work/data.img" "$work/hash.img"
+	verity_images
 	"$top/scripts/build-initramfs.sh" --kernel "$kdir" --module "$module" "$work/initramfs.gz" 2>&1
 	# The initramfs has our module, dm-bufio and reed_solomon, not the C
 	# dm-verity, and the alias resolves to ours.
@@ -168,39 +93,9 @@ test_images() {
 	declare -p token roothash salt blocks sectors >"$work/vars"
 }
 
-# ---- booting ---------------------------------------------------------------
-# boot LOG APPEND [QEMU ARGS...]: boots the test kernel under TCG with a
-# deadline; prints the wall time to $LOG.time. The machine is q35 (as
-# tools/vm-run.sh's guests): the default i440fx machine's ACPI _PRT method
-# loops, and on the debug kernel under TCG that loop passes ACPI's 30 s
-# limit, the PCI devices get no interrupt and the boot hangs.
-boot() {
-	local log=$1 append=$2 t0 t1 rc=0
-	shift 2
-	t0=$(date +%s.%N)
-	timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 -accel tcg -machine q35 -m 1G -smp 2 \
-		-nographic -no-reboot -monitor none -serial stdio -display none \
-		-kernel "$bzimage" "$@" -append "console=ttyS0 panic=-1 $append" \
-		</dev/null >"$log" 2>&1 || rc=$?
-	t1=$(date +%s.%N)
-	echo "$t0 $t1" | awk '{printf "%.1f\n", $2 - $1}' >"$log.time"
-	echo "qemu exit $rc" >>"$log.time"
-	[ $rc -ne 124 ] && [ $rc -ne 137 ] || { echo "boot timed out after ${boot_timeout}s (log $log)"; return 1; }
-}
-
+# ---- booting (lib/boot.sh: boot LOG APPEND [QEMU ARGS...]) ----------------
 # A verity table over DATA and HASH.
 table() { echo "0 $sectors verity 1 $1 $2 4096 4096 $blocks 1 sha256 $roothash $salt"; }
-
-# no_kernel_reports LOG [ALLOWED-REGEX]: no oops, BUG, WARNING, panic...
-no_kernel_reports() {
-	local hits
-	hits=$(tr -d '\r' <"$1" | grep -aE "$report_patterns" | { if [ -n "${2:-}" ]; then grep -avE "$2"; else cat; fi; } || true)
-	[ -z "$hits" ] || { echo "kernel reported a problem:"; echo "$hits" | head -n 20; return 1; }
-}
-
-sentinel() { # LOG KEY: the value printed by the root's /sbin/init
-	tr -d '\r' <"$1" | sed -n '/^RDM-BOOT-BEGIN$/,/^RDM-BOOT-END$/p' | sed -n "s/^$2: //p"
-}
 
 # The boot reached the verity root and it is ours.
 check_booted() { # LOG DATADEVNUM HASHDEVNUM
@@ -220,9 +115,6 @@ check_booted() { # LOG DATADEVNUM HASHDEVNUM
 	tr -d '\r' <"$log" | has 'device-mapper: ioctl: dm-0 (vroot) is ready' || { echo "dm-init did not report vroot ready"; return 1; }
 	no_kernel_reports "$log"
 }
-
-# Kernel timestamp of the first console line matching REGEX.
-ktime() { tr -d '\r' <"$1" | grep -a -m1 -E "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 
 timing() { # LOG WHAT
 	diag "$2: $(head -n1 "$1.time") s wall (TCG), kernel: dm-init start $(ktime "$1" 'device-mapper: init: waiting for all') s, vroot ready $(ktime "$1" 'is ready') s, /init $(ktime "$1" 'Run /init') s, root /sbin/init at $(sentinel "$1" uptime) s uptime"
