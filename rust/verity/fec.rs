@@ -223,6 +223,8 @@ struct FecIo<'a> {
     /// each; the first `nbufs` are taken.
     bufs: [Option<PoolBuffer>; BUF_MAX],
     nbufs: usize,
+    /// The buffers hold zeroes only (as the pools hand them out).
+    zeroed: bool,
     /// Indexes in the codewords of the blocks known bad.
     erasures: [u8; MAX_RSN],
     neras: usize,
@@ -250,6 +252,7 @@ impl<'a> FecIo<'a> {
             rs,
             bufs,
             nbufs,
+            zeroed: true,
             erasures: [0; MAX_RSN],
             neras: 0,
             output: fec.output_pool.alloc(),
@@ -342,8 +345,12 @@ impl Correction<'_, '_> {
         let bs = self.fec.block_size();
         let mut pos = 0;
         while pos < bs {
-            for b in self.fio.bufs.iter_mut().flatten() {
-                b.fill(0);
+            // Blocks skipped by `read_bufs` count as zeroes. Buffers come
+            // zeroed from their pool: cleared again only once used.
+            if !core::mem::replace(&mut self.fio.zeroed, false) {
+                for b in self.fio.bufs.iter_mut().flatten() {
+                    b.fill(0);
+                }
             }
             self.fio.neras = 0;
             let index = self.read_bufs(pos, use_erasures)?;
@@ -437,14 +444,19 @@ impl Correction<'_, '_> {
                     }
                 }
             }
-            // Deinterleave the bytes that fit into the buffers, from `pos` on.
+            // Deinterleave the bytes that fit into the buffers, from `pos`
+            // on: byte `pos + k` of the block is byte `i` of codeword `k`.
+            // Buffer by buffer, a stride of `rsn` in each (C's
+            // `fec_for_each_buffer_rs_block`): the innermost loop of a
+            // correction, it runs `rsn` times per byte of the block.
             let data = buf.data();
-            for k in 0..fio.per_pass() {
-                let Some(&byte) = data.get(pos + k).filter(|_| pos + k < bs) else {
-                    break;
-                };
-                if let Some(cw) = codeword(&mut fio.bufs, rsn, k) {
-                    cw[i] = byte;
+            let end = bs.min(pos + fio.per_pass()).min(data.len());
+            let src = data.get(pos..end).unwrap_or(&[]);
+            let codewords = src.chunks(1 << BUF_RS_BITS);
+            for (chunk, dst) in codewords.zip(fio.bufs.iter_mut().flatten()) {
+                let column = dst.get_mut(i..).unwrap_or(&mut []);
+                for (d, &byte) in column.iter_mut().step_by(rsn).zip(chunk) {
+                    *d = byte;
                 }
             }
         }
