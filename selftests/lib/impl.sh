@@ -24,6 +24,9 @@
 #                             .ko to insmod (for a suite that loads it itself)
 #   impl_assert_served NAME   device NAME is served by the selected one
 #   impl_assert_registered    `dmsetup targets` lists its type and version
+#   impl_assert_idle          the selected one is loaded but not in use
+#                             (refcount 0) and no other one is loaded: what
+#                             a test whose tables were all refused proves
 #   impl_check_modules        the same proof on a /proc/modules dump (stdin),
 #                             for a guest whose console is all we have
 #
@@ -163,6 +166,18 @@ impl_assert_served() {
 	fi
 	for m in $IMPL_OTHERS; do
 		if mod_loaded "$m"; then _impl_fail "$m is loaded too ($name must be served by $IMPL's ${IMPL_MOD:-built-in})"; return 1; fi
+	done
+}
+
+impl_assert_idle() {
+	local m n
+	if [ -n "$IMPL_MOD" ]; then
+		mod_loaded "$IMPL_MOD" || { _impl_fail "$IMPL_MOD not loaded"; return 1; }
+		n=$(mod_refcount "$IMPL_MOD")
+		[ "$n" = 0 ] || { _impl_fail "$IMPL_MOD refcount $n with no device (leaked?)"; return 1; }
+	fi
+	for m in $IMPL_OTHERS; do
+		if mod_loaded "$m"; then _impl_fail "$m is loaded too"; return 1; fi
 	done
 }
 
