@@ -1420,9 +1420,60 @@ tm_show() {
 	for k in create wait other remove check; do o+="$k ${TM[$k]:-0}, "; done
 	echo "${o%, }"
 }
+# teardown_cycle I: cycle I of t_teardown (its locals kd ks kf mod: the
+# kernel names of the delayed destination, source and failing source, the
+# module): a clone over the delayed devices with copies in flight, then
+# (by I mod 4) nothing, a suspend and resume, a failing source, or a
+# reload; removed; every device released.
+teardown_cycle() {
+	local i=$1 k t b s table other restart
+	k=$((i % 4))
+	# Up to 4 copies of 1 or 4 regions in flight, varied by cycle.
+	t=$((1 + (i / 4) % 4)) b=$((1 + 3 * ((i / 16) % 2)))
+	s=/dev/mapper/rdmt-z-tsrc
+	[ $k != 2 ] || s=/dev/mapper/rdmt-z-tbad
+	table="0 $SZ clone $MD /dev/mapper/rdmt-z-tdst $s $R 0 4 hydration_threshold $t hydration_batch_size $b"
+	tm_lap
+	"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
+	if [ "$i" = 0 ]; then
+		served $CLONE
+	else
+		[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
+		for other in $IMPL_OTHERS; do ! mod_loaded "$other" || die "cycle $i: $other is loaded"; done
+	fi
+	tm_lap create
+	teardown_wait_copies
+	tm_lap wait
+	# Keep unhydrated regions to copy: start again from empty metadata
+	# when half the device is hydrated (between two tables).
+	restart=0
+	[ "$ST_HYD" -lt $((NREG / 2)) ] || restart=1
+	case $k in
+	1)
+		"${TO[@]}" dmsetup suspend $CLONE || die "cycle $i: suspend failed"
+		cstatus
+		assert_eq 0 "$ST_HYDRATING" "cycle $i: regions hydrating while suspended"
+		"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume failed"
+		teardown_wait_copies
+		;;
+	3)
+		"${TO[@]}" dmsetup reload $CLONE --table "${table%% 4 hydration*} 4 hydration_threshold 4 hydration_batch_size $b" ||
+			die "cycle $i: reload failed"
+		"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume of the reloaded table failed"
+		teardown_wait_copies
+		;;
+	esac
+	tm_lap other
+	"${TO[@]}" dmsetup remove $CLONE || die "cycle $i: remove failed"
+	tm_lap remove
+	teardown_released "$kd" "$ks" "$kf"
+	[ $restart = 0 ] || wipe_md
+	tm_lap check
+}
+
 t_teardown() {
 	begin
-	local i k t b s table kd ks kf mod other restart
+	local i kd ks kf mod
 	mod=$IMPL_MOD
 	# Source reads held 50 ms, destination writes (and flushes) 50 ms; the
 	# failing source: every read fails after 60 ms. (dm-delay polls in a
@@ -1435,50 +1486,7 @@ t_teardown() {
 	dm_kname rdmt-z-tsrc; ks=$KNAME
 	dm_kname rdmt-z-tbad; kf=$KNAME
 	local t0=$SECONDS
-	for ((i = 0; i < N_TEARDOWN; i++)); do
-		k=$((i % 4))
-		# Up to 4 copies of 1 or 4 regions in flight, varied by cycle.
-		t=$((1 + (i / 4) % 4)) b=$((1 + 3 * ((i / 16) % 2)))
-		s=/dev/mapper/rdmt-z-tsrc
-		[ $k != 2 ] || s=/dev/mapper/rdmt-z-tbad
-		table="0 $SZ clone $MD /dev/mapper/rdmt-z-tdst $s $R 0 4 hydration_threshold $t hydration_batch_size $b"
-		tm_lap
-		"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
-		if [ "$i" = 0 ]; then
-			served $CLONE
-		else
-			[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
-			for other in $IMPL_OTHERS; do ! mod_loaded "$other" || die "cycle $i: $other is loaded"; done
-		fi
-		tm_lap create
-		teardown_wait_copies
-		tm_lap wait
-		# Keep unhydrated regions to copy: start again from empty metadata
-		# when half the device is hydrated (between two tables).
-		restart=0
-		[ "$ST_HYD" -lt $((NREG / 2)) ] || restart=1
-		case $k in
-		1)
-			"${TO[@]}" dmsetup suspend $CLONE || die "cycle $i: suspend failed"
-			cstatus
-			assert_eq 0 "$ST_HYDRATING" "cycle $i: regions hydrating while suspended"
-			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume failed"
-			teardown_wait_copies
-			;;
-		3)
-			"${TO[@]}" dmsetup reload $CLONE --table "${table%% 4 hydration*} 4 hydration_threshold 4 hydration_batch_size $b" ||
-				die "cycle $i: reload failed"
-			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume of the reloaded table failed"
-			teardown_wait_copies
-			;;
-		esac
-		tm_lap other
-		"${TO[@]}" dmsetup remove $CLONE || die "cycle $i: remove failed"
-		tm_lap remove
-		teardown_released "$kd" "$ks" "$kf"
-		[ $restart = 0 ] || wipe_md
-		tm_lap check
-	done
+	for ((i = 0; i < N_TEARDOWN; i++)); do teardown_cycle $i; done
 	# Also in the kernel log: run_test shows a passing test's output nowhere.
 	echo "clone-selftest teardown: $N_TEARDOWN cycles in $((SECONDS - t0)) s (ms: $(tm_show))" |
 		tee /dev/kmsg

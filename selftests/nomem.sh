@@ -422,13 +422,40 @@ t_hydrate_clone() {
 	end_test
 }
 
+# checkpoint_all_failing NAME: every filtered allocation of one checkpoint
+# of era device NAME fails (the first 50): it must succeed anyway or fail
+# with an error, the era unchanged. Adds what it injected to INJ_SLAB and
+# INJ_PAGE.
+checkpoint_all_failing() {
+	local a n rc=0 before after
+	read -r _ _ _ _ _ before _ < <(dmsetup status "$1")
+	for a in "${ATTRS[@]}"; do echo 50 >$DBG/$a/times; echo 100 >$DBG/$a/probability; done
+	"${TO[@]}" dmsetup message "$1" 0 checkpoint 2>>"$SCRATCH/nomem-msg.err" || rc=$?
+	for a in "${ATTRS[@]}"; do
+		echo 0 >$DBG/$a/probability
+		read -r n <$DBG/$a/times
+		case $a in
+		failslab) INJ_SLAB=$((INJ_SLAB + 50 - n)) ;;
+		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + 50 - n)) ;;
+		esac
+		echo "$NOMEM_TIMES" >$DBG/$a/times
+	done
+	read -r _ _ _ _ _ after _ < <(dmsetup status "$1")
+	if [ "$rc" = 0 ]; then
+		note "checkpoint with every allocation failing: succeeded (era $before -> $after)"
+	else
+		note "checkpoint with every allocation failing: failed with an error (era $before -> $after): $(tail -n 1 "$SCRATCH/nomem-msg.err")"
+		[ "$before" = "$after" ] || die "a failed checkpoint changed the era ($before -> $after)"
+	fi
+}
+
 # Era: writes to known blocks and checkpoints under injection. A checkpoint
 # may fail only with an error (dmsetup exits non-zero, the era unchanged);
 # afterwards (no injection: a checkpoint, take_metadata_snap)
 # era_invalidate --written-since 1 lists exactly the blocks written.
 t_checkpoint_era() {
 	begin era
-	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after a n rc
+	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after
 	md=$(new_loop nomem-era-md 4)
 	or=$(new_loop nomem-era-or 16)
 	echo "$md $or" >>"$SCRATCH/nomem-loops"
@@ -452,28 +479,7 @@ t_checkpoint_era() {
 			fi
 		fi
 	done
-	# Every filtered allocation of one more checkpoint fails (the first
-	# 50): it must succeed anyway or fail with an error, era unchanged.
-	read -r _ _ _ _ _ before _ < <(dmsetup status rdmt-a-era)
-	for a in "${ATTRS[@]}"; do echo 50 >$DBG/$a/times; echo 100 >$DBG/$a/probability; done
-	rc=0
-	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint 2>>"$SCRATCH/nomem-msg.err" || rc=$?
-	for a in "${ATTRS[@]}"; do
-		echo 0 >$DBG/$a/probability
-		read -r n <$DBG/$a/times
-		case $a in
-		failslab) INJ_SLAB=$((INJ_SLAB + 50 - n)) ;;
-		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + 50 - n)) ;;
-		esac
-		echo "$NOMEM_TIMES" >$DBG/$a/times
-	done
-	read -r _ _ _ _ _ after _ < <(dmsetup status rdmt-a-era)
-	if [ "$rc" = 0 ]; then
-		note "checkpoint with every allocation failing: succeeded (era $before -> $after)"
-	else
-		note "checkpoint with every allocation failing: failed with an error (era $before -> $after): $(tail -n 1 "$SCRATCH/nomem-msg.err")"
-		[ "$before" = "$after" ] || die "a failed checkpoint changed the era ($before -> $after)"
-	fi
+	checkpoint_all_failing rdmt-a-era
 	inject_off
 	assert_injected
 	note "checkpoints under injection: $ok succeeded, $failed failed"

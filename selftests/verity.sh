@@ -798,10 +798,18 @@ t_dm_verity_keyring() {
 # mounted without verity runs. Reloading U with A's tree and S without its
 # signature flips the decisions, and reloading them back flips them again:
 # the properties are set on every resume, not only at creation.
-t_ipe() {
-	local cdir x sectors nb size ta
-	local -A R DL HL SALTS=([A]=aa01 [S]=bb02 [U]=cc03)
-	cdir=$(cert_dir)
+
+# ipe_setup: one squashfs image with busybox, mounted plain (P) and through
+# three verity devices with their own salts and trees: A (veritysetup open,
+# signed; its root hash allowed by the policy), S (veritysetup open,
+# signed), U (a table by hand, unsigned; its root hash denied); busybox runs
+# from each; then the policy rdmt_verity is active (removed at the test's
+# end). Sets CDIR, R, DL, HL, SALTS (per device), SECT, NBLK, TA (U's table
+# up to the root hash).
+ipe_setup() {
+	local x size
+	declare -gA R=() DL=() HL=() SALTS=([A]=aa01 [S]=bb02 [U]=cc03)
+	CDIR=$(cert_dir)
 	[ -d $IPE_FS ] || mount -t securityfs securityfs /sys/kernel/security || true
 	[ -d $IPE_FS ] || die "no IPE in securityfs"
 	mkdir "$W/root" "$W/mP" "$W/mA" "$W/mS" "$W/mU"
@@ -809,7 +817,7 @@ t_ipe() {
 	mksquashfs "$W/root" "$W/sq.img" -noappend -quiet -no-xattrs >/dev/null || die "mksquashfs"
 	size=$(stat -c %s "$W/sq.img")
 	[ $((size % 4096)) = 0 ] || die "squashfs image not padded to 4 KiB"
-	sectors=$((size / 512)) nb=$((size / 4096))
+	SECT=$((size / 512)) NBLK=$((size / 4096))
 	truncate -s 1M "$W/hashA" "$W/hashS" "$W/hashU"
 	for x in A S U; do
 		vloop "$W/sq.img" -r
@@ -820,12 +828,12 @@ t_ipe() {
 		R[$x]=$ROOT
 	done
 	for x in A S; do
-		sign_text "${R[$x]}" "$cdir/verity-test.key" "$cdir/verity-test.pem" "$W/sig$x"
+		sign_text "${R[$x]}" "$CDIR/verity-test.key" "$CDIR/verity-test.pem" "$W/sig$x"
 		veritysetup open "${DL[$x]}" rdmt-ipe$x "${HL[$x]}" "${R[$x]}" --root-hash-signature="$W/sig$x" ||
 			die "veritysetup open $x"
 	done
-	ta="0 $sectors verity 1 ${DL[U]} ${HL[U]} 4096 4096 $nb 1 sha256"
-	vcreate rdmt-ipeU "$ta ${R[U]} ${SALTS[U]}"
+	TA="0 $SECT verity 1 ${DL[U]} ${HL[U]} 4096 4096 $NBLK 1 sha256"
+	vcreate rdmt-ipeU "$TA ${R[U]} ${SALTS[U]}"
 	vloop "$W/sq.img" -r
 	mount -t squashfs -o ro "$LOOP" "$W/mP" || die "mount plain"
 	at_exit umount "$W/mP"
@@ -843,26 +851,43 @@ t_ipe() {
 		op=EXECUTE dmverity_roothash=sha256:${R[U]} action=DENY
 		op=EXECUTE dmverity_signature=TRUE action=DENY
 	EOF
-	at_exit ipe_restore "$cdir"
-	ipe_restore "$cdir"	# a leftover of an earlier run in this boot
-	ipe_load rdmt_verity "$W/policy" "$cdir"
+	at_exit ipe_restore "$CDIR"
+	ipe_restore "$CDIR"	# a leftover of an earlier run in this boot
+	ipe_load rdmt_verity "$W/policy" "$CDIR"
 	echo 1 >$IPE_FS/policies/rdmt_verity/active || die "activating the policy"
+}
 
+# The policy decides by the root hash and the signature of the verity
+# device a file is executed from; without the policy everything runs again.
+t_ipe() {
+	local x
+	ipe_setup
 	runs P
 	runs A
 	denied S
 	denied U
+	for x in A S U; do assert_served rdmt-ipe$x; done
 
-	# U with A's tree and root hash (unsigned): runs; with its own: denied
+	# without the policy everything runs again
+	ipe_restore "$CDIR" || die "removing the IPE policy"
+	runs S
+	runs U
+}
+
+# A reloaded table changes what the policy sees: U with A's tree and root
+# hash (unsigned) runs, with its own again is denied; S without its
+# signature runs, with it again (by hand) is denied.
+t_ipe_table_reload() {
+	local x
+	ipe_setup
 	dmsetup reload --readonly rdmt-ipeU --table \
-		"0 $sectors verity 1 ${DL[U]} ${HL[A]} 4096 4096 $nb 1 sha256 ${R[A]} ${SALTS[A]}" || die "reload U"
+		"0 $SECT verity 1 ${DL[U]} ${HL[A]} 4096 4096 $NBLK 1 sha256 ${R[A]} ${SALTS[A]}" || die "reload U"
 	dmsetup resume rdmt-ipeU || die "resume U"
 	runs U
-	dmsetup reload --readonly rdmt-ipeU --table "$ta ${R[U]} ${SALTS[U]}" || die "reload U"
+	dmsetup reload --readonly rdmt-ipeU --table "$TA ${R[U]} ${SALTS[U]}" || die "reload U"
 	dmsetup resume rdmt-ipeU || die "resume U"
 	denied U
-	# S without its signature: runs; with it again (by hand): denied
-	x="0 $sectors verity 1 ${DL[S]} ${HL[S]} 4096 4096 $nb 1 sha256 ${R[S]} ${SALTS[S]}"
+	x="0 $SECT verity 1 ${DL[S]} ${HL[S]} 4096 4096 $NBLK 1 sha256 ${R[S]} ${SALTS[S]}"
 	dmsetup reload --readonly rdmt-ipeS --table "$x" || die "reload S"
 	dmsetup resume rdmt-ipeS || die "resume S"
 	runs S
@@ -872,11 +897,6 @@ t_ipe() {
 	denied S
 	runs A
 	for x in A S U; do assert_served rdmt-ipe$x; done
-
-	# without the policy everything runs again
-	ipe_restore "$cdir" || die "removing the IPE policy"
-	runs S
-	runs U
 }
 
 # ==== bad input ==================================================================
@@ -1142,6 +1162,7 @@ suite_tests() {
 	fi
 	run_test require_signatures vt t_require_signatures
 	run_test ipe_root_hash_binding vt t_ipe
+	run_test ipe_table_reload vt t_ipe_table_reload
 	run_test writes_refused vt t_writes_refused
 	run_test singleton_immutable vt t_singleton_immutable
 	run_test bad_input_args vt t_bad_input_args
