@@ -964,6 +964,22 @@ t_dest_faults() {
 	assert_no_kernel_report
 }
 
+# fmd_begin: the start of a metadata fault test: every command under a
+# timeout, then a clone over metadata behind dm-flakey (rdmt-z-fmd, healthy
+# for now), served by the module under test; fmd_end: rdmt-z-fmd removed,
+# no kernel report.
+fmd_begin() {
+	TO=(timeout $((60 * SCALE)))
+	begin
+	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
+	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
+	served $CLONE
+}
+fmd_end() {
+	"${TO[@]}" dmsetup remove rdmt-z-fmd
+	assert_no_kernel_report
+}
+
 # Metadata device failing writes (dm-flakey error_writes): the next commit
 # fails ("Metadata operation ... failed"), the transaction is aborted, the
 # clone switches to read-only mode (status word ro, a dm event) and reloads
@@ -973,11 +989,7 @@ t_dest_faults() {
 # work, a discard of an unhydrated region is ignored, nothing hydrates;
 # remove works; the committed state is intact.
 t_metadata_write_faults() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	served $CLONE
+	fmd_begin
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	event_nr $CLONE
@@ -1014,19 +1026,14 @@ t_metadata_write_faults() {
 	cstatus
 	assert_eq "1/$NREG rw" "$ST_HYD/$ST_NREG $ST_MODE" "status over the healed metadata"
 	clone_remove
-	"${TO[@]}" dmsetup remove rdmt-z-fmd
-	assert_no_kernel_report
+	fmd_end
 }
 
 # Metadata failing reads too (dm-flakey down): the abort cannot re-read it,
 # the clone switches to fail mode (status "Fail"): every I/O fails, the table
 # line stays; remove works.
 t_metadata_read_faults() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	served $CLONE
+	fmd_begin
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
@@ -1052,25 +1059,19 @@ t_metadata_read_faults() {
 	assert_eq "0 $SZ clone $(dmsetup info -c --noheadings -o major,minor rdmt-z-fmd | tr -d ' ') $DSTN $SRCN $R 1 no_hydration" \
 		"$(dmsetup table $CLONE)" "table line in fail mode"
 	clone_remove
-	"${TO[@]}" dmsetup remove rdmt-z-fmd
-	assert_no_kernel_report
+	fmd_end
 }
 
 # A table over metadata that cannot be read (written once, then dm-flakey
 # down) is refused.
 t_metadata_unreadable() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	served $CLONE
+	fmd_begin
 	clone_remove
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
 	refuse_tables <<<"clone: Failed to load metadata | 0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R"
 	refusals_check
 	impl_assert_idle
-	"${TO[@]}" dmsetup remove rdmt-z-fmd
-	assert_no_kernel_report
+	fmd_end
 }
 
 # ==== 10. bad input ===========================================================
@@ -1082,11 +1083,7 @@ t_metadata_unreadable() {
 # report. C bugs and quirks: accepted by C, refused by ours.
 
 # accepted TABLE: the table is accepted (no_hydration tables: nothing moves).
-accepted() {
-	"${TO[@]}" dmsetup create rdmt-a-bad --table "$1" || die "table refused: '$1'"
-	"${TO[@]}" dmsetup remove rdmt-a-bad
-	wipe_md
-}
+accepted() { accept_table "$1"; wipe_md; }
 
 bad_input_end() {
 	refusals_check

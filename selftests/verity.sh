@@ -130,10 +130,16 @@ std_image() {
 	NB=256 SECTORS=2048 SALT=5a175a17b0b0cafe
 	SRC=$POOL DFILE=$W/std.data HFILE=$W/std.hash
 	head -c 1M "$SRC" >"$DFILE"
-	truncate -s 1M "$HFILE"
-	vloop "$DFILE"
+	std_format "$DFILE" "$HFILE"
+}
+
+# std_format DATA-FILE HASH-FILE: loop devices D and H over them (a 1 MiB
+# hash file), their numbers DN and HN, formatted as the standard image.
+std_format() {
+	truncate -s 1M "$2"
+	vloop "$1"
 	D=$LOOP
-	vloop "$HFILE"
+	vloop "$2"
 	H=$LOOP
 	dn "$D"
 	DN=$DN_OUT
@@ -344,16 +350,7 @@ t_ignore_zero_blocks() {
 	head -c 1M "$POOL" >"$src"
 	dd if=/dev/zero of="$src" bs=4096 seek=20 count=10 conv=notrunc status=none
 	cp "$src" "$W/zero.data"
-	truncate -s 1M "$W/zero.hash"
-	vloop "$W/zero.data"
-	D=$LOOP
-	vloop "$W/zero.hash"
-	H=$LOOP
-	dn "$D"
-	DN=$DN_OUT
-	dn "$H"
-	HN=$DN_OUT
-	verity_format "$D" "$H" --hash-block-size=1024 --salt=$SALT
+	std_format "$W/zero.data" "$W/zero.hash"
 	vcreate rdmt-iz "$(std_table "1 ignore_zero_blocks")"
 	assert_served rdmt-iz "$(std_echo "1 ignore_zero_blocks")"
 	assert_blocks_match /dev/mapper/rdmt-iz 4096 0 256 "$src"

@@ -22,6 +22,9 @@
 #           REGEX | TABLE      refuse_rows of `dmsetup create $REFUSE_DEV
 #           EOF                [DMSETUP-OPTION...] --table TABLE`
 #   refusals_check             every refusal's reasons are in the log
+#   accept_table TABLE [DMSETUP-OPTION...]
+#                              the counterpart (an edge value, a C quirk):
+#                              the table is accepted; the device removed
 #
 # A row is split at its last " | ": a REGEX may hold " | ", an ARG not.
 
@@ -88,4 +91,11 @@ refusals_check() {
 	done
 	echo "# $REFUSE_N refusals, reasons checked"
 	REFUSE_N=0 REFUSE_TAG= REFUSE_RE=() REFUSE_WHAT=()
+}
+
+accept_table() {
+	local table=$1
+	shift
+	${TO[@]+"${TO[@]}"} dmsetup create "$REFUSE_DEV" "$@" --table "$table" || die "table refused: '$table'"
+	${TO[@]+"${TO[@]}"} dmsetup remove "$REFUSE_DEV" || die "dmsetup remove $REFUSE_DEV failed"
 }
