@@ -294,6 +294,18 @@ t_io_linear() {
 	end_test
 }
 
+# fio_under_injection NAME: fio write+verify through device NAME under
+# injection (no I/O error, no mismatch), something injected; NAME removed.
+fio_under_injection() {
+	inject_on "$NOMEM_PROB"
+	fio_verify "/dev/mapper/$1" 24
+	inject_off
+	assert_injected
+	"${TO[@]}" dmsetup status "$1" >&2
+	dmsetup remove "$1"
+	end_test
+}
+
 t_io_era() {
 	begin era
 	local md or
@@ -303,13 +315,7 @@ t_io_era() {
 	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
 	"${TO[@]}" dmsetup create rdmt-a-era --table "0 131072 era $md $or 128" || die "dmsetup create"
 	impl_assert_served rdmt-a-era
-	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-era 24
-	inject_off
-	assert_injected
-	"${TO[@]}" dmsetup status rdmt-a-era >&2
-	dmsetup remove rdmt-a-era
-	end_test
+	fio_under_injection rdmt-a-era
 }
 
 # clone_setup: metadata (zeroed), a 64 MiB source of known content, a
@@ -334,13 +340,7 @@ t_io_clone() {
 	clone_setup
 	"${TO[@]}" dmsetup create rdmt-a-clone --table "$CTAB 1 no_hydration" || die "dmsetup create"
 	impl_assert_served rdmt-a-clone
-	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-clone 24
-	inject_off
-	assert_injected
-	"${TO[@]}" dmsetup status rdmt-a-clone >&2
-	dmsetup remove rdmt-a-clone
-	end_test
+	fio_under_injection rdmt-a-clone
 }
 
 # verity: the data device holds what fio wrote (crc32c in every block);
