@@ -43,8 +43,9 @@ def ioctl(fd, nr, name, flags=0, data=b"", count=0, room=64):
 
 
 def message_data(text, sector=0):
-    """DM_TARGET_MSG's data: struct dm_target_msg for TEXT."""
-    return struct.pack("=Q", sector) + text.encode() + b"\0"
+    """DM_TARGET_MSG's data: struct dm_target_msg for TEXT (str, or bytes
+    as they are) at SECTOR (modulo 2^64)."""
+    return struct.pack("=Q", sector & U64) + _bytes(text) + b"\0"
 
 
 def message(fd, name, text, room=4096):
@@ -58,16 +59,24 @@ def header(b):
     return struct.unpack_from("=IIiII", b, 16)
 
 
+U64 = (1 << 64) - 1
+
+
+def _bytes(s):
+    return s if isinstance(s, (bytes, bytearray)) else s.encode()
+
+
 def table(targets):
     """DM_TABLE_LOAD's data for TARGETS, a list of (start, length, type,
-    params): (data, count)."""
+    params) (type and params: str, or bytes as they are; start and length
+    taken modulo 2^64): (data, count)."""
     blobs = []
     for i, (start, length, ttype, params) in enumerate(targets):
-        p = params.encode() + b"\0"
+        p = _bytes(params) + b"\0"
         size = (SPEC + len(p) + 7) & ~7
         blob = bytearray(size)
-        struct.pack_into("=QQiI16s", blob, 0, start, length, 0,
-                         size if i + 1 < len(targets) else 0, ttype.encode())
+        struct.pack_into("=QQiI16s", blob, 0, start & U64, length & U64, 0,
+                         size if i + 1 < len(targets) else 0, _bytes(ttype))
         blob[SPEC:SPEC + len(p)] = p
         blobs.append(blob)
     return b"".join(blobs), len(targets)
