@@ -924,17 +924,28 @@ assert_log_not_flooded() {
 		die "kernel log flooded: $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s since the mark (not rate-limited?)"
 }
 
+# flakey_begin md|dst: the start of a fault test: every command under a
+# timeout, then a clone whose metadata (md) or destination (dst) device is
+# behind dm-flakey (rdmt-z-fmd, rdmt-z-fdst; healthy for now), served by
+# the module under test.
+flakey_begin() {
+	local md=$MD dst=$DST lower=$MD size=$MSZ
+	TO=(timeout $((60 * SCALE)))
+	begin
+	[ "$1" = md ] || lower=$DST size=$SZ
+	"${TO[@]}" dmsetup create "rdmt-z-f$1" --table "0 $size flakey $lower 0 1 0"
+	if [ "$1" = md ]; then md=/dev/mapper/rdmt-z-fmd; else dst=/dev/mapper/rdmt-z-fdst; fi
+	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $md $dst $SRC $R 1 no_hydration"
+	served $CLONE
+}
+
 # Destination failing writes (dm-flakey error_writes): writes to hydrated
 # regions fail, partial writes to unhydrated ones fail (the copy's write
 # fails: "hydration failed"), whole-region writes fail; nothing new is
 # hydrated; reads work; the metadata stays read-write (no commit needed);
 # background hydration retries; remove works.
 t_dest_faults() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fdst --table "0 $SZ flakey $DST 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $MD /dev/mapper/rdmt-z-fdst $SRC $R 1 no_hydration"
-	served $CLONE
+	flakey_begin dst
 	wr $((3 * RB)) $RB
 	assert_hydrated 1 "healthy destination"
 	lower_set rdmt-z-fdst "$DST" "$SZ" "flakey $DST 0 0 1 1 error_writes"
@@ -964,17 +975,8 @@ t_dest_faults() {
 	assert_no_kernel_report
 }
 
-# fmd_begin: the start of a metadata fault test: every command under a
-# timeout, then a clone over metadata behind dm-flakey (rdmt-z-fmd, healthy
-# for now), served by the module under test; fmd_end: rdmt-z-fmd removed,
-# no kernel report.
-fmd_begin() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	served $CLONE
-}
+# fmd_end: the end of a metadata fault test (flakey_begin md): rdmt-z-fmd
+# removed, no kernel report.
 fmd_end() {
 	"${TO[@]}" dmsetup remove rdmt-z-fmd
 	assert_no_kernel_report
@@ -989,7 +991,7 @@ fmd_end() {
 # work, a discard of an unhydrated region is ignored, nothing hydrates;
 # remove works; the committed state is intact.
 t_metadata_write_faults() {
-	fmd_begin
+	flakey_begin md
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	event_nr $CLONE
@@ -1033,7 +1035,7 @@ t_metadata_write_faults() {
 # the clone switches to fail mode (status "Fail"): every I/O fails, the table
 # line stays; remove works.
 t_metadata_read_faults() {
-	fmd_begin
+	flakey_begin md
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
@@ -1065,7 +1067,7 @@ t_metadata_read_faults() {
 # A table over metadata that cannot be read (written once, then dm-flakey
 # down) is refused.
 t_metadata_unreadable() {
-	fmd_begin
+	flakey_begin md
 	clone_remove
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
 	refuse_tables <<<"clone: Failed to load metadata | 0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R"
