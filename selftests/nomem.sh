@@ -306,15 +306,22 @@ fio_under_injection() {
 	end_test
 }
 
+# era_setup ORIGIN-MIB: rdmt-a-era over zeroed metadata (4 MiB) and an
+# origin of ORIGIN-MIB MiB, in blocks of 64 KiB, served by the module under
+# test; EMD is the metadata device.
+era_setup() {
+	local or
+	EMD=$(new_loop nomem-era-md 4)
+	or=$(new_loop nomem-era-or "$1")
+	echo "$EMD $or" >>"$SCRATCH/nomem-loops"
+	dd if=/dev/zero of="$EMD" bs=64k count=1 oflag=direct status=none
+	"${TO[@]}" dmsetup create rdmt-a-era --table "0 $(($1 * 2048)) era $EMD $or 128" || die "dmsetup create"
+	impl_assert_served rdmt-a-era
+}
+
 t_io_era() {
 	begin era
-	local md or
-	md=$(new_loop nomem-era-md 4)
-	or=$(new_loop nomem-era-or 64)
-	echo "$md $or" >>"$SCRATCH/nomem-loops"
-	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
-	"${TO[@]}" dmsetup create rdmt-a-era --table "0 131072 era $md $or 128" || die "dmsetup create"
-	impl_assert_served rdmt-a-era
+	era_setup 64
 	fio_under_injection rdmt-a-era
 }
 
@@ -455,13 +462,8 @@ checkpoint_all_failing() {
 # era_invalidate --written-since 1 lists exactly the blocks written.
 t_checkpoint_era() {
 	begin era
-	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after
-	md=$(new_loop nomem-era-md 4)
-	or=$(new_loop nomem-era-or 16)
-	echo "$md $or" >>"$SCRATCH/nomem-loops"
-	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
-	"${TO[@]}" dmsetup create rdmt-a-era --table "0 32768 era $md $or 128" || die "dmsetup create"
-	impl_assert_served rdmt-a-era
+	local i b blocks=() want list out line e s failed=0 ok=0 st before after
+	era_setup 16
 	inject_on "$NOMEM_PROB"
 	for ((i = 0; i < 40; i++)); do
 		b=$(((i * 37 + 11) % 256))
@@ -486,7 +488,7 @@ t_checkpoint_era() {
 	[ "$failed" = 0 ] || { sed 's/^/  dmsetup: /' "$SCRATCH/nomem-msg.err" >&2; klog; grep -E "era|device-mapper" <<<"$KLOG" | tail -n 5 >&2 || true; }
 	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint || die "checkpoint without injection failed"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 take_metadata_snap || die "take_metadata_snap failed"
-	era_written_since 1 "$md"
+	era_written_since 1 "$EMD"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 drop_metadata_snap || die "drop_metadata_snap failed"
 	list=("${ERA_SINCE[@]}")
 	want=$(printf '%s\n' "${blocks[@]}" | sort -n -u | tr '\n' ' ')
