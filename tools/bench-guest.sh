@@ -141,9 +141,11 @@ loaded_modules() { # REGEX: "name(refs) ..." of the loaded modules matching REGE
 
 # served_by DM_NAME MODULE|built-in: the live table line, the module that
 # owns its target (dm-linear is part of dm-mod, built in here) with its
-# reference count, and the target's registered version.
+# reference count, the target's registered version, and the proof that
+# MODULE served it (selftests/lib/impl.sh: impl_assert_served; a failed
+# proof is also added to $W/proof-failures, a failed run at the end).
 served_by() {
-	local table type mod t v
+	local table type mod t v proof=ok
 	table=$(dmsetup table "$1")
 	table=${table%%$'\n'*}
 	read -r _ _ type _ <<<"$table"
@@ -156,7 +158,11 @@ served_by() {
 	while read -r t v; do
 		[ "$t" = "$type" ] && break
 	done < <(dmsetup targets)
-	echo "table '$table'; module $mod; target $type $v"
+	if ! { impl_select_by "$type" "$2" && impl_assert_served "$1"; } 2>/dev/null; then
+		proof="FAILED: $TEST_FAILURE"
+		echo "$1: $TEST_FAILURE" >>"$W/proof-failures"
+	fi
+	echo "table '$table'; module $mod; target $type $v; proof $proof"
 }
 
 # slot_select TARGET c|rust RS_MOD: selects the implementation serving that
@@ -1644,6 +1650,10 @@ clock1=$(rtc_edge)
 	echo "tsc_boot=$(dmesg | grep -E 'tsc: (Detected|Refined|PIT calibration|Marking)' | sed 's/^\[[^]]*\] //' | tr '\n' ';')"
 } >>"$W/meta.txt"
 log "guest clock: $(grep -E '^(guest_clock_rate|clocksource|tsc_boot)=' "$W/meta.txt" | tr '\n' ' ')"
+if [ -s "$W/proof-failures" ]; then
+	log "FAILED: not served by the module measured: $(tr '\n' ' ' <"$W/proof-failures")"
+	FAILED=$((FAILED + $(wc -l <"$W/proof-failures")))
+fi
 echo "failed_runs=$FAILED" >>"$W/meta.txt"
 log "done in $(($(date +%s) - start)) s, $FAILED failed run(s)"
 lsmod >"$W/lsmod-end.txt"

@@ -14,6 +14,9 @@
 # and no other implementation of the target is loaded.
 #
 #   impl_select TARGET IMPL   set the IMPL_* variables below (no loading)
+#   impl_select_by TYPE MODULE
+#                             the same for the row of target type TYPE in
+#                             module MODULE ("built-in": in dm-mod)
 #   impl_from_env TARGET      <TARGET>_IMPL (ERA_IMPL, ...): rust (the
 #                             default) or c, the implementation under test
 #   impl_load TARGET IMPL [PARAM=VALUE...]
@@ -82,6 +85,17 @@ impl_select() { # TARGET IMPL
 	for m in $others; do
 		[ "${m%%:*}" != "$IMPL_TYPE" ] || IMPL_OTHERS+="${m#*:} "
 	done
+}
+
+impl_select_by() { # TYPE MODULE
+	local t i ty m k d v want=${2//-/_}
+	[ "$want" != built_in ] || want=-
+	while read -r t i ty m k d v; do
+		[ -n "$t" ] && [ "$ty" = "$1" ] && [ "$m" = "$want" ] || continue
+		impl_select "$t" "$i"
+		return
+	done <<<"$IMPL_TABLE"
+	_impl_fail "no implementation of target type '$1' in module '$2' (selftests/lib/impl.sh)"
 }
 
 # impl_from_env TARGET: sets <TARGET>_IMPL to rust if it is empty; exits
