@@ -1631,9 +1631,8 @@ t_hydration_under_load() {
 	command -v fio >/dev/null || die "fio not installed"
 	local core="hydration_threshold 64 hydration_batch_size 16" t0 end reads
 	if [ "$IMPL" = c ]; then
-		bad_table "clone: Invalid number of core arguments" \
-			"$(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
-		bad_tables_check
+		refuse_tables <<<"clone: Invalid number of core arguments | $(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
+		refusals_check
 		clone_create $R 1 no_hydration 4 $core
 		served $CLONE
 		if dmsetup message $CLONE 0 hydration_share_under_io 30 >/dev/null 2>&1; then
@@ -1690,11 +1689,11 @@ t_hydration_under_load() {
 	clone_remove
 	check_dst "hydrated under load"
 	# More than four core arguments only with the extension among them.
-	bad_table "clone: Invalid number of core arguments" \
-		"$(ctable "$SRC" $R 0 6 $core hydration_threshold 2)"
-	bad_table "clone: Invalid value for argument .hydration_share_under_io'" \
-		"$(ctable "$SRC" $R 0 2 hydration_share_under_io 101)"
-	bad_tables_check
+	refuse_tables <<-EOF
+		clone: Invalid number of core arguments                  | $(ctable "$SRC" $R 0 6 $core hydration_threshold 2)
+		clone: Invalid value for argument .hydration_share_under_io'   | $(ctable "$SRC" $R 0 2 hydration_share_under_io 101)
+	EOF
+	refusals_check
 	assert_no_kernel_report
 }
 
