@@ -548,17 +548,20 @@ t_recreate_continues() {
 # stay); the status has the documented fields, features in a fixed order
 # (no_hydration, no_discard_passdown; duplicates collapse), the core args
 # always both. Reloads over the same metadata; status while suspended.
+
+# tcase ARGS EXPECTED-TABLE-ARGS EXPECTED-STATUS: $CLONE reloaded with ARGS
+# (after the source device), then its table line and status.
+tcase() {
+	"${TO[@]}" dmsetup reload $CLONE --table "$(ctable "$SRC" "$1")" || die "reload '$1' failed"
+	"${TO[@]}" dmsetup resume $CLONE || die "resume after reload '$1' failed"
+	assert_eq "0 $SZ clone $MDN $DSTN $SRCN $2" "$(dmsetup table $CLONE)" "table line for '$1'"
+	cstatus
+	assert_eq "$3" "$ST" "status for '$1'"
+}
+
 t_status_and_table() {
 	begin
 	local dev="$MDN $DSTN $SRCN" c1="4 hydration_threshold 1 hydration_batch_size 1"
-	# tcase ARGS | EXPECTED-TABLE-ARGS | EXPECTED-STATUS (a reload each).
-	tcase() {
-		"${TO[@]}" dmsetup reload $CLONE --table "$(ctable "$SRC" "$1")" || die "reload '$1' failed"
-		"${TO[@]}" dmsetup resume $CLONE || die "resume after reload '$1' failed"
-		assert_eq "0 $SZ clone $dev $2" "$(dmsetup table $CLONE)" "table line for '$1'"
-		cstatus
-		assert_eq "$3" "$ST" "status for '$1'"
-	}
 	clone_create $R 1 no_hydration
 	served $CLONE
 	assert_eq "0 $SZ clone $dev $R 1 no_hydration" "$(dmsetup table $CLONE)" "table line"
@@ -581,7 +584,17 @@ t_status_and_table() {
 	cstatus
 	assert_eq "8 6/1024 $R 0/$NREG 0 1 no_hydration $c1 rw" "$ST" "status while suspended"
 	"${TO[@]}" dmsetup resume $CLONE
-	# Hydrating: no features (the counts move).
+	clone_remove
+	assert_no_kernel_report
+}
+
+# While hydrating: no features (the counts move), then after hydration;
+# the io hints; values parsed as kstrtouint does.
+t_status_while_hydrating() {
+	begin
+	local dev="$MDN $DSTN $SRCN" c1="4 hydration_threshold 1 hydration_batch_size 1"
+	clone_create $R 1 no_hydration
+	served $CLONE
 	"${TO[@]}" dmsetup reload $CLONE --table "$(ctable "$SRC" $R 0 2 hydration_batch_size 4)"
 	"${TO[@]}" dmsetup resume $CLONE
 	assert_eq "0 $SZ clone $dev $R 0 2 hydration_batch_size 4" "$(dmsetup table $CLONE)" "table line"
@@ -616,9 +629,10 @@ t_status_and_table() {
 # ==== 6. messages =============================================================
 # disable/enable_hydration, hydration_threshold, hydration_batch_size change
 # the status and the behaviour (threshold 0 stops background hydration even
-# when enabled); names are case-insensitive. Bad messages fail and change
-# nothing. C logs a reason only for an unknown message with one argument
-# ("Unsupported message"); ours must log one for every refused message.
+# when enabled); names are case-insensitive; enable_hydration and
+# disable_hydration ignore extra arguments (C checks the argument count
+# only for the two-word messages); values are parsed as kstrtouint does (a
+# leading '+' is accepted).
 t_messages() {
 	begin
 	clone_create $R 1 no_hydration
@@ -644,53 +658,55 @@ t_messages() {
 	cstatus
 	assert_eq "hydration_threshold 32 hydration_batch_size 8" "$ST_CORE" "core args"
 	assert_eq "0/$NREG" "$ST_HYD/$ST_NREG" "hydrated after the messages"
-
-	# Bad messages.
-	local m rc
-	bad_msg() { # REASON-REGEX-FOR-C ("" = C logs nothing) MESSAGE...
-		local reason=$1
-		shift
-		kmark
-		rc=0
-		"${TO[@]}" dmsetup message $CLONE 0 -- "$@" >/dev/null 2>&1 || rc=$?
-		[ $rc -ne 124 ] || die "message hung: '$*'"
-		[ $rc -ne 0 ] || die "message accepted: '$*'"
-		if [ "$IMPL" = rust ]; then
-			assert_klog "clone: .*"
-		elif [ -n "$reason" ]; then
-			assert_klog "$reason"
-		fi
-	}
-	bad_msg "" bogus
-	bad_msg "clone: [0-9]+:[0-9]+: Unsupported message .bogus'" bogus 1
-	bad_msg "" bogus 1 2
-	bad_msg "" hydration_threshold
-	bad_msg "" hydration_threshold 5 6
-	bad_msg "" hydration_threshold abc
-	bad_msg "" hydration_threshold -1
-	bad_msg "" hydration_threshold 4294967296
-	bad_msg "" hydration_threshold 0x10
-	bad_msg "" hydration_threshold 12abc
-	bad_msg "" hydration_batch_size
-	bad_msg "" hydration_batch_size 18446744073709551616
-	bad_msg "" hydration_batch_size x
-	# enable_hydration and disable_hydration ignore extra arguments (C
-	# checks the argument count only for the two-word messages): kept.
 	msg enable_hydration now
 	msg disable_hydration 1 2
 	cstatus
-	assert_eq "no_hydration" "$ST_FEATS" "features after the bad messages"
-	assert_eq "hydration_threshold 32 hydration_batch_size 8" "$ST_CORE" "core args after the bad messages"
+	assert_eq "no_hydration" "$ST_FEATS" "features after disable_hydration 1 2"
 	# Now hydrate (threshold 32, batches of 8).
 	msg enable_hydration
 	wait_hydrated
-	# Values are parsed as kstrtouint does: a leading '+' is accepted.
 	msg HYDRATION_BATCH_SIZE +9
 	msg hydration_threshold +033
 	cstatus
 	assert_eq "hydration_threshold 33 hydration_batch_size 9" "$ST_CORE" "core args (values '+9', '+033')"
 	clone_remove
 	check_dst "after hydration"
+	assert_no_kernel_report
+}
+
+# Refused messages (refuse_rows, selftests/lib/refuse.sh) fail and change
+# nothing. C logs a reason only for an unknown message with one argument
+# ("Unsupported message"); ours must log one for every refused message.
+t_bad_messages() {
+	begin
+	clone_create $R 1 no_hydration
+	served $CLONE
+	msg HYDRATION_BATCH_SIZE 8
+	msg hydration_threshold 32
+	local any="clone: .*" unsup="clone: .*"
+	if [ "$IMPL" = c ]; then any= unsup="clone: [0-9]+:[0-9]+: Unsupported message .bogus'"; fi
+	refuse_rows dmsetup message $CLONE 0 -- <<-EOF
+		$any     | bogus
+		$unsup   | bogus 1
+		$any     | bogus 1 2
+		$any     | hydration_threshold
+		$any     | hydration_threshold 5 6
+		$any     | hydration_threshold abc
+		$any     | hydration_threshold -1
+		$any     | hydration_threshold 4294967296
+		$any     | hydration_threshold 0x10
+		$any     | hydration_threshold 12abc
+		$any     | hydration_batch_size
+		$any     | hydration_batch_size 18446744073709551616
+		$any     | hydration_batch_size x
+	EOF
+	refusals_check
+	cstatus
+	assert_eq "no_hydration" "$ST_FEATS" "features after the bad messages"
+	assert_eq "hydration_threshold 32 hydration_batch_size 8" "$ST_CORE" "core args after the bad messages"
+	assert_eq "0/$NREG" "$ST_HYD/$ST_NREG" "hydrated after the bad messages"
+	served $CLONE
+	clone_remove
 	assert_no_kernel_report
 }
 
@@ -703,7 +719,15 @@ t_messages() {
 # not touched: a discarded region then reads the destination's old content
 # (here garbage). Discard limits: passdown inherits the destination's,
 # no_discard_passdown sets region-granular ones.
-t_discards() {
+
+# disc OFF LEN: a discard of LEN bytes at OFF of the clone.
+disc() {
+	"${TO[@]}" blkdiscard -o "$1" -l "$2" $CDEV || die "blkdiscard -o $1 -l $2 failed"
+}
+
+# With passdown: the destination's limits; discards passed down trimmed to
+# whole regions.
+t_discards_passdown() {
 	begin
 	clone_create $R 1 no_hydration
 	served $CLONE
@@ -715,9 +739,6 @@ t_discards() {
 	assert_eq "$dmax" "$v" "discard_max_bytes (passdown: the destination's)"
 	read -r v <"/sys/block/$KNAME/queue/discard_granularity"
 	assert_eq "$dgran" "$v" "discard_granularity (passdown: the destination's)"
-	disc() { # OFF LEN
-		"${TO[@]}" blkdiscard -o "$1" -l "$2" $CDEV || die "blkdiscard -o $1 -l $2 failed"
-	}
 	# a. one unhydrated region: hydrated, passed down (zeroes).
 	stat_field "$d" 12; before=$STAT
 	disc $((4 * RB)) $RB
@@ -759,13 +780,17 @@ t_discards() {
 	for r in 6 8; do region_is "$DSTF" $r "$GARB"; done
 	for r in 4 9 20 25 29; do region_zero "$DSTF" $r; done
 	region_is "$DSTF" 12 "$EXP"
+	assert_no_kernel_report
+}
 
-	# Without passdown.
-	wipe_md
-	reset_dst
-	exp_init
+# Without passdown: the destination is not touched, a discarded region reads
+# the destination's old content (garbage); region-granular discard limits; a
+# discard of the whole device completes hydration (a dm event).
+t_discards_no_passdown() {
+	begin
 	clone_create $R 2 no_hydration no_discard_passdown
 	served $CLONE
+	local d=${DST#/dev/} v before
 	dm_kname $CLONE
 	read -r v <"/sys/block/$KNAME/queue/discard_granularity"
 	assert_eq $RB "$v" "discard_granularity (no passdown: the region size)"
@@ -899,17 +924,28 @@ assert_log_not_flooded() {
 		die "kernel log flooded: $n 'hydration failed' lines in $((SECONDS - KMARK_T)) s since the mark (not rate-limited?)"
 }
 
+# flakey_begin md|dst: the start of a fault test: every command under a
+# timeout, then a clone whose metadata (md) or destination (dst) device is
+# behind dm-flakey (rdmt-z-fmd, rdmt-z-fdst; healthy for now), served by
+# the module under test.
+flakey_begin() {
+	local md=$MD dst=$DST lower=$MD size=$MSZ
+	TO=(timeout $((60 * SCALE)))
+	begin
+	[ "$1" = md ] || lower=$DST size=$SZ
+	"${TO[@]}" dmsetup create "rdmt-z-f$1" --table "0 $size flakey $lower 0 1 0"
+	if [ "$1" = md ]; then md=/dev/mapper/rdmt-z-fmd; else dst=/dev/mapper/rdmt-z-fdst; fi
+	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $md $dst $SRC $R 1 no_hydration"
+	served $CLONE
+}
+
 # Destination failing writes (dm-flakey error_writes): writes to hydrated
 # regions fail, partial writes to unhydrated ones fail (the copy's write
 # fails: "hydration failed"), whole-region writes fail; nothing new is
 # hydrated; reads work; the metadata stays read-write (no commit needed);
 # background hydration retries; remove works.
 t_dest_faults() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fdst --table "0 $SZ flakey $DST 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $MD /dev/mapper/rdmt-z-fdst $SRC $R 1 no_hydration"
-	served $CLONE
+	flakey_begin dst
 	wr $((3 * RB)) $RB
 	assert_hydrated 1 "healthy destination"
 	lower_set rdmt-z-fdst "$DST" "$SZ" "flakey $DST 0 0 1 1 error_writes"
@@ -939,6 +975,13 @@ t_dest_faults() {
 	assert_no_kernel_report
 }
 
+# fmd_end: the end of a metadata fault test (flakey_begin md): rdmt-z-fmd
+# removed, no kernel report.
+fmd_end() {
+	"${TO[@]}" dmsetup remove rdmt-z-fmd
+	assert_no_kernel_report
+}
+
 # Metadata device failing writes (dm-flakey error_writes): the next commit
 # fails ("Metadata operation ... failed"), the transaction is aborted, the
 # clone switches to read-only mode (status word ro, a dm event) and reloads
@@ -946,16 +989,9 @@ t_dest_faults() {
 # unhydrated again). Then: writes to hydrated regions work, writes needing a
 # hydration fail with EIO, flushes fail (the commit cannot happen), reads
 # work, a discard of an unhydrated region is ignored, nothing hydrates;
-# remove works; the committed state is intact. Metadata failing reads too:
-# the abort cannot re-read it, the clone switches to fail mode (status
-# "Fail"): every I/O fails; remove works. A table over unreadable metadata
-# is refused.
-t_metadata_faults() {
-	TO=(timeout $((60 * SCALE)))
-	begin
-	"${TO[@]}" dmsetup create rdmt-z-fmd --table "0 $MSZ flakey $MD 0 1 0"
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R 1 no_hydration"
-	served $CLONE
+# remove works; the committed state is intact.
+t_metadata_write_faults() {
+	flakey_begin md
 	wr $((1 * RB)) $RB
 	assert_hydrated 1 "healthy metadata"          # the status commits
 	event_nr $CLONE
@@ -991,8 +1027,17 @@ t_metadata_faults() {
 	served $CLONE
 	cstatus
 	assert_eq "1/$NREG rw" "$ST_HYD/$ST_NREG $ST_MODE" "status over the healed metadata"
+	clone_remove
+	fmd_end
+}
 
-	# Reads fail too: fail mode.
+# Metadata failing reads too (dm-flakey down): the abort cannot re-read it,
+# the clone switches to fail mode (status "Fail"): every I/O fails, the table
+# line stays; remove works.
+t_metadata_read_faults() {
+	flakey_begin md
+	wr $((1 * RB)) $RB
+	assert_hydrated 1 "healthy metadata"          # the status commits
 	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
 	kmark
 	"${TO[@]}" dd if="$POOL" of=$CDEV bs=4096 seek=$((2 * 16 + 1)) count=1 oflag=direct status=none ||
@@ -1016,183 +1061,195 @@ t_metadata_faults() {
 	assert_eq "0 $SZ clone $(dmsetup info -c --noheadings -o major,minor rdmt-z-fmd | tr -d ' ') $DSTN $SRCN $R 1 no_hydration" \
 		"$(dmsetup table $CLONE)" "table line in fail mode"
 	clone_remove
-	# A table over unreadable metadata.
-	kmark
-	local rc=0
-	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R" \
-		>/dev/null 2>&1 || rc=$?
-	[ $rc -ne 124 ] || die "create over unreadable metadata hung"
-	[ $rc -ne 0 ] || die "create over unreadable metadata succeeded"
-	assert_klog "clone: Failed to load metadata"
-	if dm_exists $CLONE; then die "device left behind"; fi
-	"${TO[@]}" dmsetup remove rdmt-z-fmd
-	assert_no_kernel_report
+	fmd_end
+}
+
+# A table over metadata that cannot be read (written once, then dm-flakey
+# down) is refused.
+t_metadata_unreadable() {
+	flakey_begin md
+	clone_remove
+	lower_set rdmt-z-fmd "$MD" "$MSZ" "flakey $MD 0 0 1"
+	refuse_tables <<<"clone: Failed to load metadata | 0 $SZ clone /dev/mapper/rdmt-z-fmd $DST $SRC $R"
+	refusals_check
+	impl_assert_idle
+	fmd_end
 }
 
 # ==== 10. bad input ===========================================================
-# bad_table REASON-REGEX TABLE [REGEX2]: dmsetup create fails, no device is
-# left behind; the kernel log lines logged while it ran must match the
-# regexes: checked later, all at once, by bad_tables_check (one dmesg for
-# all cases: a dmesg costs ~0.6 s under TCG). Each case starts with a line
-# "<tag> case N:" written to /dev/kmsg.
-BT_N=0
-BT_TAG=
-bad_table() {
-	local table=$2 rc=0
-	[ -n "$BT_TAG" ] || BT_TAG="clone-selftest bad-table $BASHPID-$RANDOM$RANDOM"
-	BT_N=$((BT_N + 1))
-	BT_TABLE[BT_N]=$table BT_RE1[BT_N]=$1 BT_RE2[BT_N]=${3:-}
-	echo "$BT_TAG case $BT_N:" >/dev/kmsg
-	"${TO[@]}" dmsetup create rdmt-a-bad --table "$table" >/dev/null 2>&1 || rc=$?
-	if [ $rc -eq 0 ]; then
-		"${TO[@]}" dmsetup remove rdmt-a-bad >/dev/null 2>&1 || true
-		die "table accepted: '$table'"
-	fi
-	[ $rc -ne 124 ] || die "create hung: '$table'"
-	if dm_exists rdmt-a-bad; then die "device left behind: '$table'"; fi
-}
-bad_tables_check() {
-	local i re n line
-	local -a seg
-	# One awk pass (bash pattern removal on the whole log is quadratic):
-	# "N<TAB>lines logged after case N's mark, joined".
-	while IFS=$'\t' read -r n line; do
-		seg[n]=$line
-	done < <(dmesg | awk -v tag="$BT_TAG case " '
-		(i = index($0, tag)) { n = substr($0, i + length(tag)); sub(/:.*/, "", n); seen[n] = 1; next }
-		n != "" { s[n] = s[n] " | " $0 }
-		END { for (k in seen) print k "\t" s[k] }')
-	for ((i = 1; i <= BT_N; i++)); do
-		[ -n "${seg[i]+set}" ] || die "kernel log mark of bad table case $i lost"
-		for re in "${BT_RE1[i]}" "${BT_RE2[i]}"; do
-			[ -z "$re" ] || [[ "${seg[i]}" =~ $re ]] ||
-				die "refused table '${BT_TABLE[i]}': kernel log has no line matching: $re (log: ${seg[i]})"
-		done
-	done
-	echo "# $BT_N refused tables, reasons checked"
-}
+# Refused tables, one table of (reason, table line) rows per kind
+# (refuse_tables, selftests/lib/refuse.sh): dmsetup create fails, leaves no
+# device, and the kernel log has C's reason. Each test ends with
+# bad_input_end: every reason checked, the module loaded but not in use
+# (the refused tables leaked no reference), C's not loaded, no kernel
+# report. C bugs and quirks: accepted by C, refused by ours.
 
 # accepted TABLE: the table is accepted (no_hydration tables: nothing moves).
-accepted() {
-	"${TO[@]}" dmsetup create rdmt-a-bad --table "$1" || die "table refused: '$1'"
-	"${TO[@]}" dmsetup remove rdmt-a-bad
-	wipe_md
+accepted() { accept_table "$1"; wipe_md; }
+
+bad_input_end() {
+	refusals_check
+	impl_assert_idle
+	assert_no_kernel_report
 }
 
-t_bad_input() {
+# Argument count and region size.
+t_bad_input_args() {
 	begin
-	local t="0 $SZ clone" c="clone: " small tinymd big huge s4k nh="1 no_hydration"
+	local t="0 $SZ clone"
+	refuse_tables <<-EOF
+		clone: Invalid number of arguments       | $t
+		clone: Invalid number of arguments       | $t $MD $DST $SRC
+		clone: Region size is not a power of 2   | $t $MD $DST $SRC 12
+		clone: Invalid region size               | $t $MD $DST $SRC 4
+		clone: Invalid region size               | $t $MD $DST $SRC 0
+		clone: Invalid region size               | $t $MD $DST $SRC 4194304
+		clone: Invalid region size               | $t $MD $DST $SRC -8
+		clone: Invalid region size               | $t $MD $DST $SRC 0x8
+		clone: Invalid region size               | $t $MD $DST $SRC abc
+		clone: Invalid region size               | $t $MD $DST $SRC 4294967296
+	EOF
+	if [ "$IMPL" = rust ]; then
+		refuse_tables <<<"clone: Invalid region size | $t $MD $DST $SRC 4294967304"
+	else
+		# C bug: dm_read_arg's sscanf("%u") wraps 2^32 + 8 to 8.
+		accepted "$t $MD $DST $SRC 4294967304 1 no_hydration"
+	fi
+	bad_input_end
+}
+
+# Devices that cannot be opened or are too small; source = destination.
+t_bad_input_devices() {
+	begin
+	local t="0 $SZ clone" small tinymd
 	truncate -s 32M "$SCRATCH/clone-small.img"
 	small=$(losetup --find --show "$SCRATCH/clone-small.img")
 	truncate -s 8K "$SCRATCH/clone-tinymd.img"
 	tinymd=$(losetup --find --show "$SCRATCH/clone-tinymd.img")
-	bad_table "${c}Invalid number of arguments" "$t"
-	bad_table "${c}Invalid number of arguments" "$t $MD $DST $SRC"
-	bad_table "${c}Region size is not a power of 2" "$t $MD $DST $SRC 12"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 0"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4194304"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC -8"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 0x8"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC abc"
-	bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4294967296"
-	if [ "$IMPL" = rust ]; then
-		bad_table "${c}Invalid region size" "$t $MD $DST $SRC 4294967304"
-	else
-		# C bug: dm_read_arg's sscanf("%u") wraps 2^32 + 8 to 8.
-		accepted "$t $MD $DST $SRC 4294967304 $nh"
-	fi
-	bad_table "${c}Error opening metadata device" "$t /dev/does-not-exist $DST $SRC 8"
-	bad_table "${c}Error opening destination device" "$t $MD /dev/does-not-exist $SRC 8"
-	bad_table "${c}Error opening source device" "$t $MD $DST /dev/does-not-exist 8"
-	bad_table "${c}Error opening metadata device" "$t 4095:4095 $DST $SRC 8"
-	bad_table "${c}Device size larger than destination device" "$t $MD $small $SRC 8"
-	bad_table "${c}Device size larger than source device" "$t $MD $DST $small 8"
-	bad_table "${c}Device size larger than destination device" "$t $MD $MD $SRC 8"
-	bad_table "${c}Failed to load metadata" "$t $tinymd $DST $SRC 8"
-	# Features.
-	bad_table "${c}Invalid number of feature arguments" "$t $MD $DST $SRC 8 x"
-	bad_table "${c}Invalid number of feature arguments" "$t $MD $DST $SRC 8 -1"
-	bad_table "${c}Invalid number of feature arguments" "$t $MD $DST $SRC 8 2 no_hydration"
-	bad_table "${c}Invalid number of feature arguments" \
-		"$t $MD $DST $SRC 8 3 no_hydration no_discard_passdown no_hydration"
-	bad_table "${c}Invalid feature argument" "$t $MD $DST $SRC 8 1 bogus"
-	bad_table "${c}Invalid feature argument" "$t $MD $DST $SRC 8 2 no_hydration hydration_threshold"
-	# Core args.
-	bad_table "${c}Invalid number of core arguments" "$t $MD $DST $SRC 8 0 x"
-	bad_table "${c}Invalid number of core arguments" "$t $MD $DST $SRC 8 0 4"
-	bad_table "${c}Invalid number of core arguments" "$t $MD $DST $SRC 8 0 2 hydration_threshold"
-	bad_table "${c}Invalid number of core arguments" \
-		"$t $MD $DST $SRC 8 0 6 hydration_threshold 1 hydration_batch_size 1 hydration_threshold 2"
-	bad_table "${c}Number of core arguments must be even" "$t $MD $DST $SRC 8 0 1 hydration_threshold"
-	bad_table "${c}Number of core arguments must be even" \
-		"$t $MD $DST $SRC 8 0 3 hydration_threshold 1 hydration_batch_size"
-	bad_table "${c}Invalid core argument" "$t $MD $DST $SRC 8 0 2 bogus 1"
-	bad_table "${c}Invalid core argument" "$t $MD $DST $SRC 8 0 2 no_hydration 1"
-	local k v
-	for k in hydration_threshold hydration_batch_size; do
-		for v in abc -1 4294967296; do
-			bad_table "${c}Invalid value for argument \`$k'" "$t $MD $DST $SRC 8 0 2 $k $v"
-		done
-	done
-	bad_table "${c}Invalid value for argument \`hydration_threshold'" \
-		"$t $MD $DST $SRC 8 0 2 hydration_threshold 18446744073709551617"
-	bad_table "${c}Invalid value for argument \`hydration_batch_size'" \
-		"$t $MD $DST $SRC 8 0 2 hydration_batch_size 0x10"
-	bad_table "${c}Invalid value for argument \`hydration_batch_size'" \
-		"$t $MD $DST $SRC 8 0 2 hydration_batch_size 1.5"
-	# Accepted edge values (nothing hydrates: threshold 0 or no_hydration).
-	accepted "$t $MD $DST $SRC 8 0 4 hydration_threshold 0 hydration_batch_size 4294967295"
-	accepted "$t $MD $DST $SRC 2097152 $nh 2 hydration_threshold 4294967295"
-	accepted "$t $MD $DST $SRC 8 $nh 2 hydration_batch_size 0"
-	if [ "$IMPL" = rust ]; then
-		# C quirk: arguments after the core args are ignored (and echoed
-		# in the table line); ours refuses them.
-		bad_table "${c}.*argument" "$t $MD $DST $SRC 8 $nh 0 junk"
-		bad_table "${c}.*argument" "$t $MD $DST $SRC 8 $nh 2 hydration_threshold 5 extra"
-	else
-		accepted "$t $MD $DST $SRC 8 $nh 0 junk"
-		accepted "$t $MD $DST $SRC 8 $nh 2 hydration_threshold 5 extra"
-	fi
+	refuse_tables <<-EOF
+		clone: Error opening metadata device                | $t /dev/does-not-exist $DST $SRC 8
+		clone: Error opening destination device             | $t $MD /dev/does-not-exist $SRC 8
+		clone: Error opening source device                  | $t $MD $DST /dev/does-not-exist 8
+		clone: Error opening metadata device                | $t 4095:4095 $DST $SRC 8
+		clone: Device size larger than destination device   | $t $MD $small $SRC 8
+		clone: Device size larger than source device        | $t $MD $DST $small 8
+		clone: Device size larger than destination device   | $t $MD $MD $SRC 8
+		clone: Failed to load metadata                      | $t $tinymd $DST $SRC 8
+	EOF
+	free_loop "$small"
+	free_loop "$tinymd"
+	rm -f "$SCRATCH/clone-small.img" "$SCRATCH/clone-tinymd.img"
 	# Source and destination the same device: C accepts it (hydration
 	# copies each region onto itself). Ours may refuse it, with a reason.
 	kmark
-	if "${TO[@]}" dmsetup create rdmt-a-bad --table "$t $MD $DST $DST 8 $nh" >/dev/null 2>&1; then
+	if "${TO[@]}" dmsetup create rdmt-a-bad --table "$t $MD $DST $DST 8 1 no_hydration" >/dev/null 2>&1; then
 		"${TO[@]}" dmsetup remove rdmt-a-bad
 	else
 		[ "$IMPL" = rust ] || die "C refused source = destination"
-		assert_klog "${c}.+"
+		assert_klog "clone: .+"
 	fi
-	wipe_md
-	# Existing metadata, another region size or target length.
+	bad_input_end
+}
+
+# Feature arguments.
+t_bad_input_features() {
+	begin
+	local t="0 $SZ clone $MD $DST $SRC 8"
+	refuse_tables <<-EOF
+		clone: Invalid number of feature arguments   | $t x
+		clone: Invalid number of feature arguments   | $t -1
+		clone: Invalid number of feature arguments   | $t 2 no_hydration
+		clone: Invalid number of feature arguments   | $t 3 no_hydration no_discard_passdown no_hydration
+		clone: Invalid feature argument              | $t 1 bogus
+		clone: Invalid feature argument              | $t 2 no_hydration hydration_threshold
+	EOF
+	bad_input_end
+}
+
+# Core arguments (hydration_threshold, hydration_batch_size) and their
+# values; the edge values that are accepted.
+t_bad_input_core_args() {
+	begin
+	local t="0 $SZ clone $MD $DST $SRC 8" nh="1 no_hydration"
+	refuse_tables <<-EOF
+		clone: Invalid number of core arguments         | $t 0 x
+		clone: Invalid number of core arguments         | $t 0 4
+		clone: Invalid number of core arguments         | $t 0 2 hydration_threshold
+		clone: Invalid number of core arguments         | $t 0 6 hydration_threshold 1 hydration_batch_size 1 hydration_threshold 2
+		clone: Number of core arguments must be even    | $t 0 1 hydration_threshold
+		clone: Number of core arguments must be even    | $t 0 3 hydration_threshold 1 hydration_batch_size
+		clone: Invalid core argument                    | $t 0 2 bogus 1
+		clone: Invalid core argument                    | $t 0 2 no_hydration 1
+		clone: Invalid value for argument .hydration_threshold'    | $t 0 2 hydration_threshold abc
+		clone: Invalid value for argument .hydration_threshold'    | $t 0 2 hydration_threshold -1
+		clone: Invalid value for argument .hydration_threshold'    | $t 0 2 hydration_threshold 4294967296
+		clone: Invalid value for argument .hydration_threshold'    | $t 0 2 hydration_threshold 18446744073709551617
+		clone: Invalid value for argument .hydration_batch_size'   | $t 0 2 hydration_batch_size abc
+		clone: Invalid value for argument .hydration_batch_size'   | $t 0 2 hydration_batch_size -1
+		clone: Invalid value for argument .hydration_batch_size'   | $t 0 2 hydration_batch_size 4294967296
+		clone: Invalid value for argument .hydration_batch_size'   | $t 0 2 hydration_batch_size 0x10
+		clone: Invalid value for argument .hydration_batch_size'   | $t 0 2 hydration_batch_size 1.5
+	EOF
+	# Accepted edge values (nothing hydrates: threshold 0 or no_hydration).
+	accepted "$t 0 4 hydration_threshold 0 hydration_batch_size 4294967295"
+	accepted "0 $SZ clone $MD $DST $SRC 2097152 $nh 2 hydration_threshold 4294967295"
+	accepted "$t $nh 2 hydration_batch_size 0"
+	if [ "$IMPL" = rust ]; then
+		# C quirk: arguments after the core args are ignored (and echoed
+		# in the table line); ours refuses them.
+		refuse_tables <<-EOF
+			clone: .*argument   | $t $nh 0 junk
+			clone: .*argument   | $t $nh 2 hydration_threshold 5 extra
+		EOF
+	else
+		accepted "$t $nh 0 junk"
+		accepted "$t $nh 2 hydration_threshold 5 extra"
+	fi
+	bad_input_end
+}
+
+# Existing metadata with another region size or target length; a superblock
+# that is not one; 2^31 + 1 regions of 4 KiB (sparse 8 TiB + 4 KiB devices).
+t_bad_input_metadata() {
+	begin
+	local t="0 $SZ clone" nh="1 no_hydration" big huge
+	local mismatch="clone: Failed to load metadata && Region and/or target size don't match the ones in metadata"
 	clone_create $R $nh
+	served $CLONE
 	clone_remove
-	bad_table "${c}Failed to load metadata" "$t $MD $DST $SRC 64 $nh" \
-		"Region and/or target size don't match the ones in metadata"
-	bad_table "${c}Failed to load metadata" "0 $((SZ - R)) clone $MD $DST $SRC $R $nh" \
-		"Region and/or target size don't match the ones in metadata"
-	# Garbage metadata (a superblock that is not one).
+	refuse_tables <<-EOF
+		$mismatch   | $t $MD $DST $SRC 64 $nh
+		$mismatch   | 0 $((SZ - R)) clone $MD $DST $SRC $R $nh
+	EOF
 	dd if="$POOL" of="$MD" bs=4096 count=1 oflag=direct status=none
-	bad_table "${c}Failed to load metadata" "$t $MD $DST $SRC $R $nh" "Superblock check failed"
-	# 2^31 + 1 regions of 4 KiB (sparse 8 TiB + 4 KiB devices).
+	refuse_tables <<-EOF
+		clone: Failed to load metadata && Superblock check failed   | $t $MD $DST $SRC $R $nh
+	EOF
 	wipe_md
 	truncate -s $(((1 << 43) + 4096)) "$SCRATCH/clone-huge1.img" "$SCRATCH/clone-huge2.img"
 	big=$(losetup --find --show "$SCRATCH/clone-huge1.img")
 	huge=$(losetup --find --show "$SCRATCH/clone-huge2.img")
-	bad_table "${c}Too many regions. Consider increasing the region size" \
-		"0 $(((1 << 34) + 8)) clone $MD $big $huge 8 $nh"
+	refuse_tables <<-EOF
+		clone: Too many regions. Consider increasing the region size   | 0 $(((1 << 34) + 8)) clone $MD $big $huge 8 $nh
+	EOF
 	free_loop "$big"
 	free_loop "$huge"
 	rm -f "$SCRATCH/clone-huge1.img" "$SCRATCH/clone-huge2.img"
-	bad_tables_check
-	# 4 KiB logical blocks: the smallest region (8 sectors) is a multiple
-	# of every possible logical block size (<= 4 KiB): C's "not a multiple
-	# of device logical block size" check cannot trigger. A 4 KiB-sector
-	# destination works; 512-byte I/O to the clone is refused by the block
-	# layer, 4 KiB I/O works.
+	bad_input_end
+}
+
+# 4 KiB logical blocks: the smallest region (8 sectors) is a multiple of
+# every possible logical block size (<= 4 KiB): C's "not a multiple of
+# device logical block size" check cannot trigger. A 4 KiB-sector
+# destination works; 512-byte I/O to the clone is refused by the block
+# layer, 4 KiB I/O works.
+t_dest_4k_sectors() {
+	begin
+	local s4k v
 	truncate -s 64M "$SCRATCH/clone-4k.img"
 	s4k=$(losetup --find --show --sector-size 4096 "$SCRATCH/clone-4k.img")
-	"${TO[@]}" dmsetup create $CLONE --table "$t $MD $s4k $SRC 8 $nh" || die "4 KiB-sector destination refused"
+	"${TO[@]}" dmsetup create $CLONE --table "0 $SZ clone $MD $s4k $SRC 8 1 no_hydration" ||
+		die "4 KiB-sector destination refused"
 	served $CLONE
 	dm_kname $CLONE
 	read -r v <"/sys/block/$KNAME/queue/logical_block_size"
@@ -1206,13 +1263,8 @@ t_bad_input() {
 	assert_eq "1/$((SZ / 8))" "$ST_HYD/$ST_NREG" "hydrated after one 4 KiB write"
 	clone_remove
 	free_loop "$s4k"
-	free_loop "$small"
-	free_loop "$tinymd"
-	rm -f "$SCRATCH/clone-4k.img" "$SCRATCH/clone-small.img" "$SCRATCH/clone-tinymd.img"
-	# Nothing leaked by the refused tables.
-	local mod
-	mod=$IMPL_MOD
-	assert_eq 0 "$(mod_refcount "$mod")" "$mod refcount after the refused tables"
+	rm -f "$SCRATCH/clone-4k.img"
+	impl_assert_idle
 	assert_no_kernel_report
 }
 
@@ -1367,9 +1419,60 @@ tm_show() {
 	for k in create wait other remove check; do o+="$k ${TM[$k]:-0}, "; done
 	echo "${o%, }"
 }
+# teardown_cycle I: cycle I of t_teardown (its locals kd ks kf mod: the
+# kernel names of the delayed destination, source and failing source, the
+# module): a clone over the delayed devices with copies in flight, then
+# (by I mod 4) nothing, a suspend and resume, a failing source, or a
+# reload; removed; every device released.
+teardown_cycle() {
+	local i=$1 k t b s table other restart
+	k=$((i % 4))
+	# Up to 4 copies of 1 or 4 regions in flight, varied by cycle.
+	t=$((1 + (i / 4) % 4)) b=$((1 + 3 * ((i / 16) % 2)))
+	s=/dev/mapper/rdmt-z-tsrc
+	[ $k != 2 ] || s=/dev/mapper/rdmt-z-tbad
+	table="0 $SZ clone $MD /dev/mapper/rdmt-z-tdst $s $R 0 4 hydration_threshold $t hydration_batch_size $b"
+	tm_lap
+	"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
+	if [ "$i" = 0 ]; then
+		served $CLONE
+	else
+		[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
+		for other in $IMPL_OTHERS; do ! mod_loaded "$other" || die "cycle $i: $other is loaded"; done
+	fi
+	tm_lap create
+	teardown_wait_copies
+	tm_lap wait
+	# Keep unhydrated regions to copy: start again from empty metadata
+	# when half the device is hydrated (between two tables).
+	restart=0
+	[ "$ST_HYD" -lt $((NREG / 2)) ] || restart=1
+	case $k in
+	1)
+		"${TO[@]}" dmsetup suspend $CLONE || die "cycle $i: suspend failed"
+		cstatus
+		assert_eq 0 "$ST_HYDRATING" "cycle $i: regions hydrating while suspended"
+		"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume failed"
+		teardown_wait_copies
+		;;
+	3)
+		"${TO[@]}" dmsetup reload $CLONE --table "${table%% 4 hydration*} 4 hydration_threshold 4 hydration_batch_size $b" ||
+			die "cycle $i: reload failed"
+		"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume of the reloaded table failed"
+		teardown_wait_copies
+		;;
+	esac
+	tm_lap other
+	"${TO[@]}" dmsetup remove $CLONE || die "cycle $i: remove failed"
+	tm_lap remove
+	teardown_released "$kd" "$ks" "$kf"
+	[ $restart = 0 ] || wipe_md
+	tm_lap check
+}
+
 t_teardown() {
 	begin
-	local i k t b s table kd ks kf mod other restart
+	local i kd ks kf mod
 	mod=$IMPL_MOD
 	# Source reads held 50 ms, destination writes (and flushes) 50 ms; the
 	# failing source: every read fails after 60 ms. (dm-delay polls in a
@@ -1382,50 +1485,7 @@ t_teardown() {
 	dm_kname rdmt-z-tsrc; ks=$KNAME
 	dm_kname rdmt-z-tbad; kf=$KNAME
 	local t0=$SECONDS
-	for ((i = 0; i < N_TEARDOWN; i++)); do
-		k=$((i % 4))
-		# Up to 4 copies of 1 or 4 regions in flight, varied by cycle.
-		t=$((1 + (i / 4) % 4)) b=$((1 + 3 * ((i / 16) % 2)))
-		s=/dev/mapper/rdmt-z-tsrc
-		[ $k != 2 ] || s=/dev/mapper/rdmt-z-tbad
-		table="0 $SZ clone $MD /dev/mapper/rdmt-z-tdst $s $R 0 4 hydration_threshold $t hydration_batch_size $b"
-		tm_lap
-		"${TO[@]}" dmsetup create $CLONE --table "$table" || die "cycle $i: create failed"
-		if [ "$i" = 0 ]; then
-			served $CLONE
-		else
-			[ "$(mod_refcount "$mod")" -ge 1 ] || die "cycle $i: $mod not in use"
-			for other in $IMPL_OTHERS; do ! mod_loaded "$other" || die "cycle $i: $other is loaded"; done
-		fi
-		tm_lap create
-		teardown_wait_copies
-		tm_lap wait
-		# Keep unhydrated regions to copy: start again from empty metadata
-		# when half the device is hydrated (between two tables).
-		restart=0
-		[ "$ST_HYD" -lt $((NREG / 2)) ] || restart=1
-		case $k in
-		1)
-			"${TO[@]}" dmsetup suspend $CLONE || die "cycle $i: suspend failed"
-			cstatus
-			assert_eq 0 "$ST_HYDRATING" "cycle $i: regions hydrating while suspended"
-			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume failed"
-			teardown_wait_copies
-			;;
-		3)
-			"${TO[@]}" dmsetup reload $CLONE --table "${table%% 4 hydration*} 4 hydration_threshold 4 hydration_batch_size $b" ||
-				die "cycle $i: reload failed"
-			"${TO[@]}" dmsetup resume $CLONE || die "cycle $i: resume of the reloaded table failed"
-			teardown_wait_copies
-			;;
-		esac
-		tm_lap other
-		"${TO[@]}" dmsetup remove $CLONE || die "cycle $i: remove failed"
-		tm_lap remove
-		teardown_released "$kd" "$ks" "$kf"
-		[ $restart = 0 ] || wipe_md
-		tm_lap check
-	done
+	for ((i = 0; i < N_TEARDOWN; i++)); do teardown_cycle $i; done
 	# Also in the kernel log: run_test shows a passing test's output nowhere.
 	echo "clone-selftest teardown: $N_TEARDOWN cycles in $((SECONDS - t0)) s (ms: $(tm_show))" |
 		tee /dev/kmsg
@@ -1571,9 +1631,8 @@ t_hydration_under_load() {
 	command -v fio >/dev/null || die "fio not installed"
 	local core="hydration_threshold 64 hydration_batch_size 16" t0 end reads
 	if [ "$IMPL" = c ]; then
-		bad_table "clone: Invalid number of core arguments" \
-			"$(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
-		bad_tables_check
+		refuse_tables <<<"clone: Invalid number of core arguments | $(ctable "$SRC" $R 1 no_hydration 6 $core hydration_share_under_io 30)"
+		refusals_check
 		clone_create $R 1 no_hydration 4 $core
 		served $CLONE
 		if dmsetup message $CLONE 0 hydration_share_under_io 30 >/dev/null 2>&1; then
@@ -1630,11 +1689,11 @@ t_hydration_under_load() {
 	clone_remove
 	check_dst "hydrated under load"
 	# More than four core arguments only with the extension among them.
-	bad_table "clone: Invalid number of core arguments" \
-		"$(ctable "$SRC" $R 0 6 $core hydration_threshold 2)"
-	bad_table "clone: Invalid value for argument .hydration_share_under_io'" \
-		"$(ctable "$SRC" $R 0 2 hydration_share_under_io 101)"
-	bad_tables_check
+	refuse_tables <<-EOF
+		clone: Invalid number of core arguments                  | $(ctable "$SRC" $R 0 6 $core hydration_threshold 2)
+		clone: Invalid value for argument .hydration_share_under_io'   | $(ctable "$SRC" $R 0 2 hydration_share_under_io 101)
+	EOF
+	refusals_check
 	assert_no_kernel_report
 }
 
@@ -1651,8 +1710,11 @@ suite_tests() {
 	run_test large_bios t_large_bios
 	run_test recreate_continues t_recreate_continues
 	run_test status_and_table t_status_and_table
+	run_test status_while_hydrating t_status_while_hydrating
 	run_test messages t_messages
-	run_test discards t_discards
+	run_test bad_messages t_bad_messages
+	run_test discards_passdown t_discards_passdown
+	run_test discards_no_passdown t_discards_no_passdown
 	if [ "$CLONE_IMPL" = rust ] || [ -f "${CLONE_KO:-$TOP/dm-clone-rs.ko}" ]; then
 		run_test interop_c_to_rust t_interop_c_to_rust
 		run_test interop_rust_to_c t_interop_rust_to_c
@@ -1662,8 +1724,15 @@ suite_tests() {
 	fi
 	run_test source_faults t_source_faults
 	run_test dest_faults t_dest_faults
-	run_test metadata_faults t_metadata_faults
-	run_test bad_input t_bad_input
+	run_test metadata_write_faults t_metadata_write_faults
+	run_test metadata_read_faults t_metadata_read_faults
+	run_test metadata_unreadable t_metadata_unreadable
+	run_test bad_input_args t_bad_input_args
+	run_test bad_input_devices t_bad_input_devices
+	run_test bad_input_features t_bad_input_features
+	run_test bad_input_core_args t_bad_input_core_args
+	run_test bad_input_metadata t_bad_input_metadata
+	run_test dest_4k_sectors t_dest_4k_sectors
 	run_test suspend_reload_remove t_suspend_reload_remove
 	run_test write_between_reload_and_resume t_write_between_reload_and_resume
 	run_test flush_fua t_flush_fua

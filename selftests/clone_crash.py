@@ -40,7 +40,7 @@ class DM:
         return dmio.ioctl(self.fd, nr, name, flags, payload, count, room)
 
     def message(self, name, msg):
-        self.call(TARGET_MSG, name, struct.pack("<Q", 0) + msg.encode() + b"\0")
+        self.call(TARGET_MSG, name, dmio.message_data(msg))
 
     def create(self, name, length, ttype, params):
         buf = self.call(DEV_CREATE, name)

@@ -68,7 +68,7 @@ def s_remove(w):
 
 
 def s_msg(w):
-    dm(MSG, w[0], data=struct.pack("=Q", 0) + " ".join(w[1:]).encode() + b"\0", room=4096)
+    dm(MSG, w[0], data=dmio.message_data(" ".join(w[1:])), room=4096)
 
 
 def s_served(w):

@@ -120,6 +120,24 @@ roloop() {
 	echo "$LOOP" >>"$LOOPS"
 }
 
+# verity_loops: VD and VH, read-only loop devices over the data and the
+# hash image; clone_loops: SRC (read-only, the data), DST (a copy of the
+# garbage) and MD (4 MiB of zeroes).
+verity_loops() {
+	roloop "$DATA"
+	VD=$LOOP
+	roloop "$VHIMG"
+	VH=$LOOP
+}
+clone_loops() {
+	roloop "$DATA"
+	SRC=$LOOP
+	loop cl-dst 8 "$GARB"
+	DST=$LOOP
+	loop cl-md 4
+	MD=$LOOP
+}
+
 # steps STEP...: runs the steps (see the top) in one helper process, with a
 # deadline; dies with the helper's output if one fails, else notes what the
 # workloads report.
@@ -241,10 +259,8 @@ vtable() { echo "0 $S verity 1 $1 $2 4096 4096 2048 1 sha256 $ROOT $SALT"; }
 # healthy again, the whole device reads the image.
 t_verity_data_read_errors() {
 	begin verity
-	roloop "$DATA"
-	local vd=$LOOP
-	roloop "$VHIMG"
-	local vh=$LOOP
+	verity_loops
+	local vd=$VD vh=$VH
 	steps "create-ro rdmt-z-vd 0 $S dust $vd 0 4096" \
 		"create-ro rdmt-a-ver $(vtable /dev/mapper/rdmt-z-vd "$vh")" \
 		"$(served rdmt-a-ver)" \
@@ -272,10 +288,8 @@ t_verity_data_read_errors() {
 # behaviour, a second read must succeed.)
 t_verity_hash_read_errors() {
 	begin verity
-	roloop "$DATA"
-	local vd=$LOOP
-	roloop "$VHIMG"
-	local vh=$LOOP
+	verity_loops
+	local vd=$VD vh=$VH
 	steps "create-ro rdmt-z-vh 0 2048 dust $vh 0 4096" \
 		"msg rdmt-z-vh addbadblock 7" "msg rdmt-z-vh enable" \
 		"create-ro rdmt-a-ver $(vtable "$vd" /dev/mapper/rdmt-z-vh)" \
@@ -299,10 +313,8 @@ t_verity_hash_read_errors() {
 # healthy again, the whole device reads the image.
 t_verity_intermittent() {
 	begin verity
-	roloop "$DATA"
-	local vd=$LOOP
-	roloop "$VHIMG"
-	local vh=$LOOP
+	verity_loops
+	local vd=$VD vh=$VH
 	steps "create-ro rdmt-z-vd 0 $S flakey $vd 0 1 1 1 error_reads" \
 		"create-ro rdmt-a-ver $(vtable /dev/mapper/rdmt-z-vd "$vh")" \
 		"$(served rdmt-a-ver)" \
@@ -446,12 +458,8 @@ CR=128
 # hold their data.
 t_clone_dest_read_errors_and_dropped_writes() {
 	begin clone
-	roloop "$DATA"
-	local src=$LOOP
-	loop cl-dst 8 "$GARB"
-	local dst=$LOOP
-	loop cl-md 4
-	local md=$LOOP t st="clone 8 [0-9]+/[0-9]+ $CR"
+	clone_loops
+	local src=$SRC dst=$DST md=$MD t st="clone 8 [0-9]+/[0-9]+ $CR"
 	t="0 $S clone $md /dev/mapper/rdmt-z-dst $src $CR 1 no_hydration"
 	steps "create rdmt-z-dst 0 $S flakey $dst 0 1 0" \
 		"create rdmt-a-clone $t" \
@@ -493,12 +501,8 @@ t_clone_dest_read_errors_and_dropped_writes() {
 # after it read the source again (the writes were never flushed).
 t_clone_metadata_dropped_writes() {
 	begin clone
-	roloop "$DATA"
-	local src=$LOOP
-	loop cl-dst 8 "$GARB"
-	local dst=$LOOP
-	loop cl-md 4
-	local md=$LOOP msz=8192 t st="clone 8 [0-9]+/[0-9]+ $CR"
+	clone_loops
+	local src=$SRC dst=$DST md=$MD msz=8192 t st="clone 8 [0-9]+/[0-9]+ $CR"
 	t="0 $S clone /dev/mapper/rdmt-z-md $dst $src $CR 1 no_hydration"
 	steps "create rdmt-z-md 0 $msz flakey $md 0 1 0" \
 		"create rdmt-a-clone $t" \
@@ -540,12 +544,8 @@ t_clone_metadata_dropped_writes() {
 # source. The failed copies are logged rate-limited, as C does.
 t_clone_intermittent() {
 	begin clone
-	roloop "$DATA"
-	local src=$LOOP
-	loop cl-dst 8 "$GARB"
-	local dst=$LOOP
-	loop cl-md 4
-	local md=$LOOP
+	clone_loops
+	local src=$SRC dst=$DST md=$MD
 	steps "create-ro rdmt-z-src 0 $S flakey $src 0 1 1 1 error_reads" \
 		"create rdmt-z-dst 0 $S flakey $dst 0 2 1" \
 		"create rdmt-a-clone 0 $S clone $md /dev/mapper/rdmt-z-dst /dev/mapper/rdmt-z-src $CR 1 no_hydration" \

@@ -165,41 +165,34 @@ t_module_pinned_while_in_use() {
 	dmsetup remove rdmt-p
 }
 
-# bad_table REASON-REGEX TABLE: dmsetup create fails, the kernel log has the
-# reason, no device is left behind, and the C target rejects the same line.
-bad_table() {
-	local reason=$1 table=$2
-	kmark
-	assert_fails "create with table '$table'" dmsetup create rdmt-bad --table "$table"
-	assert_klog "$reason"
-	dmsetup info rdmt-bad >/dev/null 2>&1 && fail "device left behind" || true
-	assert_fails "C linear with '${table/ $T / linear }'" dmsetup create rdmt-badc \
-		--table "${table/ $T / linear }"
-	dmsetup remove rdmt-bad >/dev/null 2>&1 || true
-	dmsetup remove rdmt-badc >/dev/null 2>&1 || true
-}
-
+# Refused tables (refuse_tables, selftests/lib/refuse.sh): dmsetup create
+# fails, leaves no device, the kernel log has the reason; the built-in C
+# linear refuses the same lines with the same reasons.
 t_bad_input() {
-	bad_table "$T: Invalid argument count" "0 8 $T $LOOP"
-	bad_table "$T: Invalid argument count" "0 8 $T $LOOP 0 extra"
-	bad_table "$T: Invalid argument count" "0 8 $T"
-	bad_table "$T: Invalid device sector" "0 8 $T $LOOP abc"
-	bad_table "$T: Invalid device sector" "0 8 $T $LOOP 12abc"
-	bad_table "$T: Invalid device sector" "0 8 $T $LOOP -1"
-	bad_table "$T: Invalid device sector" "0 8 $T $LOOP 0x10"
-	bad_table "$T: Device lookup failed" "0 8 $T /dev/does-not-exist 0"
-	bad_table "$T: Device lookup failed" "0 8 $T 4095:4095 0"
-	# Past the end of the device: rejected by dm core through iterate_devices.
-	bad_table "too small for target" "0 $((SIZE + 8)) $T $LOOP 0"
-	bad_table "too small for target" "0 8 $T $LOOP $SIZE"
+	local rows
+	rows=$(cat <<-EOF
+		$T: Invalid argument count   | 0 8 $T $LOOP
+		$T: Invalid argument count   | 0 8 $T $LOOP 0 extra
+		$T: Invalid argument count   | 0 8 $T
+		$T: Invalid device sector    | 0 8 $T $LOOP abc
+		$T: Invalid device sector    | 0 8 $T $LOOP 12abc
+		$T: Invalid device sector    | 0 8 $T $LOOP -1
+		$T: Invalid device sector    | 0 8 $T $LOOP 0x10
+		$T: Device lookup failed     | 0 8 $T /dev/does-not-exist 0
+		$T: Device lookup failed     | 0 8 $T 4095:4095 0
+		# Past the end of the device: refused by dm core (iterate_devices).
+		too small for target         | 0 $((SIZE + 8)) $T $LOOP 0
+		too small for target         | 0 8 $T $LOOP $SIZE
+	EOF
+	)
+	refuse_tables <<<"$rows"
+	refuse_tables <<<"${rows//$T/linear}"
 	# Overflow: the C target's sscanf wraps 2^64 to 0 and accepts it; ours
 	# refuses it (the one place we are stricter than C).
-	kmark
-	assert_fails "sector 2^64" dmsetup create rdmt-bad --table "0 8 $T $LOOP 18446744073709551616"
-	assert_klog "$T: Invalid device sector"
-	dmsetup remove rdmt-bad >/dev/null 2>&1 || true
+	refuse_tables <<<"$T: Invalid device sector | 0 8 $T $LOOP 18446744073709551616"
+	refusals_check
 	# Nothing leaked: the module is unused and unloads.
-	assert_eq 0 "$(mod_refcount dm_linear_rs)" "refcount after rejected tables"
+	impl_assert_idle
 	rmmod dm_linear_rs
 	impl_load linear rust
 }

@@ -294,22 +294,35 @@ t_io_linear() {
 	end_test
 }
 
-t_io_era() {
-	begin era
-	local md or
-	md=$(new_loop nomem-era-md 4)
-	or=$(new_loop nomem-era-or 64)
-	echo "$md $or" >>"$SCRATCH/nomem-loops"
-	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
-	"${TO[@]}" dmsetup create rdmt-a-era --table "0 131072 era $md $or 128" || die "dmsetup create"
-	impl_assert_served rdmt-a-era
+# fio_under_injection NAME: fio write+verify through device NAME under
+# injection (no I/O error, no mismatch), something injected; NAME removed.
+fio_under_injection() {
 	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-era 24
+	fio_verify "/dev/mapper/$1" 24
 	inject_off
 	assert_injected
-	"${TO[@]}" dmsetup status rdmt-a-era >&2
-	dmsetup remove rdmt-a-era
+	"${TO[@]}" dmsetup status "$1" >&2
+	dmsetup remove "$1"
 	end_test
+}
+
+# era_setup ORIGIN-MIB: rdmt-a-era over zeroed metadata (4 MiB) and an
+# origin of ORIGIN-MIB MiB, in blocks of 64 KiB, served by the module under
+# test; EMD is the metadata device.
+era_setup() {
+	local or
+	EMD=$(new_loop nomem-era-md 4)
+	or=$(new_loop nomem-era-or "$1")
+	echo "$EMD $or" >>"$SCRATCH/nomem-loops"
+	dd if=/dev/zero of="$EMD" bs=64k count=1 oflag=direct status=none
+	"${TO[@]}" dmsetup create rdmt-a-era --table "0 $(($1 * 2048)) era $EMD $or 128" || die "dmsetup create"
+	impl_assert_served rdmt-a-era
+}
+
+t_io_era() {
+	begin era
+	era_setup 64
+	fio_under_injection rdmt-a-era
 }
 
 # clone_setup: metadata (zeroed), a 64 MiB source of known content, a
@@ -334,13 +347,7 @@ t_io_clone() {
 	clone_setup
 	"${TO[@]}" dmsetup create rdmt-a-clone --table "$CTAB 1 no_hydration" || die "dmsetup create"
 	impl_assert_served rdmt-a-clone
-	inject_on "$NOMEM_PROB"
-	fio_verify /dev/mapper/rdmt-a-clone 24
-	inject_off
-	assert_injected
-	"${TO[@]}" dmsetup status rdmt-a-clone >&2
-	dmsetup remove rdmt-a-clone
-	end_test
+	fio_under_injection rdmt-a-clone
 }
 
 # verity: the data device holds what fio wrote (crc32c in every block);
@@ -422,19 +429,41 @@ t_hydrate_clone() {
 	end_test
 }
 
+# checkpoint_all_failing NAME: every filtered allocation of one checkpoint
+# of era device NAME fails (the first 50): it must succeed anyway or fail
+# with an error, the era unchanged. Adds what it injected to INJ_SLAB and
+# INJ_PAGE.
+checkpoint_all_failing() {
+	local a n rc=0 before after
+	read -r _ _ _ _ _ before _ < <(dmsetup status "$1")
+	for a in "${ATTRS[@]}"; do echo 50 >$DBG/$a/times; echo 100 >$DBG/$a/probability; done
+	"${TO[@]}" dmsetup message "$1" 0 checkpoint 2>>"$SCRATCH/nomem-msg.err" || rc=$?
+	for a in "${ATTRS[@]}"; do
+		echo 0 >$DBG/$a/probability
+		read -r n <$DBG/$a/times
+		case $a in
+		failslab) INJ_SLAB=$((INJ_SLAB + 50 - n)) ;;
+		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + 50 - n)) ;;
+		esac
+		echo "$NOMEM_TIMES" >$DBG/$a/times
+	done
+	read -r _ _ _ _ _ after _ < <(dmsetup status "$1")
+	if [ "$rc" = 0 ]; then
+		note "checkpoint with every allocation failing: succeeded (era $before -> $after)"
+	else
+		note "checkpoint with every allocation failing: failed with an error (era $before -> $after): $(tail -n 1 "$SCRATCH/nomem-msg.err")"
+		[ "$before" = "$after" ] || die "a failed checkpoint changed the era ($before -> $after)"
+	fi
+}
+
 # Era: writes to known blocks and checkpoints under injection. A checkpoint
 # may fail only with an error (dmsetup exits non-zero, the era unchanged);
 # afterwards (no injection: a checkpoint, take_metadata_snap)
 # era_invalidate --written-since 1 lists exactly the blocks written.
 t_checkpoint_era() {
 	begin era
-	local md or i b blocks=() want list out line e s failed=0 ok=0 st before after a n rc
-	md=$(new_loop nomem-era-md 4)
-	or=$(new_loop nomem-era-or 16)
-	echo "$md $or" >>"$SCRATCH/nomem-loops"
-	dd if=/dev/zero of="$md" bs=64k count=1 oflag=direct status=none
-	"${TO[@]}" dmsetup create rdmt-a-era --table "0 32768 era $md $or 128" || die "dmsetup create"
-	impl_assert_served rdmt-a-era
+	local i b blocks=() want list out line e s failed=0 ok=0 st before after
+	era_setup 16
 	inject_on "$NOMEM_PROB"
 	for ((i = 0; i < 40; i++)); do
 		b=$(((i * 37 + 11) % 256))
@@ -452,35 +481,14 @@ t_checkpoint_era() {
 			fi
 		fi
 	done
-	# Every filtered allocation of one more checkpoint fails (the first
-	# 50): it must succeed anyway or fail with an error, era unchanged.
-	read -r _ _ _ _ _ before _ < <(dmsetup status rdmt-a-era)
-	for a in "${ATTRS[@]}"; do echo 50 >$DBG/$a/times; echo 100 >$DBG/$a/probability; done
-	rc=0
-	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint 2>>"$SCRATCH/nomem-msg.err" || rc=$?
-	for a in "${ATTRS[@]}"; do
-		echo 0 >$DBG/$a/probability
-		read -r n <$DBG/$a/times
-		case $a in
-		failslab) INJ_SLAB=$((INJ_SLAB + 50 - n)) ;;
-		fail_page_alloc) INJ_PAGE=$((INJ_PAGE + 50 - n)) ;;
-		esac
-		echo "$NOMEM_TIMES" >$DBG/$a/times
-	done
-	read -r _ _ _ _ _ after _ < <(dmsetup status rdmt-a-era)
-	if [ "$rc" = 0 ]; then
-		note "checkpoint with every allocation failing: succeeded (era $before -> $after)"
-	else
-		note "checkpoint with every allocation failing: failed with an error (era $before -> $after): $(tail -n 1 "$SCRATCH/nomem-msg.err")"
-		[ "$before" = "$after" ] || die "a failed checkpoint changed the era ($before -> $after)"
-	fi
+	checkpoint_all_failing rdmt-a-era
 	inject_off
 	assert_injected
 	note "checkpoints under injection: $ok succeeded, $failed failed"
 	[ "$failed" = 0 ] || { sed 's/^/  dmsetup: /' "$SCRATCH/nomem-msg.err" >&2; klog; grep -E "era|device-mapper" <<<"$KLOG" | tail -n 5 >&2 || true; }
 	"${TO[@]}" dmsetup message rdmt-a-era 0 checkpoint || die "checkpoint without injection failed"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 take_metadata_snap || die "take_metadata_snap failed"
-	era_written_since 1 "$md"
+	era_written_since 1 "$EMD"
 	"${TO[@]}" dmsetup message rdmt-a-era 0 drop_metadata_snap || die "drop_metadata_snap failed"
 	list=("${ERA_SINCE[@]}")
 	want=$(printf '%s\n' "${blocks[@]}" | sort -n -u | tr '\n' ' ')

@@ -366,35 +366,35 @@ t_bad_options() {
 	local b
 	fec_image three 4096 2 300
 	b="0 $SECTORS verity 1 $D $H 4096 4096 $NB 0 $TAIL"
-	refuse() { # REGEX TABLE
-		kmark
-		if dmsetup create rdmt-bad --readonly --table "$2" >/dev/null 2>&1; then die "accepted: $2"; fi
-		assert_klog "$1"
-	}
 	if [ "$HAS_FEC" = 0 ]; then
-		refuse "verity: Unrecognized verity feature request" "$b 2 use_fec_from_device $F"
-		refuse "verity: Unrecognized verity feature request" "$b 5 ignore_zero_blocks fec_roots 2 fec_blocks $FBLOCKS"
-		refuse "verity: Invalid number of feature args" "$(fec_table)"
+		refuse_tables --readonly <<-EOF
+			verity: Unrecognized verity feature request   | $b 2 use_fec_from_device $F
+			verity: Unrecognized verity feature request   | $b 5 ignore_zero_blocks fec_roots 2 fec_blocks $FBLOCKS
+			verity: Invalid number of feature args        | $(fec_table)
+		EOF
+		refusals_check
 		vcreate rdmt-nofec "$b"
 		assert_served rdmt-nofec "0 $SECTORS verity 1 $DN $HN 4096 4096 $NB 0 $TAIL"
 		assert_reads_back /dev/mapper/rdmt-nofec
 		return 0
 	fi
-	refuse "verity: FEC feature arguments require a value" "$b 1 fec_roots"
-	refuse "verity: Invalid fec_roots" "$b 2 fec_roots 1"
-	refuse "verity: Invalid fec_roots" "$b 2 fec_roots 25"
-	refuse "verity: Invalid fec_blocks" "$b 2 fec_blocks x"
-	refuse "verity: Invalid fec_start" "$b 2 fec_start -1"
-	refuse "verity: FEC device already specified" "$b 4 use_fec_from_device $F use_fec_from_device $F"
-	refuse "verity: FEC device lookup failed" "$b 2 use_fec_from_device /dev/rdmt-none"
-	refuse "verity: Missing fec_roots" "$b 4 use_fec_from_device $F fec_blocks $FBLOCKS"
-	refuse "verity: Missing fec_blocks" "$b 4 use_fec_from_device $F fec_roots 2"
-	refuse "verity: Invalid fec_blocks" "$b 6 use_fec_from_device $F fec_roots 2 fec_blocks $NB"
-	refuse "verity: Hash device is too small for fec_blocks" "$b 6 use_fec_from_device $F fec_roots 2 fec_blocks $((FBLOCKS + 1))"
-	refuse "verity: FEC device is too small" "$b 8 use_fec_from_device $F fec_roots 2 fec_blocks $FBLOCKS fec_start 1"
-	refuse "verity: Block sizes must match to use FEC" \
-		"0 $SECTORS verity 1 $D $H 4096 1024 $NB 0 $TAIL 6 use_fec_from_device $F fec_roots 2 fec_blocks $FBLOCKS"
-	refuse "verity: Invalid number of feature args" "$b 16 $(printf 'x %.0s' {1..16})"
+	refuse_tables --readonly <<-EOF
+		verity: FEC feature arguments require a value      | $b 1 fec_roots
+		verity: Invalid fec_roots                          | $b 2 fec_roots 1
+		verity: Invalid fec_roots                          | $b 2 fec_roots 25
+		verity: Invalid fec_blocks                         | $b 2 fec_blocks x
+		verity: Invalid fec_start                          | $b 2 fec_start -1
+		verity: FEC device already specified               | $b 4 use_fec_from_device $F use_fec_from_device $F
+		verity: FEC device lookup failed                   | $b 2 use_fec_from_device /dev/rdmt-none
+		verity: Missing fec_roots                          | $b 4 use_fec_from_device $F fec_blocks $FBLOCKS
+		verity: Missing fec_blocks                         | $b 4 use_fec_from_device $F fec_roots 2
+		verity: Invalid fec_blocks                         | $b 6 use_fec_from_device $F fec_roots 2 fec_blocks $NB
+		verity: Hash device is too small for fec_blocks    | $b 6 use_fec_from_device $F fec_roots 2 fec_blocks $((FBLOCKS + 1))
+		verity: FEC device is too small                    | $b 8 use_fec_from_device $F fec_roots 2 fec_blocks $FBLOCKS fec_start 1
+		verity: Block sizes must match to use FEC          | 0 $SECTORS verity 1 $D $H 4096 1024 $NB 0 $TAIL 6 use_fec_from_device $F fec_roots 2 fec_blocks $FBLOCKS
+		verity: Invalid number of feature args             | $b 16 $(printf 'x %.0s' {1..16})
+	EOF
+	refusals_check
 	# Without a device the other FEC options are ignored, and not echoed.
 	vcreate rdmt-nofec "$b 6 fec_roots 2 fec_blocks $FBLOCKS fec_start 0"
 	assert_served rdmt-nofec "0 $SECTORS verity 1 $DN $HN 4096 4096 $NB 0 $TAIL"

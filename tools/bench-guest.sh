@@ -109,6 +109,8 @@ mkdir -p "$W/raw"
 SCRATCH=$W TOP=$top
 . "$top/selftests/lib/dm.sh"
 . "$top/selftests/lib/impl.sh"
+# The DM ioctls of the Python parts (DM_MSG_PY, CLONE_PY): dmio.py.
+export PYTHONPATH=$top/selftests/lib${PYTHONPATH:+:$PYTHONPATH}
 MANIFEST=$W/runs.tsv
 FAILED=0
 
@@ -139,9 +141,11 @@ loaded_modules() { # REGEX: "name(refs) ..." of the loaded modules matching REGE
 
 # served_by DM_NAME MODULE|built-in: the live table line, the module that
 # owns its target (dm-linear is part of dm-mod, built in here) with its
-# reference count, and the target's registered version.
+# reference count, the target's registered version, and the proof that
+# MODULE served it (selftests/lib/impl.sh: impl_assert_served; a failed
+# proof is also added to $W/proof-failures, a failed run at the end).
 served_by() {
-	local table type mod t v
+	local table type mod t v proof=ok
 	table=$(dmsetup table "$1")
 	table=${table%%$'\n'*}
 	read -r _ _ type _ <<<"$table"
@@ -154,7 +158,11 @@ served_by() {
 	while read -r t v; do
 		[ "$t" = "$type" ] && break
 	done < <(dmsetup targets)
-	echo "table '$table'; module $mod; target $type $v"
+	if ! { impl_select_by "$type" "$2" && impl_assert_served "$1"; } 2>/dev/null; then
+		proof="FAILED: $TEST_FAILURE"
+		echo "$1: $TEST_FAILURE" >>"$W/proof-failures"
+	fi
+	echo "table '$table'; module $mod; target $type $v; proof $proof"
 }
 
 # slot_select TARGET c|rust RS_MOD: selects the implementation serving that
@@ -627,33 +635,27 @@ msg_line() {
 # timed around the ioctl (what the target and dm core take, without starting
 # a process: dmsetup's start costs ~0.2 s under TCG, far more than the
 # message); then 3 DM_VERSION ioctls (the floor). Prints "msg|floor I US
-# ERRNO" lines. struct dm_ioctl (linux/dm-ioctl.h) is 312 bytes: version[3],
-# data_size, data_start, target_count, open_count, flags, event_nr, padding,
-# dev, name[128] (offset 48), uuid[129], data[7]; struct dm_target_msg (a
-# u64 sector, then the message) follows at data_start.
+# ERRNO" lines. The ioctls are built by selftests/lib/dmio.py.
 DM_MSG_PY='
-import fcntl, os, struct, sys, time
+import fcntl, os, sys, time
+import dmio
 name, msg, n, gap = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-HDR, DM_VERSION_CMD, DM_TARGET_MSG_CMD = 312, 0, 14
 fd = os.open("/dev/mapper/control", os.O_RDWR)
 def call(nr, payload=b""):
-    buf = bytearray(HDR + len(payload) + 8)
-    struct.pack_into("=3IIIIiIIIQ", buf, 0, 4, 0, 0, len(buf), HDR, 0, 0, 0, 0, 0, 0)
-    buf[48:48 + len(name)] = name.encode()
-    buf[HDR:HDR + len(payload)] = payload
+    code, buf = dmio.request(nr, name, data=payload, room=8)
     err = 0
     t = time.perf_counter_ns()
     try:
-        fcntl.ioctl(fd, (3 << 30) | (HDR << 16) | (0xfd << 8) | nr, buf, True)
+        fcntl.ioctl(fd, code, buf, True)
     except OSError as e:
         err = e.errno
     return (time.perf_counter_ns() - t) // 1000, err
 out = []
 for i in range(1, n + 1):
-    out.append(("msg", i) + call(DM_TARGET_MSG_CMD, struct.pack("=Q", 0) + msg.encode() + b"\0"))
+    out.append(("msg", i) + call(dmio.MSG, dmio.message_data(msg)))
     time.sleep(gap)
 for i in range(1, 4):
-    out.append(("floor", i) + call(DM_VERSION_CMD))
+    out.append(("floor", i) + call(dmio.VERSION))
 for o in out:
     print(*o)
 '
@@ -922,33 +924,24 @@ clone_load() { slot_load clone "$1" "$CLONE_RS_MOD"; } # c|rust
 # Devices are read with O_DIRECT (the page cache of a brd device would not
 # see what dm wrote underneath).
 CLONE_PY='
-import fcntl, mmap, os, struct, sys, time
-HDR, CMD_STATUS, CMD_MSG = 312, 12, 14
-NOFLUSH, BUFFER_FULL = 1 << 11, 1 << 8
+import mmap, os, sys, time
+import dmio
 BLK, CHUNK = 4096, 1 << 20
 ctl = os.open("/dev/mapper/control", os.O_RDWR)
 now = time.monotonic
 
-def dm(nr, name, payload=b"", flags=0):
-    buf = bytearray(HDR + 16384)
-    struct.pack_into("=3IIIIiIIIQ", buf, 0, 4, 0, 0, len(buf), HDR, 0, 0, flags, 0, 0, 0)
-    buf[48:48 + len(name)] = name.encode()
-    buf[HDR:HDR + len(payload)] = payload
-    fcntl.ioctl(ctl, (3 << 30) | (HDR << 16) | (0xfd << 8) | nr, buf, True)
-    return buf
-
 def status(name):
     """(event_nr, hydrated, total, line); DM_NOFLUSH_FLAG: no commit."""
-    b = dm(CMD_STATUS, name, flags=NOFLUSH)
-    start, count, flags, event = struct.unpack_from("=IIxxxxII", b, 16)
-    if flags & BUFFER_FULL or count != 1:
+    b = dmio.ioctl(ctl, dmio.TSTATUS, name, dmio.F_NOFLUSH, room=16384)
+    start, count, opens, flags, event = dmio.header(b)
+    if flags & dmio.F_BUFFER_FULL or count != 1:
         raise OSError("status of %s: %d targets, flags %#x" % (name, count, flags))
-    line = bytes(b[start + 40:]).split(b"\0", 1)[0].decode()
+    line = dmio.targets(b)[0][1]
     h, n = line.split()[3].split("/")
     return event, int(h), int(n), line
 
 def message(name, *words):
-    dm(CMD_MSG, name, struct.pack("=Q", 0) + " ".join(words).encode() + b"\0")
+    dmio.message(ctl, name, " ".join(words), room=16384)
 
 def stat_path(name):
     for d in os.listdir("/sys/block"):
@@ -1657,6 +1650,10 @@ clock1=$(rtc_edge)
 	echo "tsc_boot=$(dmesg | grep -E 'tsc: (Detected|Refined|PIT calibration|Marking)' | sed 's/^\[[^]]*\] //' | tr '\n' ';')"
 } >>"$W/meta.txt"
 log "guest clock: $(grep -E '^(guest_clock_rate|clocksource|tsc_boot)=' "$W/meta.txt" | tr '\n' ' ')"
+if [ -s "$W/proof-failures" ]; then
+	log "FAILED: not served by the module measured: $(tr '\n' ' ' <"$W/proof-failures")"
+	FAILED=$((FAILED + $(wc -l <"$W/proof-failures")))
+fi
 echo "failed_runs=$FAILED" >>"$W/meta.txt"
 log "done in $(($(date +%s) - start)) s, $FAILED failed run(s)"
 lsmod >"$W/lsmod-end.txt"

@@ -15,10 +15,12 @@
 #              offset of the disk
 #
 # Our verity, era and clone modules register the same target names as the
-# kernel's C dm-verity, dm-era and dm-clone. Each step proves that OUR module
-# served its device: the device's table names the target, our module is
-# loaded and pinned by it, and the C module is not loaded (with no target of
-# that name registered, the kernel would have loaded the C one by itself).
+# kernel's C dm-verity, dm-era and dm-clone. Each step loads our module and
+# proves that it served its device with the selftests' helpers
+# (selftests/lib/impl.sh: impl_load, impl_assert_served): the device's table
+# names the target, our module is loaded and pinned by it, and the C module
+# is not loaded (with no target of that name registered, the kernel would
+# have loaded the C one by itself).
 #
 # Each step ends with one line "ok: <what it proved>". The first check that
 # does not hold ends the demo with "FAILED: ..." and a non-zero exit status.
@@ -27,6 +29,11 @@ set -eEuo pipefail
 export DM_DISABLE_UDEV=1	# no udev in the guest: dmsetup makes /dev/mapper nodes itself
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=/tmp/rdm-demo
+# The selftests' libraries (they define functions only): TOP is where our
+# .ko files are, SCRATCH where impl_load copies them and new_loop makes its
+# files.
+TOP=$top SCRATCH=$work
+for lib in ktap dm klog impl era; do . "$top/selftests/lib/$lib.sh"; done
 
 # ==== helpers ====================================================================
 bold='' green='' red='' plain=''
@@ -42,42 +49,24 @@ show() {
 	"$@" || fail "${line#\$ } failed (exit $?)"
 }
 ok() { printf '%sok:%s %s\n' "$green" "$plain" "$*"; }
+# fail WHY: the demo stops (the libraries' die and failed checks end here).
 fail() {
 	printf '%sFAILED:%s %s\n' "$red" "$plain" "$*" >&2
 	exit 1
 }
+die() { fail "$@"; }
 trap 'fail "line $LINENO: $BASH_COMMAND"' ERR
 
-# load NAME [C-MODULE]: insmod our NAME.ko, after modprobe of the kernel
-# modules it uses (modinfo lists them: dm-bufio for verity,
-# dm-persistent-data for era and clone, reed_solomon for verity's FEC if the
-# kernel has it as a module). `make modules_install` lets plain `modprobe
-# NAME` do all of this. The C twin registers the same target name: it must
-# not be loaded.
+# load TARGET: our module for TARGET loaded (after modprobe of the kernel
+# modules it uses: dm-bufio for verity, dm-persistent-data for era and
+# clone), its C twin, which registers the same target name, not.
 load() {
-	local ko=$top/$1.ko dep
-	[ -f "$ko" ] || fail "$ko not built (make)"
-	if [ -n "${2:-}" ] && [ -e "/sys/module/$2" ]; then
-		fail "the C module $2 is loaded: it registers the same target (rmmod $2 first)"
-	fi
-	if [ -e "/sys/module/${1//-/_}" ]; then return 0; fi
-	for dep in $(modinfo -F depends "$ko" | tr , ' '); do
-		modprobe "$dep" || fail "modprobe $dep failed: $1 needs it (is it in the test kernel's config?)"
-	done
-	show insmod "$ko"
+	impl_load "$1" rust || fail "loading our $1 module: $TEST_FAILURE"
+	echo "loaded $IMPL_KO.ko (module $IMPL_MOD, target $IMPL_TYPE $IMPL_VERSION)"
 }
 
-# served_by DEVICE TARGET MODULE C-MODULE: DEVICE's table is a TARGET table,
-# MODULE is loaded and pinned by it, C-MODULE is not loaded.
-served_by() {
-	local words refcnt
-	read -r -a words < <(dmsetup table "$1")
-	[ "${words[2]:-}" = "$2" ] || fail "$1: target '${words[2]:-}', not $2"
-	[ -e "/sys/module/$3" ] || fail "$3 is not loaded"
-	read -r refcnt <"/sys/module/$3/refcnt"
-	[ "$refcnt" -ge 1 ] || fail "$3 is not in use by $1"
-	if [ -n "$4" ] && [ -e "/sys/module/$4" ]; then fail "the C module $4 is loaded"; fi
-}
+# served DEVICE TARGET: DEVICE is served by our module for TARGET.
+served() { impl_assert_served "$1" "$2" rust || fail "$TEST_FAILURE"; }
 
 # status_word DEVICE N: the Nth word (from 1) of DEVICE's status line.
 status_word() {
@@ -86,23 +75,11 @@ status_word() {
 	echo "${words[$(($2 - 1))]:-}"
 }
 
-# disk NAME MIB: a loop device over a new file $work/NAME of MIB MiB of
-# zeroes; prints the device.
-disk() {
-	truncate -s "$2M" "$work/$1"
-	losetup --find --show "$work/$1"
-}
-
-# random_file NAME MIB: $work/NAME, MIB MiB of random data.
-random_file() { head -c "$2M" /dev/urandom >"$work/$1"; }
-
-# flip_byte FILE OFFSET: inverts every bit of one byte of FILE.
-flip_byte() {
-	local b o
-	b=$(od -An -tu1 -j "$2" -N1 "$1")
-	printf -v o '%03o' $((b ^ 255))
-	# shellcheck disable=SC2059
-	printf "\\$o" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none
+# since ERA: the blocks of demo-era written since ERA (era_invalidate,
+# through the held snapshot).
+since() {
+	era_written_since "$1" "$emeta"
+	echo "${ERA_SINCE[*]}"
 }
 
 cleanup() {
@@ -124,42 +101,43 @@ start=$SECONDS
 
 # ==== verity: a read-only device whose every block is checked against a hash tree
 title "verity (dm-verity-rs.ko)"
-random_file verity-data 1	# 256 data blocks of 4 KiB
-truncate -s 1M "$work/verity-hash"
-vdata=$(losetup --find --show "$work/verity-data")
-vhash=$(losetup --find --show "$work/verity-hash")
-load dm-verity-rs dm_verity
+pattern "$work/verity-data.img" 2048 demo-verity	# 256 data blocks of 4 KiB
+vdata=$(losetup --find --show "$work/verity-data.img")
+vhash=$(new_loop verity-hash 1)
+load verity
 printf '$ veritysetup format %s %s\n' "$vdata" "$vhash"
 veritysetup format "$vdata" "$vhash" >"$work/format.out"
 root=$(awk -F: '/^Root hash/ {gsub(/[ \t]/, "", $2); print $2}' "$work/format.out")
 [ -n "$root" ] || fail "no root hash in: $(cat "$work/format.out")"
 echo "root hash: $root"
 show veritysetup open "$vdata" demo-verity "$vhash" "$root"
-served_by demo-verity verity dm_verity_rs dm_verity
+served demo-verity verity
 show dmsetup table demo-verity
-cmp /dev/mapper/demo-verity "$work/verity-data" || fail "the verity device does not read back the data"
+cmp /dev/mapper/demo-verity "$work/verity-data.img" || fail "the verity device does not read back the data"
 show dmsetup status demo-verity
 [ "$(status_word demo-verity 4)" = V ] || fail "status is not V after reading the whole device"
 echo "corrupting one byte of data block 5 on the data disk ..."
-flip_byte "$work/verity-data" $((5 * 4096 + 100))
+flip_byte "$work/verity-data.img" $((5 * 4096 + 100))
+kmark
 printf '$ dd if=/dev/mapper/demo-verity bs=4096 skip=5 count=1 iflag=direct of=/dev/null\n'
 if dd if=/dev/mapper/demo-verity bs=4096 skip=5 count=1 iflag=direct of=/dev/null status=none; then
 	fail "the corrupted block read without error"
 fi
 show dmsetup status demo-verity
 [ "$(status_word demo-verity 4)" = C ] || fail "status is not C after reading a corrupted block"
-dmesg --notime | grep -F "data block 5 is corrupted" || fail "no 'data block 5 is corrupted' in the kernel log"
-served_by demo-verity verity dm_verity_rs dm_verity
+assert_klog "verity: .*: data block 5 is corrupted"
+echo "kernel log: $(grep -a "data block 5 is corrupted" <<<"$KLOG" | tail -n 1)"
+served demo-verity verity
 dmsetup remove demo-verity
 ok "verity: our dm-verity-rs served the device (C dm_verity not loaded); it read back the data, then the corrupted block failed with EIO and the status turned V -> C"
 
 # ==== era: which blocks were written since a given era
 title "era (dm-era-rs.ko)"
-emeta=$(disk era-meta 4)
-eorig=$(disk era-origin 16)	# 256 era blocks of 64 KiB (128 sectors)
-load dm-era-rs dm_era
+emeta=$(new_loop era-meta 4)
+eorig=$(new_loop era-origin 16)	# 256 era blocks of 64 KiB (128 sectors)
+load era
 show dmsetup create demo-era --table "0 $((16 * 2048)) era $emeta $eorig 128"
-served_by demo-era era dm_era_rs dm_era
+served demo-era era
 write_blocks() { # BLOCK...: writes 64 KiB era blocks of demo-era
 	local b
 	for b in "$@"; do
@@ -174,17 +152,6 @@ write_blocks 10 11
 # era_invalidate reads live metadata through a snapshot (the target
 # commits and rolls the era over when it takes it).
 show dmsetup message demo-era 0 take_metadata_snap
-since() { # ERA: the blocks written since ERA, from era_invalidate's XML
-	local line b list=()
-	while IFS= read -r line; do
-		if [[ $line =~ \<block\ block=\"([0-9]+)\" ]]; then
-			list+=("${BASH_REMATCH[1]}")
-		elif [[ $line =~ \<range\ begin=\"([0-9]+)\"\ end\ *=\ *\"([0-9]+)\" ]]; then
-			for ((b = BASH_REMATCH[1]; b < BASH_REMATCH[2]; b++)); do list+=("$b"); done
-		fi
-	done < <(era_invalidate --written-since "$1" --metadata-snapshot "$emeta")
-	echo "${list[*]}"
-}
 show era_invalidate --written-since 2 --metadata-snapshot "$emeta"
 since2=$(since 2)
 since1=$(since 1)
@@ -192,23 +159,23 @@ echo "written since era 2: $since2; since era 1: $since1"
 [ "$since2" = "10 11" ] || fail "era_invalidate --written-since 2: '$since2', not '10 11'"
 [ "$since1" = "3 5 10 11" ] || fail "era_invalidate --written-since 1: '$since1', not '3 5 10 11'"
 dmsetup message demo-era 0 drop_metadata_snap
-served_by demo-era era dm_era_rs dm_era
+served demo-era era
 dmsetup remove demo-era
 ok "era: our dm-era-rs served the device (C dm_era not loaded); era_invalidate lists exactly the blocks written since each era: 10 11 since era 2, 3 5 10 11 since era 1"
 
 # ==== clone: a copy of a read-only source, usable while it is being copied
 title "clone (dm-clone-rs.ko)"
-random_file clone-source 32
-csrc=$(losetup --find --show --read-only "$work/clone-source")
-cdst=$(disk clone-dest 32)
-cmeta=$(disk clone-meta 4)
-load dm-clone-rs dm_clone
+pattern "$work/clone-source.img" $((32 * 2048)) demo-clone
+csrc=$(losetup --find --show --read-only "$work/clone-source.img")
+cdst=$(new_loop clone-dest 32)
+cmeta=$(new_loop clone-meta 4)
+load clone
 # 4 KiB regions (8 sectors), created with hydration off so that the copy
 # starts when we ask for it.
 regions=$((32 * 2048 / 8))
 show dmsetup create demo-clone --table "0 $((32 * 2048)) clone $cmeta $cdst $csrc 8 1 no_hydration"
-served_by demo-clone clone dm_clone_rs dm_clone
-cmp /dev/mapper/demo-clone "$work/clone-source" || fail "the clone does not read as the source before hydration"
+served demo-clone clone
+cmp /dev/mapper/demo-clone "$work/clone-source.img" || fail "the clone does not read as the source before hydration"
 show dmsetup status demo-clone
 [ "$(status_word demo-clone 7)" = "0/$regions" ] || fail "regions hydrated before hydration was enabled"
 echo "the clone reads as the source, and nothing is copied yet (0/$regions regions hydrated)"
@@ -229,18 +196,18 @@ while :; do
 	[ $SECONDS -lt $deadline ] || fail "hydration not finished after 300 s: ${st[*]}"
 	sleep 0.5
 done
-served_by demo-clone clone dm_clone_rs dm_clone
+served demo-clone clone
 dmsetup remove demo-clone
-show cmp "$work/clone-dest" "$work/clone-source"
+show cmp "$work/clone-dest.img" "$work/clone-source.img"
 ok "clone: our dm-clone-rs served the device (C dm_clone not loaded); it read as the source from the start, hydrated all $regions regions, and the destination now equals the source"
 
 # ==== linear_rs: the example target, the one to read first
 title "linear_rs (dm-linear-rs.ko)"
-ldisk=$(disk linear 64)
-load dm-linear-rs
+ldisk=$(new_loop linear 64)
+load linear
 # 32 MiB of the disk, from sector 2048 (1 MiB) on.
 show dmsetup create demo-linear --table "0 65536 linear_rs $ldisk 2048"
-served_by demo-linear linear_rs dm_linear_rs ""
+served demo-linear linear
 show dmsetup table demo-linear
 echo "writing 'hello from Rust' at offset 0 of /dev/mapper/demo-linear ..."
 { printf 'hello from Rust'; head -c 497 /dev/zero; } >"$work/msg"
@@ -248,7 +215,7 @@ dd if="$work/msg" of=/dev/mapper/demo-linear bs=512 oflag=direct status=none
 dd if="$ldisk" of="$work/back" bs=512 skip=2048 count=1 iflag=direct status=none
 echo "sector 2048 of $ldisk now reads: $(head -c 15 "$work/back")"
 cmp "$work/back" "$work/msg" || fail "the write through linear_rs is not at sector 2048 of the disk"
-served_by demo-linear linear_rs dm_linear_rs ""
+served demo-linear linear
 dmsetup remove demo-linear
 ok "linear_rs: our dm-linear-rs served the device; a write through it landed at sector 2048 of the disk"
 

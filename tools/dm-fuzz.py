@@ -109,8 +109,12 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ---- DM ioctl interface (include/uapi/linux/dm-ioctl.h) --------------------
-DM_SIZE = 312  # sizeof(struct dm_ioctl)
-SPEC_SIZE = 40  # sizeof(struct dm_target_spec)
+# The requests are built by selftests/lib/dmio.py (shared with the suites'
+# helpers and the bench); this class keeps the errno and the answer.
+sys.path.insert(0, os.path.join(TOP, "selftests", "lib"))
+import dmio  # noqa: E402
+
+DM_SIZE, SPEC_SIZE = dmio.DM_SIZE, dmio.SPEC
 DM_DEV_CREATE, DM_DEV_REMOVE, DM_DEV_SUSPEND = 3, 4, 6
 DM_TABLE_LOAD, DM_TABLE_CLEAR, DM_TABLE_STATUS = 9, 10, 12
 DM_LIST_VERSIONS, DM_TARGET_MSG = 13, 14
@@ -118,13 +122,9 @@ DM_READONLY_FLAG = 1 << 0
 DM_STATUS_TABLE_FLAG = 1 << 4
 DM_BUFFER_FULL_FLAG = 1 << 8
 DM_IMA_MEASUREMENT_FLAG = 1 << 19
-U64 = (1 << 64) - 1
+U64 = dmio.U64
 BLKSSZGET = 0x1268
 BLKGETSIZE64 = 0x80081272
-
-
-def dm_req(nr):
-    return (3 << 30) | (DM_SIZE << 16) | (0xFD << 8) | nr
 
 
 class Dm:
@@ -135,63 +135,41 @@ class Dm:
         self.fd = os.open("/dev/mapper/control", os.O_RDWR | os.O_CLOEXEC)
         self.buf = None
 
-    def _hdr(self, name, size, flags=0, target_count=0):
-        b = bytearray(size)
-        struct.pack_into("=3IIIIiIII", b, 0, 4, 0, 0, size, DM_SIZE, target_count, 0, flags, 0, 0)
-        n = name.encode()
-        b[48:48 + len(n)] = n
-        return b
-
-    def _call(self, nr, buf):
-        self.buf = buf
+    def _call(self, nr, name, flags=0, data=b"", count=0, room=64):
+        code, self.buf = dmio.request(nr, name, flags, data, count, room)
         try:
-            fcntl.ioctl(self.fd, dm_req(nr), buf, True)
+            fcntl.ioctl(self.fd, code, self.buf, True)
             return 0
         except OSError as e:
             return e.errno
 
     def create(self, name):
         """Returns (errno, dev_t)."""
-        r = self._call(DM_DEV_CREATE, self._hdr(name, DM_SIZE + 64))
+        r = self._call(DM_DEV_CREATE, name)
         dev = struct.unpack_from("=Q", self.buf, 40)[0] if r == 0 else 0
         return r, dev
 
     def remove(self, name):
-        return self._call(DM_DEV_REMOVE, self._hdr(name, DM_SIZE + 64))
+        return self._call(DM_DEV_REMOVE, name)
 
     def resume(self, name):
-        return self._call(DM_DEV_SUSPEND, self._hdr(name, DM_SIZE + 64))
+        return self._call(DM_DEV_SUSPEND, name)
 
     def clear(self, name):
-        return self._call(DM_TABLE_CLEAR, self._hdr(name, DM_SIZE + 64))
+        return self._call(DM_TABLE_CLEAR, name)
 
     def load(self, name, specs, readonly):
         """specs: [(start, length, type bytes, params bytes)]."""
-        blobs = []
-        for i, (start, length, ttype, params) in enumerate(specs):
-            p = params + b"\0"
-            size = (SPEC_SIZE + len(p) + 7) & ~7
-            blob = bytearray(size)
-            nxt = size if i + 1 < len(specs) else 0
-            struct.pack_into("=QQiI16s", blob, 0, start & U64, length & U64, 0, nxt, ttype)
-            blob[SPEC_SIZE:SPEC_SIZE + len(p)] = p
-            blobs.append(blob)
-        data = b"".join(blobs)
-        b = self._hdr(name, DM_SIZE + len(data), DM_READONLY_FLAG if readonly else 0, len(specs))
-        b[DM_SIZE:] = data
-        return self._call(DM_TABLE_LOAD, b)
+        data, count = dmio.table(specs)
+        return self._call(DM_TABLE_LOAD, name, DM_READONLY_FLAG if readonly else 0, data, count, room=0)
 
     def message(self, name, sector, msg):
-        p = msg + b"\0"
-        b = self._hdr(name, DM_SIZE + 8 + len(p) + 4096)
-        struct.pack_into("=Q", b, DM_SIZE, sector & U64)
-        b[DM_SIZE + 8:DM_SIZE + 8 + len(p)] = p
-        return self._call(DM_TARGET_MSG, b)
+        return self._call(DM_TARGET_MSG, name, data=dmio.message_data(msg, sector), room=4096)
 
     def status(self, name, flags, room=16384):
         """DM_TABLE_STATUS; returns (errno, [params of each target],
         buffer full)."""
-        r = self._call(DM_TABLE_STATUS, self._hdr(name, DM_SIZE + room, flags))
+        r = self._call(DM_TABLE_STATUS, name, flags, room=room)
         if r:
             return r, [], False
         b = self.buf
@@ -211,7 +189,7 @@ class Dm:
 
     def targets(self):
         """{name: version} of the registered target types."""
-        r = self._call(DM_LIST_VERSIONS, self._hdr("", DM_SIZE + 16384))
+        r = self._call(DM_LIST_VERSIONS, "", room=16384)
         res = {}
         if r:
             return res

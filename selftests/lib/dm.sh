@@ -34,10 +34,20 @@ devnum() { # DEV: prints major:minor (from sysfs for a block device)
 	printf '%d:%d\n' "0x$(stat -L -c %t "$1")" "0x$(stat -L -c %T "$1")"
 }
 
-# pattern FILE SECTORS SEED: writes deterministic pseudo-random data.
+# pattern FILE SECTORS SEED: writes deterministic pseudo-random data (the
+# AES-CTR key stream of SEED; safe under pipefail: nothing is cut short).
 pattern() {
-	openssl enc -aes-128-ctr -pass "pass:$3" -nosalt -pbkdf2 -iter 1 </dev/zero 2>/dev/null |
-		head -c $(($2 * 512)) >"$1"
+	head -c $(($2 * 512)) /dev/zero |
+		openssl enc -aes-128-ctr -pass "pass:$3" -nosalt -pbkdf2 -iter 1 >"$1" 2>/dev/null
+}
+
+# flip_byte FILE OFFSET: flips every bit of one byte of FILE.
+flip_byte() {
+	local b o
+	b=$(od -An -tu1 -j "$2" -N1 "$1")
+	printf -v o '%03o' $((${b// /} ^ 255))
+	# shellcheck disable=SC2059
+	printf "\\$o" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc status=none
 }
 
 # read_sectors DEV START COUNT: prints COUNT sectors of DEV from START.

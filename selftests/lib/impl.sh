@@ -14,6 +14,9 @@
 # and no other implementation of the target is loaded.
 #
 #   impl_select TARGET IMPL   set the IMPL_* variables below (no loading)
+#   impl_select_by TYPE MODULE
+#                             the same for the row of target type TYPE in
+#                             module MODULE ("built-in": in dm-mod)
 #   impl_from_env TARGET      <TARGET>_IMPL (ERA_IMPL, ...): rust (the
 #                             default) or c, the implementation under test
 #   impl_load TARGET IMPL [PARAM=VALUE...]
@@ -24,6 +27,9 @@
 #                             .ko to insmod (for a suite that loads it itself)
 #   impl_assert_served NAME   device NAME is served by the selected one
 #   impl_assert_registered    `dmsetup targets` lists its type and version
+#   impl_assert_idle          the selected one is loaded but not in use
+#                             (refcount 0) and no other one is loaded: what
+#                             a test whose tables were all refused proves
 #   impl_check_modules        the same proof on a /proc/modules dump (stdin),
 #                             for a guest whose console is all we have
 #
@@ -79,6 +85,17 @@ impl_select() { # TARGET IMPL
 	for m in $others; do
 		[ "${m%%:*}" != "$IMPL_TYPE" ] || IMPL_OTHERS+="${m#*:} "
 	done
+}
+
+impl_select_by() { # TYPE MODULE
+	local t i ty m k d v want=${2//-/_}
+	[ "$want" != built_in ] || want=-
+	while read -r t i ty m k d v; do
+		[ -n "$t" ] && [ "$ty" = "$1" ] && [ "$m" = "$want" ] || continue
+		impl_select "$t" "$i"
+		return
+	done <<<"$IMPL_TABLE"
+	_impl_fail "no implementation of target type '$1' in module '$2' (selftests/lib/impl.sh)"
 }
 
 # impl_from_env TARGET: sets <TARGET>_IMPL to rust if it is empty; exits
@@ -163,6 +180,18 @@ impl_assert_served() {
 	fi
 	for m in $IMPL_OTHERS; do
 		if mod_loaded "$m"; then _impl_fail "$m is loaded too ($name must be served by $IMPL's ${IMPL_MOD:-built-in})"; return 1; fi
+	done
+}
+
+impl_assert_idle() {
+	local m n
+	if [ -n "$IMPL_MOD" ]; then
+		mod_loaded "$IMPL_MOD" || { _impl_fail "$IMPL_MOD not loaded"; return 1; }
+		n=$(mod_refcount "$IMPL_MOD")
+		[ "$n" = 0 ] || { _impl_fail "$IMPL_MOD refcount $n with no device (leaked?)"; return 1; }
+	fi
+	for m in $IMPL_OTHERS; do
+		if mod_loaded "$m"; then _impl_fail "$m is loaded too"; return 1; fi
 	done
 }
 

@@ -8,6 +8,7 @@
 #   dm.sh     modules, loop devices, dm devices, data patterns, wait_for
 #   klog.sh   kernel log marks (kmark, klog, assert_klog, ...)
 #   impl.sh   which implementation serves a target (ours or the C twin)
+#   refuse.sh refused tables, messages and commands, reasons in the log
 #   era.sh    era metadata through era_invalidate
 
 SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,6 +17,7 @@ TOP=$(cd "$SELFTESTS_DIR/.." && pwd)
 . "$SELFTESTS_DIR/lib/dm.sh"
 . "$SELFTESTS_DIR/lib/klog.sh"
 . "$SELFTESTS_DIR/lib/impl.sh"
+. "$SELFTESTS_DIR/lib/refuse.sh"
 . "$SELFTESTS_DIR/lib/era.sh"
 
 # suite_init: runs in the guest as root, once at the start of a suite.
