@@ -590,7 +590,7 @@ impl Operations for DmClone {
         if let Some(region) = bio.data().take().map(u64::from) {
             // An overwrite: the region is hydrated (or not) now; the waiting
             // bios go on before this one completes.
-            let s = core.hydration_complete(region, *status);
+            let s = core.hydration_complete(region, 1, *status);
             if !s.is_ok() {
                 *status = s;
             }

@@ -13,9 +13,11 @@
 //! flight, in batches of up to `hydration_batch_size` contiguous regions,
 //! and only while no bio is in flight (C's policy). With the extension
 //! `hydration_share_under_io P` (percent), while user I/O goes on (a bio
-//! in flight, or one mapped since the worker last looked) one batch is
-//! copied at a time, each followed by a pause that makes copies P% of the
-//! time (a copy that took t waits t * (100 - P) / P), and at the device's
+//! in flight, or one mapped since the worker last looked) one copy of up to
+//! `hydration_threshold` contiguous regions is made at a time (one kcopyd
+//! job instead of threshold / batch size of them), each followed by a pause
+//! that makes copies P% of the time (a copy that took t waits
+//! t * (100 - P) / P), and at the device's
 //! first idle moment the usual `hydration_threshold` applies: the copy
 //! always makes progress, at a bounded share of the device.
 //!
@@ -65,9 +67,7 @@ impl CopyJob for Copy {
         } else {
             BlkStatus::OK
         };
-        for region in self.first..self.first + self.count {
-            core.hydration_complete(region, status);
-        }
+        core.hydration_complete(self.first, self.count, status);
         if core.settings.hydration_enabled.load(Ordering::Relaxed) {
             core.continue_hydration(self.start_ns);
         }
@@ -82,25 +82,34 @@ struct Batch {
 }
 
 impl CloneCore {
-    /// A hydration ended with `status`: mark the region, then let its
-    /// waiting bios go, or fail them (C's `hydration_complete`). Returns
-    /// the status for an overwrite bio. Never sleeps (bio completion).
+    /// The hydration of the `count` regions from `first` (one copy, or one
+    /// overwrite) ended with `status`: mark them, then let their waiting
+    /// bios go, or fail them (C's `hydration_complete` for each region;
+    /// here each lock is taken once for the copy). Returns the status for
+    /// an overwrite bio. Never sleeps (bio completion).
     pub(crate) fn hydration_complete(
         self: &Arc<Self>,
-        region: u64,
+        first: u64,
+        count: u64,
         status: BlkStatus,
     ) -> BlkStatus {
         let r = if self.mode() >= Mode::ReadOnly {
             Err(EPERM)
         } else if status.is_ok() {
-            self.md.set_region_hydrated(region)
+            self.md.set_regions_hydrated(first, count)
         } else {
             Ok(())
         };
-        let waiting = self
-            .hydrating
-            .with(|h| h.remove(region))
-            .unwrap_or_default();
+        let mut waiting = BioList::new();
+        self.hydrating.with(|h| {
+            for region in first..first.saturating_add(count) {
+                if let Some(mut bios) = h.remove(region) {
+                    while let Some(bio) = bios.pop() {
+                        waiting.push(bio);
+                    }
+                }
+            }
+        });
         let result = match r {
             Ok(()) if status.is_ok() => {
                 self.issue_deferred_bios(waiting);
@@ -108,14 +117,16 @@ impl CloneCore {
             }
             _ => {
                 let s = if r.is_err() { BlkStatus::IOERR } else { status };
-                let mut waiting = waiting;
                 while let Some(bio) = waiting.pop() {
                     bio.end(s);
                 }
                 s
             }
         };
-        self.hydrations_in_flight.dec();
+        // Fewer than `MAX_REGIONS` = 2^31 regions (checked by the
+        // constructor): the count fits.
+        self.hydrations_in_flight
+            .sub(i32::try_from(count).unwrap_or(i32::MAX));
         result
     }
 
@@ -131,11 +142,17 @@ impl CloneCore {
         // constructor): the count fits.
         self.hydrations_in_flight
             .add(i32::try_from(count).unwrap_or(i32::MAX));
+        // The clock is read only for the extension's pacing.
+        let paced = self
+            .settings
+            .hydration_share_under_io
+            .load(Ordering::Relaxed)
+            != 0;
         let job = Copy {
             core: self.clone(),
             first,
             count,
-            start_ns: now_ns(),
+            start_ns: if paced { now_ns() } else { 0 },
         };
         // Never fails: the job waits for an earlier copy when memory is short.
         self.kcopyd.copy(
@@ -230,10 +247,9 @@ impl CloneCore {
     }
 
     /// Adds `region` (just registered as hydrating) to `batch`, copying
-    /// the batch when it is full or `region` does not follow it (C's
-    /// `__batch_hydration`).
-    fn batch_hydration(self: &Arc<Self>, batch: &mut Batch, region: u64) {
-        let max = u64::from(self.settings.hydration_batch_size.load(Ordering::Relaxed));
+    /// the batch when it has `max` regions or `region` does not follow it
+    /// (C's `__batch_hydration`, whose `max` is `hydration_batch_size`).
+    fn batch_hydration(self: &Arc<Self>, batch: &mut Batch, region: u64, max: u64) {
         let mut pending = Some(region);
         if let Some(head) = batch.head {
             if batch.count < max && head + batch.count == region {
@@ -259,9 +275,9 @@ impl CloneCore {
     }
 
     /// Registers the next unhydrated region from `offset` that is not being
-    /// hydrated, and batches it; returns where to go on (C's
-    /// `__start_next_hydration`).
-    fn start_next_hydration(self: &Arc<Self>, mut offset: u64, batch: &mut Batch) -> u64 {
+    /// hydrated, and batches it in batches of up to `max`; returns where to
+    /// go on (C's `__start_next_hydration`).
+    fn start_next_hydration(self: &Arc<Self>, mut offset: u64, batch: &mut Batch, max: u64) -> u64 {
         let nr = self.regions.nr;
         let mut entry = None;
         while offset < nr {
@@ -282,7 +298,7 @@ impl CloneCore {
                 false
             });
             if taken {
-                self.batch_hydration(batch, offset);
+                self.batch_hydration(batch, offset, max);
                 return offset + 1;
             }
             offset += 1;
@@ -290,7 +306,8 @@ impl CloneCore {
         offset
     }
 
-    /// A copy started at `start_ns` completed with hydration enabled. C's
+    /// A copy started at `start_ns` (0: not timed) completed with
+    /// hydration enabled. C's
     /// policy: queue the worker to start more if it may now (no bio in
     /// flight), or have the next bio completion that leaves none in flight
     /// queue it. With `hydration_share_under_io P`: set the pause that
@@ -305,7 +322,12 @@ impl CloneCore {
         if share > 0 {
             if share < 100 {
                 let now = now_ns();
-                let took = now.saturating_sub(start_ns).max(0);
+                // 0: started before the extension was set (not timed).
+                let took = if start_ns > 0 {
+                    now.saturating_sub(start_ns).max(0)
+                } else {
+                    0
+                };
                 let pause = took.saturating_mul(100 - share) / share;
                 self.hydration_resume_ns
                     .store(now.saturating_add(pause), Ordering::Relaxed);
@@ -363,8 +385,9 @@ impl CloneCore {
     /// `hydration_threshold` regions hydrating. C's policy: none starts
     /// while a bio is in flight; stopped by one, the worker is queued again
     /// once none is. With `hydration_share_under_io P` (0 < P < 100), while
-    /// bios are in flight or were mapped since the last pass: one batch at
-    /// a time, after the pause the last copy set (P = 100: as if idle).
+    /// bios are in flight or were mapped since the last pass: one copy of
+    /// up to `hydration_threshold` contiguous regions at a time, after the
+    /// pause the last copy set (P = 100: as if idle).
     pub(crate) fn do_hydration(self: &Arc<Self>) {
         if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
             return;
@@ -391,6 +414,7 @@ impl CloneCore {
             if volume > u64::from(s.hydration_threshold.load(Ordering::Relaxed)) {
                 break;
             }
+            let mut max = u64::from(s.hydration_batch_size.load(Ordering::Relaxed));
             if load_seen || self.ios_in_flight.load(Ordering::SeqCst) != 0 {
                 if share == 0 {
                     // C's policy: wait for the device to be idle.
@@ -398,7 +422,7 @@ impl CloneCore {
                     break;
                 }
                 if share < 100 {
-                    // One batch at a time: a copy in flight queues the
+                    // One copy at a time: a copy in flight queues the
                     // worker when it completes.
                     if self.hydrations_in_flight.get() > 1 {
                         break;
@@ -409,9 +433,13 @@ impl CloneCore {
                         paced = true;
                         break;
                     }
+                    // Of up to `hydration_threshold` contiguous regions
+                    // (what an idle device has in flight): one kcopyd job,
+                    // one wake-up and one pause for all of them.
+                    max = max.max(u64::from(s.hydration_threshold.load(Ordering::Relaxed)));
                 }
             }
-            offset = self.start_next_hydration(offset, &mut batch);
+            offset = self.start_next_hydration(offset, &mut batch, max);
         }
         if let Some(head) = batch.head {
             self.hydration_copy(head, batch.count);

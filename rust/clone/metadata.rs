@@ -320,13 +320,19 @@ impl Metadata {
             .sum()
     }
 
-    /// Marks `region` hydrated in the current transaction. Never sleeps:
-    /// called from bio completion and kcopyd callbacks.
-    pub(crate) fn set_region_hydrated(&self, region: u64) -> Result {
-        if region >= self.regions.nr {
+    /// Marks the `n` regions from `start` hydrated in the current
+    /// transaction (C's `dm_clone_set_region_hydrated` for each, under one
+    /// hold of the lock: one copy's regions). Never sleeps: called from bio
+    /// completion and kcopyd callbacks.
+    pub(crate) fn set_regions_hydrated(&self, start: u64, n: u64) -> Result {
+        let end = start.saturating_add(n);
+        if n == 0 {
+            return Ok(());
+        }
+        if end > self.regions.nr {
             dm_err!(
                 "Region {} out of range (total number of regions {})",
-                region,
+                end - 1,
                 self.regions.nr
             );
             return Err(ERANGE);
@@ -335,8 +341,10 @@ impl Metadata {
             if b.read_only {
                 return Err(EPERM);
             }
-            b.current.set(region);
-            self.set_in_core(region);
+            for region in start..end {
+                b.current.set(region);
+                self.set_in_core(region);
+            }
             self.changed_current.store(true, Ordering::SeqCst);
             Ok(())
         })

@@ -123,7 +123,13 @@ impl WaitCount {
     /// Subtracts one and wakes the waiters when that reaches zero.
     pub fn dec(&self) {
         // SAFETY: `self` is live for the call.
-        unsafe { Self::dec_raw(self) };
+        unsafe { Self::sub_raw(self, 1) };
+    }
+
+    /// Subtracts `n` and wakes the waiters when that reaches zero.
+    pub fn sub(&self, n: i32) {
+        // SAFETY: `self` is live for the call.
+        unsafe { Self::sub_raw(self, n) };
     }
 
     /// [`WaitCount::dec`] on a count that a waiter may free as soon as it
@@ -134,9 +140,20 @@ impl WaitCount {
     /// `this` must be live until the decrement.
     pub(super) unsafe fn dec_raw(this: *const Self) {
         // SAFETY: Live until the decrement (caller's guarantee).
+        unsafe { Self::sub_raw(this, 1) };
+    }
+
+    /// Subtracts `n` from the count at `this` and wakes the waiters when
+    /// that reaches zero; nothing is read through `this` after it.
+    ///
+    /// # Safety
+    ///
+    /// `this` must be live until the subtraction.
+    unsafe fn sub_raw(this: *const Self, n: i32) {
+        // SAFETY: Live until the subtraction (caller's guarantee).
         let count = unsafe { &(*this).0 };
         let key = count.as_ptr().cast::<core::ffi::c_void>();
-        if count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if n != 0 && count.fetch_sub(n, Ordering::SeqCst) == n {
             // SAFETY: The address only identifies the wait queue (a hash
             // key): it is not dereferenced, so it may be freed by now.
             unsafe { bindings::rdm_wake_up_var(key) };
