@@ -32,7 +32,9 @@ finish() {
 "$top/scripts/setup.sh" || { echo "setup failed"; failed=1; finish; }
 kdir=$("$top/scripts/build-kernel.sh") || { echo "kernel build failed"; failed=1; finish; }
 
+make -s -C "$top" KDIR="$kdir" clean >/dev/null 2>&1
 mkdir -p "$out"
+
 # The builtin kernel flavour (our targets =y; selftests/host/boot-builtin.sh)
 # is a second full kernel build on a fresh machine (~20 min on two cores):
 # started now, in the background, it builds while the modules, the host
@@ -45,7 +47,6 @@ RDM_KERNEL_FLAVOUR=builtin nice -n 10 "$top/scripts/build-kernel.sh" >"$out/buil
 builtin_kernel=$!
 
 # --- modules: a clean build under clippy, no warning of any kind ---
-make -s -C "$top" KDIR="$kdir" clean >/dev/null 2>&1
 make -C "$top" KDIR="$kdir" modules CLIPPY=1 W=1 >"$out/build.log" 2>&1
 rc=$?
 grep -E -i 'warning|error' "$out/build.log" >"$out/build-warnings.log"
