@@ -10,8 +10,11 @@
 #                   dm-verity-rs` loads dm-bufio first by itself
 #   make run        the demo: boot a guest, create a device with our target,
 #                   do I/O, show table and status
-#   make check      host unit tests + style checks + the selftests (selftests/suites) in a guest
-#   make check-debug  the same on the debug kernel (KASAN, lockdep, ...)
+#   make check      host unit tests + style checks + the host boot tests +
+#                   the selftests (selftests/suites) in two guests
+#   make check-full the same with the stress loops at full length (50 attach
+#                   swaps and 10,000 fuzzed table lines per target)
+#   make check-debug  the same as check on the debug kernel (KASAN, lockdep, ...)
 #   make compile-fail the compile-fail tests alone (API misuses that must
 #                   not build; Documentation/testing.md)
 #   make bench      Rust vs C targets in one guest boot (see Documentation/bench.md)
@@ -41,7 +44,7 @@ find-kdir = kdir="$(KDIR)"; if [ -z "$$kdir" ]; then \
 # (dm-clone-rs-unordered, dm-hold-rs; see ./Kbuild).
 installed-modules := dm-linear-rs dm-verity-rs dm-era-rs dm-clone-rs
 
-.PHONY: all modules modules_install run check check-debug compile-fail bench shell kernel setup clean
+.PHONY: all modules modules_install run check check-full check-debug compile-fail bench shell kernel setup clean
 all: modules
 
 modules:
@@ -69,6 +72,9 @@ run:
 
 check:
 	@$(TOP)/scripts/check.sh
+
+check-full:
+	@RDM_CHECK_FULL=1 $(TOP)/scripts/check.sh
 
 check-debug:
 	@RDM_KERNEL_FLAVOUR=debug $(TOP)/scripts/check.sh

@@ -28,12 +28,21 @@ log() { printf '[kernel] %s\n' "$*" >&2; }
 # scripts/kconfig/debug.config on top) or "builtin" (our targets built in:
 # scripts/kconfig/builtin.config on top).
 #
+# Every flavour builds in place, in a copy of the tree (hard links to
+# $KSRC's files: the build and the install script replace files, never write
+# into them), so that the command lines Kbuild records name sources by
+# relative paths (srctree ".") and an object is valid in any copy that has
+# the same sources and the same config symbols.
+#
 # The builtin kernel contains OUR sources, so its key does not cover them:
-# the build folder is a copy of the tree (hard links to $KSRC's files) into
-# which scripts/install-builtin.sh installs them, built in place. A build
-# with the same key is updated on every use instead of rebuilt: the install
-# script again (it replaces the changed files only) and an incremental make
-# (our objects and the link).
+# scripts/install-builtin.sh installs them into its copy of the tree. Its
+# first build starts from the base kernel's objects (copied beside fresh
+# hard links to the sources): only what the builtin options change is
+# compiled again (the Rust crates, whose cfgs follow the config, our
+# targets, drivers/md's archive, the link): minutes instead of a second full
+# build. A build with the same key is updated on every use instead of
+# rebuilt: the install script again (it replaces the changed files only)
+# and an incremental make (our objects and the link).
 flavour=${RDM_KERNEL_FLAVOUR:-base}
 fragments=("$here/kconfig/rust-dm.config")
 case "$flavour" in
@@ -42,16 +51,20 @@ debug) fragments+=("$here/kconfig/debug.config") ;;
 builtin) fragments+=("$here/kconfig/builtin.config") ;;
 *) log "unknown flavour '$flavour' (base, debug, builtin)"; exit 2 ;;
 esac
-recipe=1	# bump when this script changes what it builds
+recipe=2	# bump when this script changes what it builds
 
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-key=$({
-	echo "recipe=$recipe src=$srcver"
-	"$RUSTC" --version
-	"clang$LLVM" --version | head -n1
-	"$BINDGEN" --version
-	cat "${fragments[@]}"
-} | sha256sum | cut -c1-16)
+# kernel_key FRAGMENT...: the cache key of a build with these fragments.
+kernel_key() {
+	{
+		echo "recipe=$recipe src=$srcver"
+		"$RUSTC" --version
+		"clang$LLVM" --version | head -n1
+		"$BINDGEN" --version
+		cat "$@"
+	} | sha256sum | cut -c1-16
+}
+key=$(kernel_key "${fragments[@]}")
 build="$RDM_CACHE/kernel/$key"
 
 if [ "${1:-}" = "--print-dir" ]; then
@@ -59,23 +72,15 @@ if [ "${1:-}" = "--print-dir" ]; then
 	exit 0
 fi
 
-if [ "$flavour" = builtin ]; then
-	kmake() {
-		make -C "$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
-	}
-else
-	kmake() {
-		make -C "$KSRC" O="$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
-	}
-fi
+kmake() {
+	make -C "$build" LLVM="$LLVM" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
+}
 jobs=$(($(nproc) + 1))
 
-if [ "$flavour" = builtin ]; then
-	# One build or update at a time in a build folder.
-	mkdir -p "$RDM_CACHE/kernel"
-	exec {lock}>"$build.lock"
-	flock "$lock"
-fi
+# One build or update at a time in a build folder.
+mkdir -p "$RDM_CACHE/kernel"
+exec {lock}>"$build.lock"
+flock "$lock"
 
 if [ -f "$build/.done" ]; then
 	if [ "$flavour" = builtin ]; then
@@ -112,23 +117,35 @@ expected_objects() {
 
 log "building the $flavour kernel in $build (key $key)"
 start=$(date +%s)
-mkdir -p "$build"
+seeded=
+# A copy of the tree: hard links to the sources.
+if [ ! -f "$build/.tree" ]; then
+	log "copying $KSRC (hard links)"
+	rm -rf "$build"
+	mkdir -p "$build"
+	cp -al "$KSRC/." "$build/"
+	# The builtin flavour starts from the base kernel's objects: what
+	# the base build created (files with one link, so not the tree's
+	# sources; symbolic links), copied with their times, so that make
+	# finds them up to date.
+	base=$RDM_CACHE/kernel/$(kernel_key "$here/kconfig/rust-dm.config")
+	if [ "$flavour" = builtin ] && [ -f "$base/.done" ]; then
+		log "seeding from the base kernel's objects ($base)"
+		(cd "$base" && find . \( -type f -links 1 -o -type l \) ! -name .done ! -name .objects \
+			! -name build.log -print0 | cpio -p0dmu --quiet "$build")
+		echo "$base" >"$build/.seeded"
+	fi
+	touch "$build/.tree"
+fi
+[ -f "$build/.seeded" ] && seeded=$(cat "$build/.seeded")
 PROGRESS_TAG=kernel PROGRESS_LOG=$build/build.log
 printf '==== %s: building the %s kernel (key %s)\n' "$(date -u '+%F %T UTC')" "$flavour" "$key" >>"$PROGRESS_LOG"
 log "compiler output: $PROGRESS_LOG"
 
 if [ "$flavour" = builtin ]; then
-	# A copy of the tree: hard links (the install script and the build
-	# replace files, never write into them), then our sources.
-	if [ ! -f "$build/.tree" ]; then
-		log "copying $KSRC (hard links)"
-		cp -al "$KSRC/." "$build/"
-		touch "$build/.tree"
-	fi
 	log "installing our targets (scripts/install-builtin.sh)"
 	logged "$here/install-builtin.sh" "$build"
 fi
-
 # A test signing key: the kernel trusts its certificate (built into the
 # system keyring), and the verity tests sign root hashes with the key.
 if [ ! -f "$build/certs-test/verity-test.pem" ]; then
@@ -159,8 +176,13 @@ while IFS= read -r line; do
 done < <(cat "${fragments[@]}")
 [ "$bad" = 0 ] || { log "config fragment not satisfied"; exit 1; }
 
-with_progress "compiling, objects" "$(expected_objects)" count_objects \
-	kmake -j"$jobs" bzImage modules
+if [ -n "$seeded" ]; then
+	log "compiling what the $flavour options change (from the objects of $seeded)"
+	logged kmake -j"$jobs" bzImage modules
+else
+	with_progress "compiling, objects" "$(expected_objects)" count_objects \
+		kmake -j"$jobs" bzImage modules
+fi
 echo "$flavour $(count_objects)" >"$build/.objects"
 touch "$build/.done"
 log "built in $(($(date +%s) - start)) s"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: set-up, kernel (cached), modules built warning-free under
-# clippy, rustfmt, host unit tests, then the selftests (selftests/suites) in
-# a fresh guest.
+# `make check`: set-up, kernels (cached), modules built warning-free under
+# clippy, rustfmt, host unit tests, the host boot tests, then the selftests
+# (selftests/suites) in two fresh guests. RDM_CHECK_FULL=1 (`make
+# check-full`): the stress loops at the suites' own counts.
 # Ends with `N passed, N failed, N skipped`; exits non-zero on any failure.
 set -uo pipefail
 
@@ -36,13 +37,11 @@ make -s -C "$top" KDIR="$kdir" clean >/dev/null 2>&1
 mkdir -p "$out"
 
 # The builtin kernel flavour (our targets =y; selftests/host/boot-builtin.sh)
-# is a second full kernel build on a fresh machine (~20 min on two cores):
-# started now, in the background, it builds while the modules, the host
-# tests and the guest suites run (niced: the guests come first), and
-# boot-builtin, run last, waits for it
-# (build-kernel.sh holds a lock on the build folder; boot-builtin's own call
-# then finds it built). On a warm machine this is the incremental update of
-# a few seconds. Its output: $out/builtin-kernel.log.
+# builds in the background while the modules and the host tests build and
+# run. On a fresh machine it starts from the base kernel's objects
+# (scripts/build-kernel.sh: the Rust crates, our targets and the link, a
+# few minutes); on a warm one it is an incremental update of seconds.
+# boot-builtin waits for it. Its output: $out/builtin-kernel.log.
 RDM_KERNEL_FLAVOUR=builtin nice -n 10 "$top/scripts/build-kernel.sh" >"$out/builtin-kernel.log" 2>&1 &
 builtin_kernel=$!
 
@@ -135,20 +134,27 @@ echo "host unit tests: $p passed, $f failed"
 result "bench-report self-test (every ratio: > 1 = Rust better)" $? "$out/bench-report-self-test.log"
 
 # --- host-side VM tests (they boot their own QEMU: boot-time devices) ---
-# boot-builtin runs last (below), once its kernel is built.
-host_test() { # FILE
-	local t=$1 name rc line p f k
-	name=$(basename "$t" .sh)
-	bash "$t" 2>&1 | tee "$out/host-$name.log" | sed -u 's/^/    /'
-	rc=${PIPESTATUS[0]}
-	line=$(grep -a '^# totals:' "$out/host-$name.log" | tail -n1)
+# boot-builtin runs once its kernel is built (below).
+# add_counts LABEL LOG STATUS PATTERN: adds the counts of LOG's last line
+# matching PATTERN ("... N passed, N failed, N skipped") to the totals and
+# prints them; no such line, or a non-zero STATUS with no failure counted
+# (a crash, a kernel report), is one failure.
+add_counts() {
+	local line p f k
+	line=$(grep -a "$4" "$2" | tail -n1)
 	p=$(echo "$line" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
 	f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
 	k=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
 	[ -n "$p" ] || { p=0; f=1; }
-	[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-	echo "host $name: $p passed, $f failed, ${k:-0} skipped"
+	[ "$3" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	echo "$1: $p passed, $f failed, ${k:-0} skipped"
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${k:-0}))
+}
+host_test() { # FILE
+	local t=$1 name
+	name=$(basename "$t" .sh)
+	bash "$t" 2>&1 | tee "$out/host-$name.log" | sed -u 's/^/    /'
+	add_counts "host $name" "$out/host-$name.log" "${PIPESTATUS[0]}" '^# totals:'
 }
 for t in "$top"/selftests/host/*.sh; do
 	[ -e "$t" ] || continue
@@ -156,43 +162,66 @@ for t in "$top"/selftests/host/*.sh; do
 	host_test "$t"
 done
 
-# --- selftests in the guest ---
-# The guest's deadline: the whole suite takes ~40 min under TCG on the
-# base kernel on a quiet host (nomem and verity_fec added ~15 min), more
-# beside another guest; KASAN and lockdep make the debug kernel ~3x slower.
+# --- the builtin kernel's boot tests, once its build is done (a failed
+# build is reported by boot-builtin's own kernel test) ---
+wait "$builtin_kernel"
+echo "builtin kernel: $(grep -a '^\[kernel\] \(built\|updated\|cached\)' "$out/builtin-kernel.log" | tail -n1)"
+host_test "$top/selftests/host/boot-builtin.sh"
+
+# --- selftests in two guests ---
+# The suites of selftests/suites run in RDM_GUEST_JOBS (2) fresh guests at
+# once, one per host core: each suite goes to the guest with the least
+# work so far, longest first, by the time selftests/suites gives it. A
+# guest's deadline: its share takes ~30 min under TCG on the base kernel on
+# a quiet host; KASAN and lockdep make the debug kernel ~3x slower.
+#
+# `make check` runs the stress loops shorter than the suites' own defaults
+# (which `make check-full` keeps): 10 attach swaps per target instead of 50
+# and 3,000 fuzzed table lines per target instead of 10,000; the 50 swaps
+# and 10,000 lines alone take ~25 min of guest time.
+jobs=${RDM_GUEST_JOBS:-2}
 deadline=${RDM_GUEST_DEADLINE:-4800}
+if [ -z "${RDM_CHECK_FULL:-}" ]; then
+	: "${N_SWAPS:=10}" "${FUZZ_COUNT:=3000}"
+else
+	deadline=${RDM_GUEST_DEADLINE:-6000}
+fi
 # The suites' knobs (see Documentation/testing.md) reach the guest when set
 # here. On the debug kernel every suite and every test runs, but the loops
 # are shorter unless set (KASAN, lockdep and kmemleak make each step 3-10x
 # slower under TCG): 25 suspend/resume and reload cycles instead of 100, 5
-# module loads instead of 20, 2,500 fuzzed inputs per target instead of
-# 10,000, 15 attach swaps instead of 50; and clone's per-test deadline is
-# 40 min instead of 10.
-guest_env=()
+# module loads instead of 20, 2,500 fuzzed inputs per target, 10 attach
+# swaps; and clone's per-test deadline is 40 min instead of 10.
 if [ "${RDM_KERNEL_FLAVOUR:-base}" = debug ]; then
 	deadline=${RDM_GUEST_DEADLINE:-10800}
-	: "${N_CYCLES:=25}" "${N_LOADS:=5}" "${FUZZ_COUNT:=2500}" "${N_SWAPS:=15}"
+	: "${N_CYCLES:=25}" "${N_LOADS:=5}" "${FUZZ_COUNT:=2500}"
 	: "${CLONE_TEST_DEADLINE:=2400}"
 fi
+guest_env=()
 for v in N_CYCLES N_LOADS FUZZ_COUNT FUZZ_SEED FUZZ_DMSETUP FUZZ_TIMEOUT N_SWAPS CLONE_TEST_DEADLINE N_TEARDOWN LEAK_MARGIN_KIB; do
 	[ -z "${!v:-}" ] || guest_env+=("$v=${!v}")
 done
-"$top/tools/vm-run.sh" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-console.log" -- \
-	env "${guest_env[@]}" "$top/selftests/run.sh" $(grep -v '^#' "$top/selftests/suites") | tee "$out/selftests.log"
-rc=${PIPESTATUS[0]}
-line=$(grep -a '^selftests:' "$out/selftests.log" | tail -n1)
-p=$(echo "$line" | sed -n 's/^selftests: \([0-9]*\) passed.*/\1/p')
-f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-k=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
-[ -n "$p" ] || { p=0; f=1; }
-skipped=$((skipped + ${k:-0}))
-# The guest finished its tests but the run failed (kernel report, crash).
-[ $rc -ne 0 ] && [ "$f" -eq 0 ] && { f=1; echo "not ok - guest run (vm-run exit $rc)"; }
-passed=$((passed + p)) failed=$((failed + f))
-
-# --- the builtin kernel's boot tests, once the background build is done
-# (a failed build is reported by boot-builtin's own kernel test) ---
-wait "$builtin_kernel"
-echo "builtin kernel: $(grep -a '^\[kernel\] \(built\|updated\|cached\)' "$out/builtin-kernel.log" | tail -n1)"
-host_test "$top/selftests/host/boot-builtin.sh"
+# The suites, longest first, dealt to the guest with the least work so far.
+declare -a share load
+for ((g = 0; g < jobs; g++)); do share[g]="" load[g]=0; done
+while read -r suite secs; do
+	best=0
+	for ((g = 1; g < jobs; g++)); do [ "${load[g]}" -lt "${load[best]}" ] && best=$g; done
+	share[best]+=" $suite" load[best]=$((load[best] + secs))
+done < <(grep -v '^#' "$top/selftests/suites" | awk 'NF {print $1, ($2 == "" ? 60 : $2)}' | sort -k2,2nr -k1,1)
+pids=()
+for ((g = 0; g < jobs; g++)); do
+	[ -n "${share[g]}" ] || continue
+	echo "guest $((g + 1)):${share[g]} (~$((load[g] / 60)) min)"
+	"$top/tools/vm-run.sh" --kernel "$kdir" --timeout "$deadline" --log "$out/guest-$((g + 1))-console.log" -- \
+		env "${guest_env[@]}" "$top/selftests/run.sh" ${share[g]} >"$out/selftests-$((g + 1)).log" 2>&1 &
+	pids[g]=$!
+done
+for ((g = 0; g < jobs; g++)); do
+	[ -n "${pids[g]:-}" ] || continue
+	rc=0
+	wait "${pids[g]}" || rc=$?
+	cat "$out/selftests-$((g + 1)).log"
+	add_counts "guest $((g + 1)) (${share[g]# }; vm-run exit $rc)" "$out/selftests-$((g + 1)).log" "$rc" '^selftests:'
+done
 finish

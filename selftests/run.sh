@@ -8,10 +8,10 @@
 # selftests/suites.
 #
 #   tools/vm-run.sh -- selftests/run.sh verity era
-#   tools/vm-run.sh -- selftests/run.sh $(cat selftests/suites)
+#   tools/vm-run.sh -- selftests/run.sh $(awk '!/^#/ {print $1}' selftests/suites)
 dir=$(cd "$(dirname "$0")" && pwd)
 if [ $# -eq 0 ]; then
-	echo "usage: $0 SUITE... (the suites: $(grep -v '^#' "$dir/suites" | tr '\n' ' '))" >&2
+	echo "usage: $0 SUITE... (the suites: $(awk '!/^#/ {print $1}' "$dir/suites" | tr '\n' ' '))" >&2
 	exit 2
 fi
 
