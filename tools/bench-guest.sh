@@ -51,6 +51,12 @@
 #                    clone: hydration_share_under_io of our policy windows,
 #                    a list ("20 30" percent; an extension, C has no such
 #                    argument; 0: no policy windows)
+#   BENCH_CLONE_SRC_DELAY
+#                    clone: milliseconds dm-delay adds to every I/O of the
+#                    source in the hydration-under-load windows (0: the
+#                    RAM disk itself); a source that is far away (network,
+#                    slow disk) is clone's real use: its copies wait on
+#                    latency, not on the CPU
 #   BENCH_VERITY_RUNS
 #                    verity: the runs, in order, each PROFILE[:KIND]
 #                    (randread-4k or seqread-1m; KIND: none = cold pass
@@ -97,6 +103,7 @@ CLONE_LOAD_QDS=${BENCH_CLONE_LOAD_QDS:-1 16}
 CLONE_LOAD_BASE=${BENCH_CLONE_LOAD_BASE:-1}
 CLONE_LOAD_WINDOW=${BENCH_CLONE_LOAD_WINDOW:-4}
 CLONE_SHARE=${BENCH_CLONE_SHARE:-20 30}
+CLONE_SRC_DELAY=${BENCH_CLONE_SRC_DELAY:-0}
 VERITY_RUNS=${BENCH_VERITY_RUNS:-randread-4k seqread-1m randread-4k:bh randread-4k:fec seqread-1m:fec randread-4k:fec-corrupt seqread-1m:fec-corrupt}
 VERITY_FEC_ROOTS=${BENCH_VERITY_FEC_ROOTS:-2}
 VERITY_FEC_RUNTIME=${BENCH_VERITY_FEC_RUNTIME:-$((3 * RUNTIME))}
@@ -1228,7 +1235,7 @@ clone_create() {
 	fi
 	dd if=/dev/zero of="$3" bs=1M count=4 oflag=direct status=none ||
 		{ log "FAILED: zeroing $3"; return 1; }
-	dmsetup create "$1" --table "0 $CLONE_SECTORS clone $3 $2 $CLONE_SRC $CLONE_REGION 1 no_hydration $4" ||
+	dmsetup create "$1" --table "0 $CLONE_SECTORS clone $3 $2 ${6:-$CLONE_SRC} $CLONE_REGION 1 no_hydration $4" ||
 		{ log "FAILED: dmsetup create $1"; return 1; }
 	st=$(dmsetup status --noflush "$1")
 	log "    $1: $st"
@@ -1263,6 +1270,16 @@ clone_load_rows() {
 		done
 	done
 	rm -f "$W"/clone-load*
+	# The source of these windows: the RAM disk, or dm-delay over it.
+	local src=$CLONE_SRC
+	if [ "$CLONE_SRC_DELAY" != 0 ]; then
+		modprobe dm-delay || { log "FAILED: modprobe dm-delay"; FAILED=$((FAILED + 1)); return 1; }
+		dmsetup create bench-clone-src \
+			--table "0 $CLONE_SECTORS delay $CLONE_SRC 0 $CLONE_SRC_DELAY" ||
+			{ log "FAILED: dm-delay over $CLONE_SRC"; FAILED=$((FAILED + 1)); return 1; }
+		src=/dev/mapper/bench-clone-src
+		log "    source: $src, $CLONE_SRC with $CLONE_SRC_DELAY ms per I/O (dm-delay)"
+	fi
 	timeout 1800 python3 -c "$CLONE_PY" load "$W/clone-load-ready" "$W/clone-load-done" \
 		"${items[@]}" >"$W/clone-load.out" 2>&1 &
 	pid=$!
@@ -1275,7 +1292,7 @@ clone_load_rows() {
 		read -r prof qd pol <<<"${runs[$i]}"
 		tag=$W/clone-load-$i
 		ext="6 hydration_threshold $tuned_t hydration_batch_size $tuned_b hydration_share_under_io ${pol#share=}"
-		if ! clone_create bench-clone-l /dev/ram1 /dev/ram3 "$([ "$pol" = idle-only ] && echo "$core" || echo "$ext")" keep; then
+		if ! clone_create bench-clone-l /dev/ram1 /dev/ram3 "$([ "$pol" = idle-only ] && echo "$core" || echo "$ext")" keep "$src"; then
 			FAILED=$((FAILED + 1))
 			break
 		fi
@@ -1324,6 +1341,7 @@ clone_load_rows() {
 			"$ws" "$((wr + ww))" "$((h - h0))" "$n" "$state" "$ok" "$served"
 	done <<<"$out"
 	rm -f "$W"/clone-load* "$W"/*.prerun.txt
+	[ "$src" = "$CLONE_SRC" ] || dmsetup remove bench-clone-src
 }
 
 clone_round() { # IMPL REP WITH_RAW
@@ -1626,6 +1644,7 @@ modprobe brd rd_nr=6 rd_size=$((DEV_MIB * 1024)) || { log "modprobe brd failed";
 	echo "clone_load_base=$CLONE_LOAD_BASE"
 	echo "clone_load_window=$CLONE_LOAD_WINDOW"
 	echo "clone_share=$CLONE_SHARE"
+	echo "clone_src_delay_ms=$CLONE_SRC_DELAY"
 	echo "verity_runs=$VERITY_RUNS"
 	echo "verity_fec_roots=$VERITY_FEC_ROOTS"
 	echo "verity_fec_runtime=$VERITY_FEC_RUNTIME"

@@ -644,9 +644,11 @@ def notes(doc):
                  "background copy while a bio is in flight); share=P: ours with the extension "
                  "hydration_share_under_io P, against C's idle-only figures of the same "
                  "repetition. The write load writes the first 8 MiB (its first writes "
-                 "hydrate those regions before hydration is enabled)." % (
+                 "hydrate those regions before hydration is enabled). Source: %s." % (
                      m.get("clone_tuned", "?"), m.get("clone_load_base", "?"),
-                     m.get("clone_load_window", "?")))
+                     m.get("clone_load_window", "?"),
+                     "the RAM disk" if m.get("clone_src_delay_ms", "0") in ("0", "")
+                     else "dm-delay over the RAM disk, %s ms per I/O" % m["clone_src_delay_ms"]))
         n += policy_target(doc)
     if any(r["selftest_c_as_rust"] for r in doc["results"]):
         n.append("(C/C) SELFTEST (BENCH_SELFTEST_C_AS_RUST): the C module ran in the Rust slot; "
