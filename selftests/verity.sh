@@ -161,7 +161,7 @@ std_echo() { echo "0 $SECTORS verity 1 $DN $HN 4096 1024 $NB 1 sha256 $ROOT $SAL
 cert_dir() {
 	local d skid
 	if [ -n "${VERITY_CERT_DIR:-}" ]; then echo "$VERITY_CERT_DIR"; return 0; fi
-	for d in /var/lib/rust-dm/kernel/*/certs-test; do
+	for d in "${RDM_CACHE:-/var/lib/rust-dm}"/kernel/*/certs-test; do
 		[ -f "$d/verity-test.pem" ] && [ -f "$d/verity-test.key" ] || continue
 		skid=$(openssl x509 -in "$d/verity-test.pem" -noout -ext subjectKeyIdentifier 2>/dev/null) || continue
 		skid=${skid#*$'\n'} skid=${skid//[ :]/} skid=${skid,,}

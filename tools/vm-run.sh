@@ -55,8 +55,9 @@ qopts=()
 
 export PATH="$(dirname "$VNG"):$PATH"
 [ -n "$log" ] || log=$(mktemp /tmp/vm-run.XXXXXX.log)
-# The command line the guest runs: the wrapper, then CMD, shell-quoted.
-cmd=$(printf '%q ' "$top/tools/guest-wrap.sh" "$@")
+# The command line the guest runs: the wrapper, then CMD, shell-quoted;
+# with the cache folder (RDM_CACHE: the kernels, their test certificates).
+cmd=$(printf '%q ' env "RDM_CACHE=$RDM_CACHE" "$top/tools/guest-wrap.sh" "$@")
 
 status=0
 timeout --kill-after=10 "$timeout" \
