@@ -54,6 +54,17 @@ qopts=()
 [ -z "${RDM_QEMU_OPTS:-}" ] || qopts=(--qemu-opts "$RDM_QEMU_OPTS")
 
 export PATH="$(dirname "$VNG"):$PATH"
+# virtme-ng fills $kernel/.virtme_mods (links to the kernel's modules, then
+# depmod) when modules.order is newer than it; two guests started at once
+# (make check) would both do it, each removing the other's links. Done
+# here once, under a lock, so that virtme-ng finds it up to date.
+(
+	flock 9
+	dep=$kernel/.virtme_mods/lib/modules/0.0.0/modules.dep
+	if [ -f "$kernel/modules.order" ] && { [ ! -f "$dep" ] || [ "$kernel/modules.order" -nt "$dep" ]; }; then
+		cd "$kernel" && virtme-prep-kdir-mods >/dev/null
+	fi
+) 9>"$kernel/.virtme_mods.lock"
 [ -n "$log" ] || log=$(mktemp /tmp/vm-run.XXXXXX.log)
 # The command line the guest runs: the wrapper, then CMD, shell-quoted;
 # with the cache folder (RDM_CACHE: the kernels, their test certificates).
