@@ -549,8 +549,45 @@ ctor_once() {
 	inject_count
 }
 
+# The create whose N-th filtered allocation failed (CRC: dmsetup's exit
+# status), judged: a clean failure (no device, a device-mapper reason in
+# the kernel log) or a tolerated one (the device was made and reads).
+# Counts in the caller's clean and tolerated.
+ctor_judge() { # N
+	local n=$1
+	if [ "$CRC" != 0 ]; then
+		clean=$((clean + 1))
+		if dm_exists rdmt-a-ctor || [[ $'\n'"$(dmsetup ls 2>/dev/null)" == *$'\n'rdmt-a-ctor[[:space:]]* ]]; then
+			die "n=$n: dmsetup create failed but the device exists"
+		fi
+		klog
+		[[ "$KLOG" =~ device-mapper:\ (table|ioctl|$TT)|$TT: ]] ||
+			{ cat "$SCRATCH/nomem-ctor.out" >&2; echo "$KLOG" | tail -n 5 >&2; die "n=$n: no device-mapper error in the kernel log"; }
+		[ "$clean" -gt 3 ] || note "n=$n: $(grep -E 'device-mapper|'"$TT" <<<"$KLOG" | head -n 2 | tr '\n' ' ')"
+	else
+		tolerated=$((tolerated + 1))
+		note "n=$n: create succeeded although an allocation failed"
+		impl_assert_served rdmt-a-ctor
+		"${TO[@]}" dd if=/dev/mapper/rdmt-a-ctor of=/dev/null bs=64k count=16 iflag=direct status=none ||
+			die "n=$n: reading the device created after a tolerated failure"
+		dmsetup remove rdmt-a-ctor || die "remove after n=$n"
+	fi
+}
+
+# The N after N: every N up to 8, then a third more each time (or, with
+# NOMEM_CTOR_N=A-B, every N of that range, then one beyond all).
+ctor_next() { # N
+	local n=$1 step
+	if [ -n "${NOMEM_CTOR_N:-}" ]; then
+		if [ "$n" -lt "${NOMEM_CTOR_N#*-}" ]; then step=1; else step=1000000; fi
+	elif [ "$n" -lt 8 ]; then step=1; else step=$((n / 3)); fi
+	echo $((n + step))
+}
+
+# Target T's constructor with its N-th filtered allocation failing, for
+# N = 1, 2, 3, ... until a create makes no filtered allocation that late.
 t_ctor() {
-	local t=$1 n step last=0 clean=0 tolerated=0 inj
+	local t=$1 n last=0 clean=0 tolerated=0 inj
 	n=${NOMEM_CTOR_N:-1}
 	n=${n%-*}
 	begin "$t"
@@ -573,28 +610,8 @@ t_ctor() {
 			break
 		fi
 		last=$n
-		if [ "$CRC" != 0 ]; then
-			clean=$((clean + 1))
-			if dm_exists rdmt-a-ctor || [[ $'\n'"$(dmsetup ls 2>/dev/null)" == *$'\n'rdmt-a-ctor[[:space:]]* ]]; then
-				die "n=$n: dmsetup create failed but the device exists"
-			fi
-			klog
-			[[ "$KLOG" =~ device-mapper:\ (table|ioctl|$TT)|$TT: ]] ||
-				{ cat "$SCRATCH/nomem-ctor.out" >&2; echo "$KLOG" | tail -n 5 >&2; die "n=$n: no device-mapper error in the kernel log"; }
-			[ "$clean" -gt 3 ] || note "n=$n: $(grep -E 'device-mapper|'"$TT" <<<"$KLOG" | head -n 2 | tr '\n' ' ')"
-		else
-			tolerated=$((tolerated + 1))
-			note "n=$n: create succeeded although an allocation failed"
-			impl_assert_served rdmt-a-ctor
-			"${TO[@]}" dd if=/dev/mapper/rdmt-a-ctor of=/dev/null bs=64k count=16 iflag=direct status=none ||
-				die "n=$n: reading the device created after a tolerated failure"
-			dmsetup remove rdmt-a-ctor || die "remove after n=$n"
-		fi
-		if [ -n "${NOMEM_CTOR_N:-}" ]; then
-			# Only N in that range, then one N beyond all (nothing injected).
-			if [ "$n" -lt "${NOMEM_CTOR_N#*-}" ]; then step=1; else step=1000000; fi
-		elif [ "$n" -lt 8 ]; then step=1; else step=$((n / 3)); fi
-		n=$((n + step))
+		ctor_judge "$n"
+		n=$(ctor_next "$n")
 		# A bound on the walk; the debug kernel makes more filtered
 		# allocations per create (a clone's passed 2000 there).
 		[ "$n" -le $((2000 * SCALE)) ] || [ -n "${NOMEM_CTOR_N:-}" ] ||

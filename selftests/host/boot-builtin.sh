@@ -79,14 +79,6 @@ rootfs() {
 	# with try_verify_in_tasklet, our target verifies the second read in
 	# BH and counts it (verified_in_bh, a parameter the C target lacks).
 	build_rootfs <<'EOF'
-#!/bin/sh
-export PATH=/bin:/sbin DM_DISABLE_UDEV=1
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-[ -c /dev/console ] || mount -t devtmpfs devtmpfs /dev
-echo "RDM-BOOT-BEGIN"
-echo "uptime: $(cut -d' ' -f1 /proc/uptime)"
-dmsetup table | sed 's/^/table: /'
 dmsetup targets | sed 's/^/target: /'
 sed 's/^/module: /' /proc/modules
 for m in dm_verity_rs dm_verity; do
@@ -101,9 +93,6 @@ echo 3 >/proc/sys/vm/drop_caches
 cat /dev/dm-0 >/dev/null
 echo "verified-in-bh: $(cat /sys/module/dm_verity_rs/parameters/verified_in_bh 2>&1)"
 dmesg | grep -E 'calling  (__dm_[a-z_]*_rs_init|dm_init_init)\+' | sed 's/^/initcall: /'
-echo "RDM-BOOT-END"
-sync
-poweroff -f
 EOF
 }
 
@@ -205,31 +194,22 @@ test_usb_no_waitfor() {
 	diag "usb without waitfor: dm-init failed at $(ktime "$log" 'Data device lookup failed') s, sda partitions at $(ktime "$log" 'sda: sda1 sda2') s, panic at $(ktime "$log" 'Kernel panic') s"
 }
 
-# 5: with dm-mod.waitfor=/dev/sda1,/dev/sda2 dm-init waits for the disk.
-test_usb_waitfor() {
+# 5 and 6: with dm-mod.waitfor=DATA,HASH dm-init waits for the late disk;
+# 5 names its partitions by /dev path, 6 by PARTLABEL= (early_lookup_bdev()),
+# in waitfor and in the table.
+usb_waitfor_boot() { # NAME DATA HASH
 	. "$work/kvars"
 	. "$work/vars"
-	local log="$work/usb-wait.log"
+	local log="$work/usb-$1.log"
 	# shellcheck disable=SC2046
-	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=/dev/sda1,/dev/sda2 dm-mod.create=\"vroot,,,ro,$(table /dev/sda1 /dev/sda2)\" $root_args" \
+	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=$2,$3 dm-mod.create=\"vroot,,,ro,$(table "$2" "$3")\" $root_args" \
 		$(usb_disk)
 	check_booted "$log" 8:1 8:2
-	tr -d '\r' <"$log" | has 'device-mapper: init: waiting for device /dev/sda1' || { echo "no 'waiting for device'"; return 1; }
-	timing "$log" "usb, waitfor=/dev/sda1,/dev/sda2"
+	tr -d '\r' <"$log" | has "device-mapper: init: waiting for device $2" || { echo "no 'waiting for device'"; return 1; }
+	timing "$log" "usb, waitfor=$2,$3"
 }
-
-# 6: PARTLABEL= in waitfor and in the table (early_lookup_bdev()).
-test_usb_partlabel() {
-	. "$work/kvars"
-	. "$work/vars"
-	local log="$work/usb-partlabel.log"
-	# shellcheck disable=SC2046
-	boot "$log" "usb-storage.delay_use=3 dm-mod.waitfor=PARTLABEL=vdata,PARTLABEL=vhash dm-mod.create=\"vroot,,,ro,$(table PARTLABEL=vdata PARTLABEL=vhash)\" $root_args" \
-		$(usb_disk)
-	check_booted "$log" 8:1 8:2
-	tr -d '\r' <"$log" | has 'device-mapper: init: waiting for device PARTLABEL=vdata' || { echo "no 'waiting for device'"; return 1; }
-	timing "$log" "usb, waitfor=PARTLABEL=vdata,PARTLABEL=vhash"
-}
+test_usb_waitfor() { usb_waitfor_boot wait /dev/sda1 /dev/sda2; }
+test_usb_partlabel() { usb_waitfor_boot partlabel PARTLABEL=vdata PARTLABEL=vhash; }
 
 # 7: a corrupted block of the verity root: the device is created (verity
 # checks on read), our target refuses the block, the kernel cannot mount it.

@@ -44,14 +44,6 @@ exec 3>&1
 # which prints a sentinel block and powers off.
 rootfs() {
 	build_rootfs <<'EOF'
-#!/bin/sh
-export PATH=/bin:/sbin DM_DISABLE_UDEV=1
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-[ -c /dev/console ] || mount -t devtmpfs devtmpfs /dev
-echo "RDM-BOOT-BEGIN"
-echo "uptime: $(cut -d' ' -f1 /proc/uptime)"
-dmsetup table | sed 's/^/table: /'
 sed 's/^/module: /' /proc/modules
 echo "marker: $(cat /marker)"
 echo "dm-name: $(cat /sys/block/dm-0/dm/name)"
@@ -70,9 +62,6 @@ if grep -qw rdm.probe=1 /proc/cmdline; then
 	done
 	dmesg | grep 'rdmprobe\|253:1' | sed 's/^/probe-dmesg: /'
 fi
-echo "RDM-BOOT-END"
-sync
-poweroff -f
 EOF
 }
 

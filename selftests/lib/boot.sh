@@ -71,7 +71,26 @@ build_rootfs() {
 	done
 	token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 	echo "$token" >"$r/marker"
-	cat >"$r/sbin/init"
+	# /sbin/init: the mounts, then between the sentinel lines the uptime,
+	# the table and what the test's part (stdin) prints; then power off.
+	{
+		cat <<'EOF'
+#!/bin/sh
+export PATH=/bin:/sbin DM_DISABLE_UDEV=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+[ -c /dev/console ] || mount -t devtmpfs devtmpfs /dev
+echo "RDM-BOOT-BEGIN"
+echo "uptime: $(cut -d' ' -f1 /proc/uptime)"
+dmsetup table | sed 's/^/table: /'
+EOF
+		cat
+		cat <<'EOF'
+echo "RDM-BOOT-END"
+sync
+poweroff -f
+EOF
+	} >"$r/sbin/init"
 	chmod 755 "$r/sbin/init"
 }
 
