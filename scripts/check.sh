@@ -57,9 +57,10 @@ find "$top/rust" -name '*.rs' ! -name '*_generated.rs' -print0 |
 	xargs -0 "$RUSTFMT" --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" \
 		>"$out/rustfmt.log" 2>&1
 rc=$?
-# The compile-fail cases, through stdin: their `mod dm` points at
-# ../dm/mod.rs of the build folder, which rustfmt would follow.
-for f in "$top"/selftests/compile-fail/*.rs; do
+# The compile-fail cases and their skeleton, through stdin: their `mod dm`
+# points at ../dm/mod.rs of the build folder, which rustfmt would follow.
+# (rustfmt leaves a case's `cf_target! { ... }` as written.)
+for f in "$top"/selftests/compile-fail/*.rs "$top"/selftests/compile-fail/common/*.rs; do
 	[ -e "$f" ] || continue
 	"$RUSTFMT" --edition 2021 --config-path "$KSRC/.rustfmt.toml" --emit stdout <"$f" >"$out/rustfmt.case" 2>>"$out/rustfmt.log" &&
 		cmp -s "$f" "$out/rustfmt.case" ||

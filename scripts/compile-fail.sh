@@ -25,6 +25,9 @@
 #                             (remove the line once it passes)
 #
 # and marks the line the error must point at with a `//~ ERROR` comment.
+# The cases share the skeleton of their targets (the common imports, the
+# module and its `Case`: `cf_target!`), which each pulls in with
+# `include!("common/skeleton.rs")`: selftests/compile-fail/common/.
 #
 # A failing case passes only if its build fails, every expect-error regex
 # matches an error line, every error line matches an expect-error or
@@ -87,8 +90,10 @@ for c in "${cases[@]}"; do
 done
 
 # --- the build folder ---
-mkdir -p "$build/rust/dm" "$build/rust/cases"
-rm -f "$build"/rust/cases/*.rs "$build"/rust/cases/*.c
+mkdir -p "$build/rust/dm" "$build/rust/cases/common"
+rm -f "$build"/rust/cases/*.rs "$build"/rust/cases/*.c "$build"/rust/cases/common/*.rs
+# The skeleton the cases include, beside them.
+ln -s "$cases_dir"/common/*.rs "$build/rust/cases/common/"
 # Links to the abstraction's sources, not a copy: the generated bindings
 # are written here, not into the repo's rust/dm.
 find "$build/rust/dm" -maxdepth 1 -type l -delete

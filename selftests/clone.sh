@@ -725,13 +725,38 @@ disc() {
 	"${TO[@]}" blkdiscard -o "$1" -l "$2" $CDEV || die "blkdiscard -o $1 -l $2 failed"
 }
 
+# With passdown, disc_passed OFF LEN HYDRATED WHAT: a discard of whole
+# regions (WHAT) reads back zeroes, leaves HYDRATED regions hydrated in all,
+# and reaches the destination.
+disc_passed() {
+	local d=${DST#/dev/} before
+	stat_field "$d" 12
+	before=$STAT
+	disc "$1" "$2"
+	exp_zero "$1" "$2"
+	assert_hydrated "$3" "discard of $4"
+	stat_field "$d" 12
+	[ "$STAT" -gt "$before" ] || die "discard of $4 not passed down"
+}
+
+# disc_not_passed OFF LEN WHAT: a discard (WHAT) does not reach the
+# destination.
+disc_not_passed() {
+	local d=${DST#/dev/} before
+	stat_field "$d" 12
+	before=$STAT
+	disc "$1" "$2"
+	stat_field "$d" 12
+	assert_eq "$before" "$STAT" "discards at the destination after $3"
+}
+
 # With passdown: the destination's limits; discards passed down trimmed to
 # whole regions.
 t_discards_passdown() {
 	begin
 	clone_create $R 1 no_hydration
 	served $CLONE
-	local d=${DST#/dev/} v dmax dgran before
+	local d=${DST#/dev/} v dmax dgran
 	dm_kname $CLONE
 	read -r dmax <"/sys/block/$d/queue/discard_max_bytes"
 	read -r dgran <"/sys/block/$d/queue/discard_granularity"
@@ -740,36 +765,20 @@ t_discards_passdown() {
 	read -r v <"/sys/block/$KNAME/queue/discard_granularity"
 	assert_eq "$dgran" "$v" "discard_granularity (passdown: the destination's)"
 	# a. one unhydrated region: hydrated, passed down (zeroes).
-	stat_field "$d" 12; before=$STAT
-	disc $((4 * RB)) $RB
-	exp_zero $((4 * RB)) $RB
-	assert_hydrated 1 "discard of region 4"
-	stat_field "$d" 12
-	[ "$STAT" -gt "$before" ] || die "discard of region 4 not passed down"
+	disc_passed $((4 * RB)) $RB 1 "region 4"
 	# b. 4 KiB inside region 6: nothing.
-	before=$STAT
-	disc $((6 * RB + 4096)) 4096
+	disc_not_passed $((6 * RB + 4096)) 4096 "a partial-region discard"
 	assert_hydrated 1 "discard of 4 KiB in region 6"
-	stat_field "$d" 12
-	assert_eq "$before" "$STAT" "discards at the destination after a partial-region discard"
 	# c. half of region 8 and region 9: region 9 only.
 	disc $((8 * RB + RB / 2)) $((RB + RB / 2))
 	exp_zero $((9 * RB)) $RB
 	assert_hydrated 2 "discard of regions 8.5-9"
 	# d. a hydrated (written) region: passed down.
 	wr $((12 * RB)) $RB
-	stat_field "$d" 12; before=$STAT
-	disc $((12 * RB)) $RB
-	exp_zero $((12 * RB)) $RB
-	assert_hydrated 3 "discard of written region 12"
-	stat_field "$d" 12
-	[ "$STAT" -gt "$before" ] || die "discard of hydrated region 12 not passed down"
+	disc_passed $((12 * RB)) $RB 3 "hydrated region 12"
 	# e. 4 KiB inside hydrated region 12: not passed down.
 	wr $((12 * RB + 8192)) 8192
-	before=$STAT
-	disc $((12 * RB + 8192)) 4096
-	stat_field "$d" 12
-	assert_eq "$before" "$STAT" "discards at the destination after a partial discard of a hydrated region"
+	disc_not_passed $((12 * RB + 8192)) 4096 "a partial discard of a hydrated region"
 	# f. ten regions in one discard.
 	disc $((20 * RB)) $((10 * RB))
 	exp_zero $((20 * RB)) $((10 * RB))

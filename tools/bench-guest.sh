@@ -628,14 +628,20 @@ dm_writes() {
 	echo 0
 }
 
-# msg_line TARGET MESSAGE VIA IMPL REP I US RC SERVED: one timed message in
-# messages.tsv, for tools/bench-report. VIA: dmsetup (wall clock around the
-# dmsetup process) or ioctl (around the DM_TARGET_MSG ioctl alone); MESSAGE
-# "floor": the same without a target (`dmsetup version`, DM_VERSION ioctl).
-msg_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/messages.tsv"
+# tsv_line FILE FIELD...: one line of tab-separated FIELDs in $W/FILE, for
+# tools/bench-report; the *_line writers (msg_line, timing_line...) name
+# each file's fields.
+tsv_line() {
+	local IFS=$'\t' f=$1
+	shift
+	echo "$*" >>"$W/$f"
 }
+
+# msg_line TARGET MESSAGE VIA IMPL REP I US RC SERVED: one timed message in
+# messages.tsv. VIA: dmsetup (wall clock around the dmsetup process) or
+# ioctl (around the DM_TARGET_MSG ioctl alone); MESSAGE "floor": the same
+# without a target (`dmsetup version`, DM_VERSION ioctl).
+msg_line() { tsv_line messages.tsv "$@"; }
 
 # DM_MSG_PY NAME MESSAGE N GAP: sends MESSAGE to device NAME N times, GAP
 # seconds apart, each as one DM_TARGET_MSG ioctl on /dev/mapper/control,
@@ -1163,43 +1169,28 @@ sys.exit(rc)
 '
 
 # timing_line TARGET METRIC IMPL REP SECONDS BYTES RC SERVED: one timed
-# operation (not fio's) in timings.tsv, for tools/bench-report.
-timing_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/timings.tsv"
-}
+# operation (not fio's) in timings.tsv.
+timing_line() { tsv_line timings.tsv "$@"; }
 
 # window_line TARGET PROFILE CACHE IMPL REP SECONDS READS RSECT RMS WRITES
 #   WSECT WMS NUMJOBS IODEPTH RC SERVED: what a dm device completed in a
 #   window (its /sys/block/dm-N/stat), for a measurement that fio's own
 #   report cannot delimit (windows.tsv), e.g. clone's I/O during hydration.
-window_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/windows.tsv"
-}
+window_line() { tsv_line windows.tsv "$@"; }
 
 # load_line TARGET PROFILE IODEPTH POLICY IMPL REP BASE_S BASE_IOS
 #   BASE_REGIONS WIN_S WIN_IOS WIN_REGIONS TOTAL_REGIONS DONE RC SERVED:
 #   hydration under a load (loads.tsv): regions hydrated in a window of
 #   load alone (hydration off) and in one with hydration on, and the I/O
 #   the device completed in each. PROFILE "idle": no load.
-load_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/loads.tsv"
-}
+load_line() { tsv_line loads.tsv "$@"; }
 
 # count_line TARGET PROFILE CACHE IMPL REP WHAT VALUE OF: a count observed
 # during a fio run (counts.tsv), e.g. regions hydrated during it.
-count_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/counts.tsv"
-}
+count_line() { tsv_line counts.tsv "$@"; }
 
 # check_line TARGET IMPL REP WHAT OK|FAILED DETAIL: a data check (checks.tsv).
-check_line() {
-	local IFS=$'\t'
-	echo "$*" >>"$W/checks.tsv"
-}
+check_line() { tsv_line checks.tsv "$@"; }
 
 # clone_checks IMPL REP OUT WHAT...: records the "compare" lines of
 # CLONE_PY's output OUT, in order, as the data checks WHAT...; a check

@@ -133,6 +133,22 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def paired_range(pairs, prefix=""):
+    """The min and max of the per-repetition ratios PAIRS (None without
+    any), as PREFIX + "paired_min" and "paired_max"."""
+    return {prefix + "paired_min": min(pairs) if pairs else None,
+            prefix + "paired_max": max(pairs) if pairs else None}
+
+
+def time_pairs(c, rs, key):
+    """The per-repetition speed ratios of timed samples: C time / Rust time
+    of the medians c[key][rep] and rs[key][rep], for the repetitions both
+    have."""
+    if not (c and rs):
+        return []
+    return [c[key][r] / t for r, t in rs[key].items() if t and r in c[key]]
+
+
 def collect(out):
     rows = {}
     for line in read_lines(os.path.join(out, "runs.tsv")):
@@ -249,10 +265,7 @@ def collect_messages(out, c_as_rust):
                 "served_by": d["served_by"],
             }
         c, rs = s.get("c"), s.get("rust")
-        pairs = []
-        if c and rs:
-            pairs = [c["rep_median_ms"][r] / t for r, t in rs["rep_median_ms"].items()
-                     if t and r in c["rep_median_ms"]]
+        pairs = time_pairs(c, rs, "rep_median_ms")
         res.append({
             "target": target, "message": msg, "via": via,
             "selftest_c_as_rust": target in c_as_rust,
@@ -260,8 +273,7 @@ def collect_messages(out, c_as_rust):
             # Speed: C time / Rust time (> 1: Rust faster), as every ratio.
             "ratio_median": ratio(c and c["median_ms"], rs and rs["median_ms"]),
             "ratio_max": ratio(c and c["max_ms"], rs and rs["max_ms"]),
-            "paired_min": min(pairs) if pairs else None,
-            "paired_max": max(pairs) if pairs else None,
+            **paired_range(pairs),
         })
     return res
 
@@ -306,10 +318,7 @@ def collect_timings(out, c_as_rust):
                 "bytes": d["bytes"], "served_by": d["served_by"],
             }
         c, rs = s.get("c"), s.get("rust")
-        pairs = []
-        if c and rs:
-            pairs = [c["rep_median_s"][r] / t for r, t in rs["rep_median_s"].items()
-                     if t and r in c["rep_median_s"]]
+        pairs = time_pairs(c, rs, "rep_median_s")
         res.append({
             "target": target, "metric": metric,
             "selftest_c_as_rust": target in c_as_rust,
@@ -318,8 +327,7 @@ def collect_timings(out, c_as_rust):
             # The fastest run of each: what the code costs when the host
             # did not get in the way (a busy host only adds time).
             "speed_ratio_best": ratio(c and c["min_s"], rs and rs["min_s"]),
-            "paired_min": min(pairs) if pairs else None,
-            "paired_max": max(pairs) if pairs else None,
+            **paired_range(pairs),
         })
     return res
 
@@ -389,8 +397,7 @@ def collect_loads(out, c_as_rust):
             "selftest_c_as_rust": target in c_as_rust,
             "impls": {"c": c, "rust": rs},
             "ratio": ratio(rs and rs["rate"], c and c["rate"]),
-            "paired_min": min(pairs) if pairs else None,
-            "paired_max": max(pairs) if pairs else None,
+            **paired_range(pairs),
         })
     return res
 
@@ -470,8 +477,7 @@ def build(out, wall):
                 "bw": ratio(rs and rs["bw_mib"], c and c["bw_mib"]),
                 "iops": ratio(rs and rs["iops"], c and c["iops"]),
                 "lat": ratio(c and c["lat_us"], rs and rs["lat_us"]),
-                "bw_paired_min": min(pairs) if pairs else None,
-                "bw_paired_max": max(pairs) if pairs else None,
+                **paired_range(pairs, "bw_"),
             },
             "vs_raw": {
                 impl: ratio(s and s["bw_mib"], base and base["bw_mib"])
@@ -531,12 +537,41 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def fmt_time(v):
+    """A time (seconds or milliseconds) with 3 significant digits, down to
+    a thousandth of its unit."""
+    if v is None:
+        return "-"
+    return format(v, ".3f" if v < 1 else ".2f" if v < 10 else ".1f")
+
+
+def fmt_range(lo, hi):
+    """A paired range: min-max of the per-repetition ratios."""
+    return "%.3f-%.3f" % (lo, hi) if lo is not None else "-"
+
+
+def fmt_n(c, rs):
+    """How many runs of C and of Rust: "C/Rust"."""
+    return "%d/%d" % (c.get("n", 0), rs.get("n", 0))
+
+
+def row_target(x):
+    """A row's target, marked (C/C) when the C module ran in the Rust slot."""
+    return x["target"] + (" (C/C)" if x["selftest_c_as_rust"] else "")
+
+
+def c_rust(x):
+    """The C and the Rust figures of a message, timing or load row ({} for
+    one that is missing)."""
+    return x["impls"].get("c") or {}, x["impls"].get("rust") or {}
+
+
 def table_rows(doc):
     rows = []
     for r in doc["results"]:
         i = r["impls"]
         g = lambda impl, k: i[impl][k] if i.get(impl) else None
-        name = r["target"] + (" (C/C)" if r["selftest_c_as_rust"] else "")
+        name = row_target(r)
         prof = r["profile"] + (" " + r["cache"] if r["cache"] else "")
         lo, hi = r["ratio"]["bw_paired_min"], r["ratio"]["bw_paired_max"]
         rows.append([
@@ -547,7 +582,7 @@ def table_rows(doc):
             fmt(r["vs_raw"]["c"] and 100 * r["vs_raw"]["c"], ".0f") + "%" if r["vs_raw"]["c"] else "-",
             fmt(r["vs_raw"]["rust"] and 100 * r["vs_raw"]["rust"], ".0f") + "%" if r["vs_raw"]["rust"] else "-",
             fmt(r["ratio"]["bw"], ".3f"),
-            "%.3f-%.3f" % (lo, hi) if lo is not None else "-",
+            fmt_range(lo, hi),
         ])
     return rows
 
@@ -676,27 +711,20 @@ MSG_COLS = ["target", "message", "timed around", "under load", "N C/Rust", "C me
             "paired range"]
 
 
-def fmt_ms(v):
-    """Milliseconds with 3 significant digits down to the microsecond."""
-    if v is None:
-        return "-"
-    return format(v, ".3f" if v < 1 else ".2f" if v < 10 else ".1f")
-
-
 def msg_rows(doc):
     rows = []
     for m in doc.get("messages", []):
-        c, rs = m["impls"].get("c") or {}, m["impls"].get("rust") or {}
+        c, rs = c_rust(m)
         lo, hi = m["paired_min"], m["paired_max"]
         rows.append([
-            m["target"] + (" (C/C)" if m["selftest_c_as_rust"] else ""), m["message"],
+            row_target(m), m["message"],
             {"dmsetup": "dmsetup process", "ioctl": "ioctl"}.get(m["via"], m["via"]),
-            m.get("load") or "-", "%d/%d" % (c.get("n", 0), rs.get("n", 0)),
-            fmt_ms(c.get("median_ms")), fmt_ms(c.get("max_ms")),
-            fmt_ms(rs.get("median_ms")), fmt_ms(rs.get("max_ms")),
-            fmt_ms(c.get("floor_median_ms")), fmt_ms(rs.get("floor_median_ms")),
+            m.get("load") or "-", fmt_n(c, rs),
+            fmt_time(c.get("median_ms")), fmt_time(c.get("max_ms")),
+            fmt_time(rs.get("median_ms")), fmt_time(rs.get("max_ms")),
+            fmt_time(c.get("floor_median_ms")), fmt_time(rs.get("floor_median_ms")),
             fmt(m["ratio_median"], ".3f"),
-            "%.3f-%.3f" % (lo, hi) if lo is not None else "-",
+            fmt_range(lo, hi),
         ])
     return rows
 
@@ -706,26 +734,18 @@ TIMING_COLS = ["target", "timed", "N C/Rust", "C median s", "C min-max s", "Rust
                "Rust/C best"]
 
 
-def fmt_s(v):
-    """Seconds with 3 significant digits."""
-    if v is None:
-        return "-"
-    return format(v, ".3f" if v < 1 else ".2f" if v < 10 else ".1f")
-
-
 def timing_rows(doc):
     rows = []
     for t in doc.get("timings", []):
-        c, rs = t["impls"].get("c") or {}, t["impls"].get("rust") or {}
+        c, rs = c_rust(t)
         lo, hi = t["paired_min"], t["paired_max"]
-        mm = lambda d: "%s-%s" % (fmt_s(d.get("min_s")), fmt_s(d.get("max_s"))) if d.get("n") else "-"
+        mm = lambda d: "%s-%s" % (fmt_time(d.get("min_s")), fmt_time(d.get("max_s"))) if d.get("n") else "-"
         rows.append([
-            t["target"] + (" (C/C)" if t["selftest_c_as_rust"] else ""), t["metric"],
-            "%d/%d" % (c.get("n", 0), rs.get("n", 0)),
-            fmt_s(c.get("median_s")), mm(c), fmt_s(rs.get("median_s")), mm(rs),
+            row_target(t), t["metric"], fmt_n(c, rs),
+            fmt_time(c.get("median_s")), mm(c), fmt_time(rs.get("median_s")), mm(rs),
             fmt(c.get("mib_s"), ".1f"), fmt(rs.get("mib_s"), ".1f"),
             fmt(t["speed_ratio"], ".3f"),
-            "%.3f-%.3f" % (lo, hi) if lo is not None else "-",
+            fmt_range(lo, hi),
             fmt(t.get("speed_ratio_best"), ".3f"),
         ])
     return rows
@@ -743,21 +763,21 @@ LOAD_COLS = ["target", "hydration under", "jobs x qd", "policy", "N C/Rust", "C 
 def load_rows(doc):
     rows = []
     for l in doc.get("loads", []):
-        c, rs = l["impls"].get("c") or {}, l["impls"].get("rust") or {}
+        c, rs = c_rust(l)
         mm = lambda d: "%.1f-%.1f" % (d["rate_min"], d["rate_max"]) if d.get("n") else "-"
         pct = lambda v: "-" if v is None else "%.0f%%" % (100 * v)
         lo, hi = l["paired_min"], l["paired_max"]
         idle = l["profile"] == "idle"
         rows.append([
-            l["target"] + (" (C/C)" if l["selftest_c_as_rust"] else ""),
+            row_target(l),
             "no load" if idle else l["profile"],
             "-" if idle else "1x%d" % l["iodepth"], l["policy"],
-            "%d/%d" % (c.get("n", 0), rs.get("n", 0)),
+            fmt_n(c, rs),
             fmt(c.get("rate"), ".1f"), mm(c), fmt(rs.get("rate"), ".1f"), mm(rs),
-            fmt(l["ratio"], ".3f"), "%.3f-%.3f" % (lo, hi) if lo is not None else "-",
+            fmt(l["ratio"], ".3f"), fmt_range(lo, hi),
             "-" if idle else fmt(c.get("iops"), ".0f"), "-" if idle else fmt(rs.get("iops"), ".0f"),
             "-" if idle else pct(c.get("kept")), "-" if idle else pct(rs.get("kept")),
-            fmt_s(c.get("done_s")), fmt_s(rs.get("done_s")),
+            fmt_time(c.get("done_s")), fmt_time(rs.get("done_s")),
         ])
     return rows
 
@@ -780,8 +800,8 @@ def policy_target(doc):
         out.append("Policy target (%s, randread-4k 1x%d): hydration done in %s s (slowest %s s) "
                    "against %s s idle (C idle: %s s): %s x idle (<= 5); reads kept %s (least "
                    "%s; >= 80%%): %s." % (
-                       l["policy"], l["iodepth"], fmt_s(done), fmt_s(rs.get("done_max_s")),
-                       fmt_s(ri), fmt_s(ci), fmt(done / ri if done and ri else None, ".1f"),
+                       l["policy"], l["iodepth"], fmt_time(done), fmt_time(rs.get("done_max_s")),
+                       fmt_time(ri), fmt_time(ci), fmt(done / ri if done and ri else None, ".1f"),
                        "-" if rs.get("kept") is None else "%.0f%%" % (100 * rs["kept"]),
                        "-" if kept is None else "%.0f%%" % (100 * kept),
                        "met" if ok else "NOT met"))
@@ -798,7 +818,7 @@ def count_rows(doc):
         for what, d in sorted(r.get("counts", {}).items()):
             per = lambda impl: d["impls"].get(impl, {})
             rows.append([
-                r["target"] + (" (C/C)" if r["selftest_c_as_rust"] else ""),
+                row_target(r),
                 r["profile"] + (" " + r["cache"] if r["cache"] else ""), what, str(d["of"]),
                 fmt(statistics.median(per("c").values()) if per("c") else None, ".0f"),
                 fmt(statistics.median(per("rust").values()) if per("rust") else None, ".0f"),

@@ -615,13 +615,29 @@ def shares_device(toks, a, b):
     return x is not None and x == devnum(toks[b])
 
 
-class EraG(Grammar):
-    # zeroed before each input: any of them may be the metadata device
-    md_keys = ("MD", "OR", "SMALLMD", "B4K")
+class MetadataG(Grammar):
+    """A target with a metadata device, its first argument, before the
+    device it maps (era, clone): the same shares of valid, resumed and
+    handled inputs, messages, a stale table that is a valid one."""
     valid_share = 0.012
     resume_share = 0.15
     handle_share = 0.5
     messages_ok = True
+
+    def io_safe(self, toks):
+        """No writes through a table whose metadata device is the device it
+        maps (era's origin, clone's destination): they overwrite the
+        metadata (C and Rust alike), and the table's echo could then not
+        load again. `toks`: each target's parameters."""
+        return not any(shares_device(p.split(), 0, 1) for p in toks)
+
+    def stale(self, rng):
+        return self.valid(rng)
+
+
+class EraG(MetadataG):
+    # zeroed before each input: any of them may be the metadata device
+    md_keys = ("MD", "OR", "SMALLMD", "B4K")
 
     def __init__(self, env, impl):
         super().__init__(env, impl)
@@ -631,20 +647,11 @@ class EraG(Grammar):
         env.loop("SMALLMD", 8 << 10)
         env.loop("B4K", 1 << 20, sector_size=4096)
 
-    def io_safe(self, toks):
-        """No writes through a table whose metadata device is its origin:
-        they overwrite the metadata (C and Rust alike), and the table's
-        echo could then not load again. `toks`: each target's parameters."""
-        return not any(shares_device(p.split(), 0, 1) for p in toks)
-
     def valid(self, rng):
         size = self.env.sectors["OR"]
         bs = rng.choice([8, 16, 64, 128, 1024, 24, 8 * rng.randrange(1, 257), size])
         length = rng.choice([size, rng.randrange(1, size + 1), bs])
         return length, [self.dev(rng, "MD"), self.dev(rng, "OR"), b"%d" % bs]
-
-    def stale(self, rng):
-        return self.valid(rng)
 
     def option_words(self):
         return [b"checkpoint", b"take_metadata_snap", b"drop_metadata_snap"]
@@ -666,12 +673,8 @@ class EraG(Grammar):
         return out
 
 
-class CloneG(Grammar):
+class CloneG(MetadataG):
     md_keys = ("MD", "DEST", "SRC", "SRCSMALL", "SMALLMD", "B4K")
-    valid_share = 0.012
-    resume_share = 0.15
-    handle_share = 0.5
-    messages_ok = True
 
     def __init__(self, env, impl):
         super().__init__(env, impl)
@@ -696,11 +699,6 @@ class CloneG(Grammar):
     def option_words(self):
         return self.CORE + self.FEAT + [b"enable_hydration", b"disable_hydration"]
 
-    def io_safe(self, toks):
-        """No writes through a table whose metadata device is its
-        destination (see EraG.io_safe)."""
-        return not any(shares_device(p.split(), 0, 1) for p in toks)
-
     def valid(self, rng):
         size = self.env.sectors["DEST"]
         region = 1 << rng.randrange(3, 22)
@@ -717,9 +715,6 @@ class CloneG(Grammar):
                     core += [c, b"%d" % rng.randrange(1, 1025)]
                 toks += [b"%d" % len(core)] + core
         return length, toks
-
-    def stale(self, rng):
-        return self.valid(rng)
 
     def messages(self, rng):
         out = []

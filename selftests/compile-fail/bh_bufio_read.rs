@@ -12,13 +12,12 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
-
+include!("common/skeleton.rs");
 use dm::{
     bufio::BufioClient,
     completion::{BhOutcome, CompletedBio, CompletionHandler, CompletionHook},
-    Bh, BlkStatus, MapBio, MapResult, Operations, Target,
+    Bh, BlkStatus,
 };
-use kernel::{c_str, prelude::*};
 
 module_dm_target! {
     type: Case,

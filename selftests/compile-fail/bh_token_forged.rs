@@ -10,32 +10,11 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::Bh;
 
-use dm::{Bh, MapBio, MapResult, Operations, Target};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_bh_token_forged",
-    description: "compile-fail case",
-}
-
-struct Case {
-    dev: dm::Device,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_bh_token_forged");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(Case { dev })
-    }
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         let _bh = Bh::new(); //~ ERROR

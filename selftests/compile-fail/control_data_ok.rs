@@ -13,47 +13,20 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
-
+include!("common/skeleton.rs");
 use dm::{
     bufio::BufioClient,
-    completion::{CompletedBio, CompletionHandler, CompletionHook},
+    completion::{CompletedBio, CompletionHandler},
     pdata::{BlockValidator, TransactionManager, Validator},
-    BlkStatus, MapBio, MapResult, Operations, Target,
+    BlkStatus,
 };
-use kernel::{c_str, prelude::*};
 
-module_dm_target! {
-    type: Control,
+cf_target! {
     name: "cf_control_data_ok",
-    description: "compile-fail control: correct data, pdata and bufio uses",
+    kind: completion,
 }
 
-struct Control {
-    dev: dm::Device,
-    wq: dm::Workqueue,
-}
-
-#[vtable]
-impl Operations for Control {
-    const NAME: &'static CStr = c_str!("cf_control_data_ok");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = CompletionHook;
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        let wq = dm::Workqueue::new(c_str!("cf_control_data_ok"), 0, 1)?;
-        Ok(Control { dev, wq })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.submit_intercepted()
-    }
-}
-
-impl CompletionHandler for Control {
+impl CompletionHandler for Case {
     fn completion_queue(&self) -> &dm::Workqueue {
         &self.wq
     }

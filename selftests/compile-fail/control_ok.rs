@@ -11,41 +11,13 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::{BlkStatus, EndIoBio, EndIoResult, Op};
 
-use dm::{
-    sync::IrqSpinLock, BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Op,
-    Operations, Target,
-};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Control,
+cf_target! {
     name: "cf_control_ok",
-    description: "compile-fail control: a correct target",
-}
-
-#[pin_data]
-struct Control {
-    dev: dm::Device,
-    #[pin]
-    kept: IrqSpinLock<BioList<Control>>,
-}
-
-#[vtable]
-impl Operations for Control {
-    const NAME: &'static CStr = c_str!("cf_control_ok");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = u32;
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(try_pin_init!(Control {
-            dev,
-            kept <- new_irq_spinlock!(BioList::new()),
-        }))
-    }
+    kind: kept,
+    per_bio: u32,
 
     fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);

@@ -8,38 +8,11 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
 
-use dm::{sync::IrqSpinLock, BioList, MapBio, MapResult, Operations, Target};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_map_returns_kept_bio",
-    description: "compile-fail case",
-}
-
-#[pin_data]
-struct Case {
-    dev: dm::Device,
-    #[pin]
-    kept: IrqSpinLock<BioList<Case>>,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_map_returns_kept_bio");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(try_pin_init!(Case {
-            dev,
-            kept <- new_irq_spinlock!(BioList::new()),
-        }))
-    }
+    kind: kept,
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);

@@ -9,42 +9,15 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
-
+include!("common/skeleton.rs");
 use dm::{
-    completion::{CompletedBio, CompletionHandler, CompletionHook},
-    BlkStatus, MapBio, MapResult, Operations, Target,
+    completion::{CompletedBio, CompletionHandler},
+    BlkStatus,
 };
-use kernel::{c_str, prelude::*};
 
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_next_block_slice_write",
-    description: "compile-fail case",
-}
-
-struct Case {
-    dev: dm::Device,
-    wq: dm::Workqueue,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_next_block_slice_write");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = CompletionHook;
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        let wq = dm::Workqueue::new(c_str!("cf_next_block"), 0, 1)?;
-        Ok(Case { dev, wq })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.submit_intercepted()
-    }
+    kind: completion,
 }
 
 impl CompletionHandler for Case {

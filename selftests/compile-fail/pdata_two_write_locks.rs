@@ -10,40 +10,11 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::pdata::{BlockValidator, TransactionManager, Validator};
 
-use dm::{
-    pdata::{BlockValidator, TransactionManager, Validator},
-    MapBio, MapResult, Operations, Target,
-};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_pdata_two_write_locks",
-    description: "compile-fail case",
-}
-
-struct Case {
-    dev: dm::Device,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_pdata_two_write_locks");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(Case { dev })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.remap()
-    }
 }
 
 /// Write-locks block 1 twice at once.

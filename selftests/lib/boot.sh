@@ -16,6 +16,12 @@
 #                             KEY between RDM-BOOT-BEGIN and RDM-BOOT-END
 #   ktime LOG REGEX           the kernel timestamp of the first line
 #                             matching REGEX
+#   expect_lines LOG REGEX... [! REGEX...]
+#                             each REGEX (grep -E) before the `!` matches a
+#                             line of LOG, none after it does (a boot that
+#                             failed with these lines, and not these);
+#                             otherwise says which REGEX does not hold
+#                             (with LOG's last 30 lines) and fails
 #   build_rootfs <INIT        $work/rootfs: busybox, dmsetup and its
 #                             libraries, /marker with a random $token, and
 #                             /sbin/init read from standard input (it prints
@@ -53,6 +59,26 @@ sentinel() { # LOG KEY
 }
 
 ktime() { tr -d '\r' <"$1" | grep -a -m1 -E "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+
+expect_lines() { # LOG REGEX... [! REGEX...]
+	local l re absent=0
+	l=$(tr -d '\r' <"$1")
+	shift
+	for re in "$@"; do
+		if [ "$re" = '!' ]; then
+			absent=1
+		elif [ $absent -eq 0 ]; then
+			has -E -- "$re" <<<"$l" || {
+				echo "no line matches '$re'; console tail:"
+				tail -n 30 <<<"$l"
+				return 1
+			}
+		elif has -E -- "$re" <<<"$l"; then
+			echo "a line matches '$re': $(grep -a -m1 -E -- "$re" <<<"$l")"
+			return 1
+		fi
+	done
+}
 
 build_rootfs() {
 	local r="$work/rootfs" a

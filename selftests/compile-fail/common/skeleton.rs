@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// The skeleton of the compile-fail cases' targets. Every case pulls it in
+// after its `mod dm`, with `include!("common/skeleton.rs")`, so that the
+// case itself holds only what it is about. It gives the case the imports
+// every case uses and `cf_target!`, which declares the module and its
+// target `Case` around the case's hooks:
+//
+//     cf_target! {
+//         name: "cf_NAME",     // the module's and the target's name
+//         kind: kept,          // optional: what `Case` holds, below
+//         per_bio: u32,        // optional: `Operations::PerBio`
+//
+//         fn map<'m>(...) -> MapResult<'m> { ... }   // optional: the case's
+//         fn end_io(...) -> EndIoResult { ... }      // `Operations` hooks
+//     }
+//
+// `Case` holds the device of its table line (`dev`) and, by kind:
+//   (none)      nothing more; `PerBio` is `()`
+//   kept        a list of kept bios, `kept: IrqSpinLock<BioList<Case>>`,
+//               made in the constructor; `PerBio` is `()`
+//   completion  a workqueue `wq` for the `CompletionHandler` that the case
+//               implements; `PerBio` is `CompletionHook`
+// Without hooks, `map` sends every bio to `dev`: remapped, or for kind
+// completion, intercepted (`submit_intercepted`). With hooks, the case
+// gives `map` and they start with `fn` (no attribute or doc comment first).
+//
+// The hooks are the case's own tokens, passed through: rustc reports an error
+// in them at the case's line, where scripts/compile-fail.sh looks for it.
+// `mod dm` stays in the case: declared in an included file, it would be
+// macro-expanded, and `module_dm_target!` could not name itself by
+// `$crate::` (rustc denies it).
+
+use dm::{MapBio, MapResult, Operations, Target};
+use kernel::{c_str, prelude::*};
+
+// A case that needs a target of its own shape (bh_bufio_read) has no use for
+// it.
+#[allow(unused_macros)]
+macro_rules! cf_target {
+    // `Case` and its constructor, by kind.
+    (@case $name:tt,) => {
+        struct Case {
+            dev: dm::Device,
+        }
+
+        impl Case {
+            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+                Ok(Case { dev })
+            }
+        }
+    };
+    (@case $name:tt, kept) => {
+        #[pin_data]
+        struct Case {
+            dev: dm::Device,
+            #[pin]
+            kept: dm::sync::IrqSpinLock<dm::BioList<Case>>,
+        }
+
+        impl Case {
+            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+                Ok(try_pin_init!(Case {
+                    dev,
+                    kept <- new_irq_spinlock!(dm::BioList::new()),
+                }))
+            }
+        }
+    };
+    (@case $name:tt, completion) => {
+        struct Case {
+            dev: dm::Device,
+            wq: dm::Workqueue,
+        }
+
+        impl Case {
+            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+                let wq = dm::Workqueue::new(c_str!($name), 0, 1)?;
+                Ok(Case { dev, wq })
+            }
+        }
+    };
+
+    // `Operations::PerBio`: the case's, or the kind's.
+    (@per_bio $($kind:ident)?; $per_bio:ty) => { $per_bio };
+    (@per_bio completion;) => { dm::completion::CompletionHook };
+    (@per_bio $($kind:ident)?;) => { () };
+
+    // What the default `map` does with the bio, by kind.
+    (@send completion, $bio:ident) => { $bio.submit_intercepted() };
+    (@send $($kind:ident)?, $bio:ident) => { $bio.remap() };
+
+    // A case with hooks.
+    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)? fn $($hook:tt)*) => {
+        module_dm_target! {
+            type: Case,
+            name: $name,
+            description: "compile-fail case",
+        }
+
+        cf_target!(@case $name, $($kind)?);
+
+        #[vtable]
+        impl Operations for Case {
+            const NAME: &'static CStr = c_str!($name);
+            const VERSION: [u32; 3] = [1, 0, 0];
+
+            type PerBio = cf_target!(@per_bio $($kind)?; $($per_bio)?);
+
+            fn ctr(
+                target: &mut dm::Ctr<'_>,
+                args: &mut dm::Args<'_>,
+            ) -> Result<impl PinInit<Self, Error>> {
+                let path = args.next_str(c_str!("Invalid argument count"))?;
+                let dev = target.get_device(path, c_str!("Device lookup failed"))?;
+                Case::new(dev)
+            }
+
+            fn $($hook)*
+        }
+    };
+
+    // A case without hooks: the default `map`.
+    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)?) => {
+        cf_target! {
+            name: $name,
+            $(kind: $kind,)?
+            $(per_bio: $per_bio,)?
+
+            fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
+                bio.set_dev(&self.dev);
+                cf_target!(@send $($kind)?, bio)
+            }
+        }
+    };
+}
