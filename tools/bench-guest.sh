@@ -191,6 +191,23 @@ c_as_rust() { # TARGET RUST_KO
 	esac
 }
 
+# rs_slot TARGET LIBRARY: sets RS_MOD, the module of TARGET's Rust slot:
+# dm-TARGET-rs, or C's dm-TARGET under the c_as_rust self-test; then loads
+# the kernel LIBRARY both use (dm-bufio, dm-persistent-data). Returns 1,
+# with a skip line, when the target cannot be measured.
+rs_slot() {
+	RS_MOD=dm-$1-rs
+	if c_as_rust "$1" "dm-$1-rs"; then
+		log "$1: SELFTEST: the C module dm-$1 is in the Rust slot"
+		RS_MOD=dm-$1
+		printf '%s\n' "$1" >>"$W/c_as_rust.txt"
+	elif [ ! -f "$top/dm-$1-rs.ko" ]; then
+		skip "$1" "dm-$1-rs.ko not built"
+		return 1
+	fi
+	modprobe "$2" || { skip "$1" "modprobe $2 failed"; return 1; }
+}
+
 # ---- fio ------------------------------------------------------------------
 # Measurements are queued with fio_job and run by fio_batch: one fio process
 # runs the queued jobs one after the other (`stonewall`), in queue order,
@@ -397,16 +414,8 @@ verity_unload() { slot_select verity "$1" "$VERITY_RS_MOD" && impl_unload; }
 bench_verity() {
 	local data=/dev/ram1 hash=/dev/ram2 fec=/dev/ram3 nblocks root salt rep run profile kind impl mod served table sfx
 	local st fec_ok=0
-	VERITY_RS_MOD=dm-verity-rs
-	if c_as_rust verity dm-verity-rs; then
-		log "verity: SELFTEST: the C module dm-verity is in the Rust slot"
-		VERITY_RS_MOD=dm-verity
-		printf 'verity\n' >>"$W/c_as_rust.txt"
-	elif [ ! -f "$top/dm-verity-rs.ko" ]; then
-		skip verity "dm-verity-rs.ko not built"
-		return 0
-	fi
-	modprobe dm-bufio || { skip verity "modprobe dm-bufio failed"; return 0; }
+	rs_slot verity dm-bufio || return 0
+	VERITY_RS_MOD=$RS_MOD
 	# Neither may be loaded when we start.
 	! module_loaded_any || { rmmod dm_verity dm_verity_rs 2>/dev/null || true; }
 	prefill $data
@@ -776,16 +785,8 @@ era_round() { # IMPL REP WITH_RAW
 
 bench_era() {
 	local rep impl raw=1 sz
-	ERA_RS_MOD=dm-era-rs
-	if c_as_rust era dm-era-rs; then
-		log "era: SELFTEST: the C module dm-era is in the Rust slot"
-		ERA_RS_MOD=dm-era
-		printf 'era\n' >>"$W/c_as_rust.txt"
-	elif [ ! -f "$top/dm-era-rs.ko" ]; then
-		skip era "dm-era-rs.ko not built"
-		return 0
-	fi
-	modprobe dm-persistent-data || { skip era "modprobe dm-persistent-data failed"; return 0; }
+	rs_slot era dm-persistent-data || return 0
+	ERA_RS_MOD=$RS_MOD
 	# Neither may be loaded when we start.
 	! grep -qE '^dm_era(_rs)? ' /proc/modules || rmmod dm_era dm_era_rs 2>/dev/null
 	sz=$(blockdev --getsz /dev/ram4)
@@ -1550,16 +1551,8 @@ clone_unload() { slot_select clone "$1" "$CLONE_RS_MOD" && impl_unload; }
 
 bench_clone() {
 	local rep impl raw
-	CLONE_RS_MOD=dm-clone-rs
-	if c_as_rust clone dm-clone-rs; then
-		log "clone: SELFTEST: the C module dm-clone is in the Rust slot"
-		CLONE_RS_MOD=dm-clone
-		printf 'clone\n' >>"$W/c_as_rust.txt"
-	elif [ ! -f "$top/dm-clone-rs.ko" ]; then
-		skip clone "dm-clone-rs.ko not built"
-		return 0
-	fi
-	modprobe dm-persistent-data || { skip clone "modprobe dm-persistent-data failed"; return 0; }
+	rs_slot clone dm-persistent-data || return 0
+	CLONE_RS_MOD=$RS_MOD
 	# Neither may be loaded when we start (nor the test-only build).
 	! grep -qE '^dm_clone(_rs)?(_unordered)? ' /proc/modules ||
 		rmmod dm_clone dm_clone_rs dm_clone_rs_unordered 2>/dev/null

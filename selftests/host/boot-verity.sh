@@ -250,10 +250,4 @@ suite_tests() {
 	done
 }
 
-ktap_suite boot-verity suite_tests
-if [ "$TESTS_FAILED" -eq 0 ] && [ "${RDM_BOOT_KEEP:-0}" != 1 ]; then
-	rm -rf "$work"
-else
-	echo "# logs kept in $work"
-fi
-[ "$TESTS_FAILED" -eq 0 ]
+boot_suite boot-verity

@@ -150,3 +150,16 @@ boot() {
 	echo "qemu exit $rc" >>"$log.time"
 	[ $rc -ne 124 ] && [ $rc -ne 137 ] || { echo "boot timed out after ${boot_timeout}s (log $log)"; return 1; }
 }
+
+# boot_suite NAME: runs the suite's tests (ktap_suite NAME suite_tests), then
+# removes the work folder $work unless a test failed or RDM_BOOT_KEEP=1;
+# fails when a test did.
+boot_suite() {
+	ktap_suite "$1" suite_tests
+	if [ "$TESTS_FAILED" -eq 0 ] && [ "${RDM_BOOT_KEEP:-0}" != 1 ]; then
+		rm -rf "$work"
+	else
+		echo "# logs kept in $work"
+	fi
+	[ "$TESTS_FAILED" -eq 0 ]
+}
