@@ -1235,6 +1235,20 @@ clone_create() {
 	[ "${st%%/*}" = 0 ] || { log "FAILED: $1 starts with $st regions hydrated"; return 1; }
 }
 
+# clone_rw_create IMPL CORE_ARGS [keep]: the read and the write devices of
+# a round (bench-clone-r on ram1/ram3, bench-clone-w on ram2/ram4); on a
+# failure, counted, neither is left and IMPL is unloaded.
+clone_rw_create() {
+	if ! clone_create bench-clone-r /dev/ram1 /dev/ram3 "$2" ${3:+"$3"} ||
+		! clone_create bench-clone-w /dev/ram2 /dev/ram4 "$2" ${3:+"$3"}; then
+		FAILED=$((FAILED + 1))
+		dmsetup remove bench-clone-r 2>/dev/null
+		dmsetup remove bench-clone-w 2>/dev/null
+		clone_unload "$1"
+		return 1
+	fi
+}
+
 # clone_load_rows IMPL REP MOD: the idle hydration and the
 # hydration-under-load windows (see above; loads.tsv).
 clone_load_rows() {
@@ -1423,14 +1437,7 @@ clone_round() { # IMPL REP WITH_RAW
 	# (timings.tsv). Then fio is stopped. The write load writes a fixed
 	# pattern (CLONE_PATTERN) below the last 8 MiB only.
 	core="4 hydration_threshold $tuned_t hydration_batch_size $tuned_b"
-	if ! clone_create bench-clone-r /dev/ram1 /dev/ram3 "$core" ||
-		! clone_create bench-clone-w /dev/ram2 /dev/ram4 "$core"; then
-		FAILED=$((FAILED + 1))
-		dmsetup remove bench-clone-r 2>/dev/null
-		dmsetup remove bench-clone-w 2>/dev/null
-		clone_unload "$impl"
-		return 1
-	fi
+	clone_rw_create "$impl" "$core" || return 1
 	served_r=$(served_by bench-clone-r "$mod")
 	served_w=$(served_by bench-clone-w "$mod")
 	wlen=$((CLONE_BYTES - 8 * 1024 * 1024))
@@ -1517,14 +1524,7 @@ clone_round() { # IMPL REP WITH_RAW
 	# unhydrated region): reads go to the source, a write to an unhydrated
 	# region waits for the copy of its region. Without the background
 	# copies (BENCH_CLONE_UNHYDRATED=1; not in the default run).
-	if ! clone_create bench-clone-r /dev/ram1 /dev/ram3 "$core" keep ||
-		! clone_create bench-clone-w /dev/ram2 /dev/ram4 "$core" keep; then
-		FAILED=$((FAILED + 1))
-		dmsetup remove bench-clone-r 2>/dev/null
-		dmsetup remove bench-clone-w 2>/dev/null
-		clone_unload "$impl"
-		return 1
-	fi
+	clone_rw_create "$impl" "$core" keep || return 1
 	served_r=$(served_by bench-clone-r "$mod")
 	served_w=$(served_by bench-clone-w "$mod")
 	fio_job clone randread-4k unhydrated "$impl" "$rep" /dev/mapper/bench-clone-r run "$served_r"
