@@ -12,7 +12,7 @@
 //! are dirty waits for that commit, and an empty flush is then completed
 //! without a second flush of the destination.
 
-use crate::dm::{self, periodic, BioList, BlkStatus, DmBio};
+use crate::dm::{self, periodic, workqueue::Running, BioList, BlkStatus, DmBio, Sleepable};
 use crate::{dm_err, dm_info, CloneCore, DmClone};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
@@ -78,19 +78,20 @@ impl_has_work! {
 }
 
 impl WorkItem for CloneCore {
-    type Pointer = Arc<CloneCore>;
+    type Pointer = Running<CloneCore>;
 
-    fn run(this: Arc<CloneCore>) {
+    fn run(this: Running<CloneCore>) {
+        let ctx = this.sleepable();
         this.process_deferred_bios();
         this.process_deferred_discards();
         this.process_deferred_flush_bios();
-        this.do_hydration();
+        this.do_hydration(&ctx);
     }
 }
 
 impl periodic::Tick for CloneCore {
     /// C's `do_waker`: a commit at least every second.
-    fn tick(this: ArcBorrow<'_, Self>) {
+    fn tick(this: ArcBorrow<'_, Self>, _ctx: &Sleepable<'_>) {
         Arc::from(this).wake();
     }
 }
@@ -104,9 +105,9 @@ impl CloneCore {
     /// one round suffices; the loop is there should it ever start one.
     ///
     /// Process context; sleeps. Not from the worker or a kcopyd callback.
-    pub(crate) fn quiesce(&self) {
+    pub(crate) fn quiesce(&self, ctx: &Sleepable<'_>) {
         loop {
-            self.kcopyd.wait_idle();
+            self.kcopyd.wait_idle(ctx);
             self.wq.flush();
             if self.kcopyd.jobs_in_flight() == 0 {
                 break;
@@ -117,7 +118,7 @@ impl CloneCore {
     /// Queues the worker (C's `wake_worker`). Callable from any context.
     pub(crate) fn wake(self: &Arc<Self>) {
         // Already queued is fine: the worker will see the new work.
-        let _ = self.wq.queue().enqueue(self.clone());
+        let _ = self.wq.enqueue(self.clone());
     }
 
     pub(crate) fn mode(&self) -> Mode {

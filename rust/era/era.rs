@@ -33,8 +33,8 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 use dm::{
-    BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations, StatusType,
-    StatusWriter, Target,
+    workqueue::Running, BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations,
+    Sleepable, StatusType, StatusWriter, Target,
 };
 use inflight::Tracker;
 use kernel::{
@@ -92,9 +92,9 @@ impl_has_work! {
 }
 
 impl WorkItem for EraCore {
-    type Pointer = Arc<EraCore>;
+    type Pointer = Running<EraCore>;
 
-    fn run(this: Arc<EraCore>) {
+    fn run(this: Running<EraCore>) {
         this.do_work();
     }
 }
@@ -103,7 +103,7 @@ impl EraCore {
     fn wake(self: &Arc<Self>) {
         if !self.suspended.load(Ordering::SeqCst) {
             // Already queued is fine: it will see the new work.
-            let _ = self.wq.queue().enqueue(self.clone());
+            let _ = self.wq.enqueue(self.clone());
         }
     }
 
@@ -342,7 +342,7 @@ impl Operations for Era {
         EndIoResult::Done
     }
 
-    fn postsuspend(&self, _target: &Target) {
+    fn postsuspend(&self, _target: &Target, _ctx: &Sleepable<'_>) {
         // Deferred writes were drained by dm core before this point.
         let mut md = self.core.md.lock();
         if md.archive().is_err() {
@@ -356,7 +356,7 @@ impl Operations for Era {
         }
     }
 
-    fn preresume(&self, target: &Target) -> Result {
+    fn preresume(&self, target: &Target, _ctx: &Sleepable<'_>) -> Result {
         let spb = self.core.sectors_per_block;
         let new_size = (target.len().div_ceil(spb.get())) as u32;
         let mut md = self.core.md.lock();
@@ -386,7 +386,14 @@ impl Operations for Era {
         Ok(())
     }
 
-    fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        _target: &Target,
+        _ctx: &Sleepable<'_>,
+        kind: StatusType,
+        _flags: u32,
+        out: &mut StatusWriter<'_>,
+    ) {
         // Writes into the bounded buffer cannot fail: they truncate.
         let _ = match kind {
             StatusType::Info => match self.core.md.lock().stats() {
@@ -421,6 +428,7 @@ impl Operations for Era {
     fn message(
         &self,
         _target: &Target,
+        _ctx: &Sleepable<'_>,
         args: &mut dm::Args<'_>,
         _out: &mut StatusWriter<'_>,
     ) -> Result {
