@@ -504,7 +504,7 @@ impl Operations for DmClone {
     /// started then.)
     fn dtr(&self, _target: &Target, ctx: &Sleepable<'_>) {
         self.core.suspended.store(true, Ordering::SeqCst);
-        self.waker.stop();
+        self.waker.stop(ctx);
         self.core.quiesce(ctx);
     }
 
@@ -603,14 +603,14 @@ impl Operations for DmClone {
 
     fn postsuspend(&self, _target: &Target, ctx: &Sleepable<'_>) {
         let core = &self.core;
-        self.waker.stop();
+        self.waker.stop(ctx);
         core.suspended.store(true, Ordering::SeqCst);
         core.hydrations_in_flight.wait_zero(ctx);
         // The copies' callbacks count their regions done before the job and
         // its core reference go, and queue the worker: wait for that too.
         core.kcopyd.wait_idle(ctx);
-        self.wq.flush();
-        let _ = core.commit_metadata();
+        self.wq.flush(ctx);
+        let _ = core.commit_metadata(ctx);
     }
 
     fn preresume(&self, _target: &Target, _ctx: &Sleepable<'_>) -> Result {
@@ -642,7 +642,7 @@ impl Operations for DmClone {
     fn status(
         &self,
         target: &Target,
-        _ctx: &Sleepable<'_>,
+        ctx: &Sleepable<'_>,
         kind: StatusType,
         flags: u32,
         out: &mut StatusWriter<'_>,
@@ -656,7 +656,7 @@ impl Operations for DmClone {
                     return;
                 }
                 if flags & dm::STATUS_NOFLUSH == 0 && !target.is_suspended() {
-                    let _ = core.commit_metadata();
+                    let _ = core.commit_metadata(ctx);
                 }
                 let (used, total) = match core.md.block_usage() {
                     Ok(u) => u,

@@ -82,8 +82,10 @@ impl Bh<'_> {
 /// What sleeps takes a `&Sleepable`: the waiting allocations of the pools
 /// ([`super::mempool::Mempool::alloc`], [`super::mempool::BufferPool::alloc`],
 /// `RsPool::alloc`), [`super::sync::WaitCount::wait_zero`], kcopyd's
-/// [`super::kcopyd::KcopydClient::copy`] and `wait_idle`, and
-/// [`super::periodic::PeriodicWork::start`] (which runs a tick).
+/// [`super::kcopyd::KcopydClient::copy`] and `wait_idle`,
+/// [`super::periodic::PeriodicWork::start`] (which runs a tick) and `stop`,
+/// [`super::Workqueue::flush`], [`super::Device::issue_flush`] and
+/// [`super::TargetHandle::table_event`].
 ///
 /// # Invariants
 ///

@@ -203,8 +203,8 @@ impl Device {
     ///
     /// # Context
     ///
-    /// Process context (sleeps).
-    pub fn issue_flush(&self) -> Result {
+    /// Process context (sleeps): `_ctx` is the proof.
+    pub fn issue_flush(&self, _ctx: &super::Sleepable<'_>) -> Result {
         super::might_sleep();
         // SAFETY: `bdev()` is a live block device while `self` is held.
         to_result(unsafe { bindings::blkdev_issue_flush(self.bdev()) })

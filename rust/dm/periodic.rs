@@ -98,8 +98,8 @@ impl<T: Tick> PeriodicWork<T> {
     ///
     /// # Context
     ///
-    /// Process context (sleeps); not from `tick` itself.
-    pub fn stop(&self) {
+    /// Process context (sleeps: `_ctx` is the proof); not from `tick` itself.
+    pub fn stop(&self, _ctx: &Sleepable<'_>) {
         super::might_sleep();
         // SAFETY: `p` is live (invariant).
         unsafe { bindings::rdm_periodic_cancel_sync(self.p.as_ptr()) };

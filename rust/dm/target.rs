@@ -323,8 +323,8 @@ impl TargetHandle {
     ///
     /// # Context
     ///
-    /// Process context (takes a mutex).
-    pub fn table_event(&self) {
+    /// Process context (takes a mutex): `_ctx` is the proof.
+    pub fn table_event(&self, _ctx: &Sleepable<'_>) {
         self.target().table_event()
     }
 }

@@ -108,7 +108,19 @@ impl Workqueue {
     }
 
     /// Waits until all work queued so far has run.
-    pub fn flush(&self) {
+    ///
+    /// # Context
+    ///
+    /// Process context (sleeps): `_ctx` is the proof. Not from work of this
+    /// queue (it would wait for itself).
+    pub fn flush(&self, _ctx: &Sleepable<'_>) {
+        self.drain();
+    }
+
+    /// [`Workqueue::flush`] for the abstraction's own callers that prove
+    /// process context otherwise (a `&Target`, `Drop`).
+    pub(super) fn drain(&self) {
+        super::might_sleep();
         // SAFETY: `wq` is live (invariant).
         unsafe { bindings::rdm_flush_workqueue(self.wq.as_ptr()) };
     }

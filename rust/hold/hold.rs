@@ -47,9 +47,10 @@ impl WorkItem for Holder {
     type Pointer = Running<Holder>;
 
     fn run(this: Running<Holder>) {
+        let ctx = this.sleepable();
         let mut failed = 0;
         for _ in 0..this.flushes {
-            if this.dev.issue_flush().is_err() {
+            if this.dev.issue_flush(&ctx).is_err() {
                 failed += 1;
             }
         }

@@ -137,7 +137,7 @@ impl Operations for Control {
     }
 
     fn dtr(&self, _target: &Target, ctx: &Sleepable<'_>) {
-        self.ticks.stop();
+        self.ticks.stop(ctx);
         self.kcopyd.wait_idle(ctx);
     }
 
