@@ -61,8 +61,9 @@ impl Bh<'_> {
 }
 
 /// Proof that the code runs in process context, with no spinlock held,
-/// interrupts and preemption enabled and outside any RCU read side: it may
-/// sleep (C's `might_sleep()` holds).
+/// interrupts and preemption enabled and outside any RCU read side (an SRCU
+/// one, which may sleep, is fine): it may sleep (C's `might_sleep()`
+/// holds).
 ///
 /// Only the abstraction makes one, for the length of a call it makes in such
 /// a context: the target hooks that may sleep (`Ctr::sleepable` in the
@@ -90,8 +91,8 @@ impl Bh<'_> {
 /// # Invariants
 ///
 /// Exists only on the stack of a call that runs in process context, with no
-/// spinlock held and outside any RCU read side, for at most the length of
-/// that call (`'a`); the code holding it may sleep.
+/// spinlock held and outside any RCU (not SRCU) read side, for at most the
+/// length of that call (`'a`); the code holding it may sleep.
 pub struct Sleepable<'a> {
     _p: core::marker::PhantomData<(&'a (), *mut ())>,
 }
@@ -100,8 +101,8 @@ impl Sleepable<'_> {
     /// # Safety
     ///
     /// The caller must run in process context with no spinlock held, not in
-    /// an RCU read-side critical section, where sleeping is allowed; the
-    /// token must not outlive the call it is made for.
+    /// an RCU (SRCU is fine) read-side critical section, where sleeping is
+    /// allowed; the token must not outlive the call it is made for.
     pub(in crate::dm) unsafe fn new() -> Self {
         // INVARIANT: the caller's promise.
         Self {
