@@ -374,11 +374,14 @@ impl<'m, T: Operations> MapBio<'m, T> {
     /// crash; the type does not tell waits apart).
     ///
     /// Only for a target that does not declare [`features::NOWAIT`]: a
-    /// build error otherwise. dm core maps a `REQ_NOWAIT` bio (whose
-    /// submitter must not be blocked) only to a `NOWAIT` target, and fails
-    /// it before `map` for any other (`__split_and_process_bio()`); for the
-    /// others it has just allocated the clone with `GFP_NOIO` itself, under
-    /// an SRCU (sleepable) read lock of the table.
+    /// build error otherwise. The block layer refuses `REQ_NOWAIT` bios
+    /// (whose submitter must not be blocked) on a device whose table has a
+    /// target without `NOWAIT`, and dm core maps a `REQ_NOWAIT` read or
+    /// write only to a `NOWAIT` target (it fails it before `map` for any
+    /// other, `__split_and_process_bio()`). Every other bio it maps under an
+    /// SRCU (sleepable) read lock of the table, having just allocated the
+    /// clone (or, for discards and the like, its clones) with `GFP_NOIO`
+    /// itself.
     pub fn sleepable(&self) -> Sleepable<'m> {
         const {
             assert!(
