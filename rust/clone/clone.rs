@@ -45,8 +45,8 @@ use core::{
 };
 use dm::{
     kcopyd::KcopydClient, parse, periodic, periodic::PeriodicWork, sync::IrqSpinLock, BlkStatus,
-    DmBio, EndIoBio, EndIoResult, MapBio, MapResult, Op, Operations, StatusType, StatusWriter,
-    Target, TargetHandle,
+    DmBio, EndIoBio, EndIoResult, MapBio, MapResult, Op, Operations, Sleepable, StatusType,
+    StatusWriter, Target, TargetHandle,
 };
 use hydration::Copy;
 use hydration_table::{HydrationPool, HydrationTable, MIN_HYDRATIONS};
@@ -103,7 +103,7 @@ enum Route {
     Hydrate,
 }
 
-/// One clone target. Field order is drop order (see `Drop`).
+/// One clone target. Field order is drop order (see `Operations::dtr`).
 struct DmClone {
     waker: PeriodicWork<CloneCore>,
     wq: Arc<dm::Workqueue>,
@@ -115,31 +115,12 @@ struct DmClone {
     table_args: KVec<u8>,
 }
 
-impl Drop for DmClone {
-    /// C's `clone_dtr` order: first nothing may still run that holds a
-    /// reference to the core (C: destroy the kcopyd client, which waits for
-    /// every copy; cancel the waker; destroy the workqueue), then the rest
-    /// goes. dm core suspended the target (or never resumed it), so no bio
-    /// is in flight and no hydration starts; copies may still be
-    /// completing. The waker is stopped, every kcopyd job is done and
-    /// dropped and the workqueue drained (`CloneCore::quiesce`): the core's
-    /// last reference is then this one (the waker's goes with it), and it
-    /// drops here, in the destructor, never in a kcopyd callback (where the
-    /// kcopyd client's destroy would wait for itself) or on the target's
-    /// own workqueue (where its destroy would).
-    fn drop(&mut self) {
-        self.core.suspended.store(true, Ordering::SeqCst);
-        self.waker.stop();
-        self.core.quiesce();
-    }
-}
-
 /// The state of one clone device shared by the I/O path, the worker, the
 /// kcopyd callbacks and bio completions.
 ///
 /// Field order is drop order: the kcopyd client and the metadata go before
 /// the devices they use. The core is dropped by the target's destructor
-/// only (see `DmClone`'s `Drop`), after `quiesce`: no copy is in flight
+/// only (see `DmClone`'s `dtr`), after `quiesce`: no copy is in flight
 /// and no work item is queued by then.
 #[pin_data]
 pub(crate) struct CloneCore {
@@ -508,6 +489,25 @@ impl Operations for DmClone {
         })
     }
 
+    /// C's `clone_dtr` order: first nothing may still run that holds a
+    /// reference to the core (C: destroy the kcopyd client, which waits for
+    /// every copy; cancel the waker; destroy the workqueue), then the rest
+    /// goes. dm core suspended the target (or never resumed it), so no bio
+    /// is in flight and no hydration starts; copies may still be
+    /// completing. The waker is stopped, every kcopyd job is done and
+    /// dropped and the workqueue drained (`CloneCore::quiesce`): the core's
+    /// last reference is then the target's (the waker's goes with it), and
+    /// it drops right after this, in the destructor, never in a kcopyd
+    /// callback (where the kcopyd client's destroy would wait for itself)
+    /// or on the target's own workqueue (where its destroy would). (If the
+    /// constructor fails, the value is dropped without this: nothing was
+    /// started then.)
+    fn dtr(&self, _target: &Target, ctx: &Sleepable<'_>) {
+        self.core.suspended.store(true, Ordering::SeqCst);
+        self.waker.stop(ctx);
+        self.core.quiesce(ctx);
+    }
+
     fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         let core = &self.core;
         core.ios_in_flight.fetch_add(1, Ordering::SeqCst);
@@ -579,7 +579,9 @@ impl Operations for DmClone {
             }
             Route::Hydrate => {
                 bio.set_dev(&core.dest);
-                core.hydrate_bio_region(bio.keep());
+                // May wait for a hydration entry (`GFP_NOIO`), as C.
+                let ctx = bio.sleepable();
+                core.hydrate_bio_region(&ctx, bio.keep());
                 MapResult::submitted()
             }
         }
@@ -599,19 +601,19 @@ impl Operations for DmClone {
         EndIoResult::Done
     }
 
-    fn postsuspend(&self, _target: &Target) {
+    fn postsuspend(&self, _target: &Target, ctx: &Sleepable<'_>) {
         let core = &self.core;
-        self.waker.stop();
+        self.waker.stop(ctx);
         core.suspended.store(true, Ordering::SeqCst);
-        core.hydrations_in_flight.wait_zero();
+        core.hydrations_in_flight.wait_zero(ctx);
         // The copies' callbacks count their regions done before the job and
         // its core reference go, and queue the worker: wait for that too.
-        core.kcopyd.wait_idle();
-        self.wq.flush();
-        let _ = core.commit_metadata();
+        core.kcopyd.wait_idle(ctx);
+        self.wq.flush(ctx);
+        let _ = core.commit_metadata(ctx);
     }
 
-    fn preresume(&self, _target: &Target) -> Result {
+    fn preresume(&self, _target: &Target, _ctx: &Sleepable<'_>) -> Result {
         if self.fresh.swap(false, Ordering::SeqCst) {
             // When this table replaces another clone table (`dmsetup
             // reload`), the old one went on hydrating and taking writes
@@ -632,12 +634,19 @@ impl Operations for DmClone {
         Ok(())
     }
 
-    fn resume(&self, _target: &Target) {
+    fn resume(&self, _target: &Target, ctx: &Sleepable<'_>) {
         self.core.suspended.store(false, Ordering::SeqCst);
-        self.waker.start();
+        self.waker.start(ctx);
     }
 
-    fn status(&self, target: &Target, kind: StatusType, flags: u32, out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        target: &Target,
+        ctx: &Sleepable<'_>,
+        kind: StatusType,
+        flags: u32,
+        out: &mut StatusWriter<'_>,
+    ) {
         let core = &self.core;
         // Writes into the bounded buffer cannot fail: they truncate.
         let _ = match kind {
@@ -647,7 +656,7 @@ impl Operations for DmClone {
                     return;
                 }
                 if flags & dm::STATUS_NOFLUSH == 0 && !target.is_suspended() {
-                    let _ = core.commit_metadata();
+                    let _ = core.commit_metadata(ctx);
                 }
                 let (used, total) = match core.md.block_usage() {
                     Ok(u) => u,
@@ -718,6 +727,7 @@ impl Operations for DmClone {
     fn message(
         &self,
         _target: &Target,
+        _ctx: &Sleepable<'_>,
         args: &mut dm::Args<'_>,
         _out: &mut StatusWriter<'_>,
     ) -> Result {

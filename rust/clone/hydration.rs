@@ -33,7 +33,7 @@
 
 use crate::dm::{
     kcopyd::{CopyJob, Region},
-    BioList, BlkStatus, DmBio,
+    BioList, BlkStatus, DmBio, Sleepable,
 };
 use crate::dm_err_limit;
 use crate::hydration_table::new_hydration;
@@ -59,7 +59,7 @@ impl CopyJob for Copy {
     /// C's `hydration_kcopyd_callback`. The job (and its reference to the
     /// core) is dropped by kcopyd right after this returns; only then does
     /// the client count it done (`KcopydClient::wait_idle`).
-    fn done(&self, read_failed: bool, write_failed: bool) {
+    fn done(&self, _ctx: &Sleepable<'_>, read_failed: bool, write_failed: bool) {
         let core = &self.core;
         let status = if read_failed || write_failed {
             dm_err_limit!("{}: hydration failed", core.handle.device_name());
@@ -132,7 +132,7 @@ impl CloneCore {
 
     /// Copies `count` regions from `first` from the source to the
     /// destination (C's `hydration_copy`).
-    fn hydration_copy(self: &Arc<Self>, first: u64, count: u64) {
+    fn hydration_copy(self: &Arc<Self>, ctx: &Sleepable<'_>, first: u64, count: u64) {
         if count == 0 {
             return;
         }
@@ -156,6 +156,7 @@ impl CloneCore {
         };
         // Never fails: the job waits for an earlier copy when memory is short.
         self.kcopyd.copy(
+            ctx,
             &Region {
                 dev: &self.source,
                 sector,
@@ -172,7 +173,8 @@ impl CloneCore {
 
     /// A write (remapped to the destination) to an unhydrated region: wait
     /// for the region's hydration, or start it (C's `hydrate_bio_region`).
-    pub(crate) fn hydrate_bio_region(self: &Arc<Self>, bio: DmBio<DmClone>) {
+    /// From `map` (`ctx`: the target is not `NOWAIT`), as C.
+    pub(crate) fn hydrate_bio_region(self: &Arc<Self>, ctx: &Sleepable<'_>, bio: DmBio<DmClone>) {
         let region = self.regions.of(bio.sector());
         // What to do with the bio once the look under the lock is done: the
         // lock is held only for the closure (`IrqSpinLock`).
@@ -198,7 +200,7 @@ impl CloneCore {
         };
         // The table's entry, taken before the lock as C's `alloc_hydration()`
         // (`GFP_NOIO`: waits for a hydration to end if memory is short).
-        let mut entry = new_hydration(&self.hydration_pool, region, BioList::new());
+        let mut entry = new_hydration(&self.hydration_pool, ctx, region, BioList::new());
         enum Then {
             Waiting,
             Issue(DmBio<DmClone>),
@@ -242,14 +244,20 @@ impl CloneCore {
                 bio.data().set(Some(region as u32));
                 bio.submit();
             }
-            Then::Copy => self.hydration_copy(region, 1),
+            Then::Copy => self.hydration_copy(ctx, region, 1),
         }
     }
 
     /// Adds `region` (just registered as hydrating) to `batch`, copying
     /// the batch when it has `max` regions or `region` does not follow it
     /// (C's `__batch_hydration`, whose `max` is `hydration_batch_size`).
-    fn batch_hydration(self: &Arc<Self>, batch: &mut Batch, region: u64, max: u64) {
+    fn batch_hydration(
+        self: &Arc<Self>,
+        ctx: &Sleepable<'_>,
+        batch: &mut Batch,
+        region: u64,
+        max: u64,
+    ) {
         let mut pending = Some(region);
         if let Some(head) = batch.head {
             if batch.count < max && head + batch.count == region {
@@ -257,7 +265,7 @@ impl CloneCore {
                 pending = None;
             }
             if batch.count >= max || pending.is_some() {
-                self.hydration_copy(head, batch.count);
+                self.hydration_copy(ctx, head, batch.count);
                 *batch = Batch::default();
             }
         }
@@ -265,7 +273,7 @@ impl CloneCore {
             return;
         };
         if max <= 1 {
-            self.hydration_copy(region, 1);
+            self.hydration_copy(ctx, region, 1);
             return;
         }
         *batch = Batch {
@@ -277,7 +285,13 @@ impl CloneCore {
     /// Registers the next unhydrated region from `offset` that is not being
     /// hydrated, and batches it in batches of up to `max`; returns where to
     /// go on (C's `__start_next_hydration`).
-    fn start_next_hydration(self: &Arc<Self>, mut offset: u64, batch: &mut Batch, max: u64) -> u64 {
+    fn start_next_hydration(
+        self: &Arc<Self>,
+        ctx: &Sleepable<'_>,
+        mut offset: u64,
+        batch: &mut Batch,
+        max: u64,
+    ) -> u64 {
         let nr = self.regions.nr;
         let mut entry = None;
         while offset < nr {
@@ -286,8 +300,9 @@ impl CloneCore {
                 break;
             }
             // Taken before the lock, once (`GFP_NOIO`, never fails).
-            let e = entry
-                .get_or_insert_with(|| new_hydration(&self.hydration_pool, offset, BioList::new()));
+            let e = entry.get_or_insert_with(|| {
+                new_hydration(&self.hydration_pool, ctx, offset, BioList::new())
+            });
             e.set_region(offset);
             let taken = self.hydrating.with(|h| {
                 if !self.md.is_region_hydrated(offset) && !h.contains(offset) {
@@ -298,7 +313,7 @@ impl CloneCore {
                 false
             });
             if taken {
-                self.batch_hydration(batch, offset, max);
+                self.batch_hydration(ctx, batch, offset, max);
                 return offset + 1;
             }
             offset += 1;
@@ -388,7 +403,7 @@ impl CloneCore {
     /// bios are in flight or were mapped since the last pass: one copy of
     /// up to `hydration_threshold` contiguous regions at a time, after the
     /// pause the last copy set (P = 100: as if idle).
-    pub(crate) fn do_hydration(self: &Arc<Self>) {
+    pub(crate) fn do_hydration(self: &Arc<Self>, ctx: &Sleepable<'_>) {
         if self.mode() >= Mode::ReadOnly || self.md.is_hydration_done() {
             return;
         }
@@ -439,10 +454,10 @@ impl CloneCore {
                     max = max.max(u64::from(s.hydration_threshold.load(Ordering::Relaxed)));
                 }
             }
-            offset = self.start_next_hydration(offset, &mut batch, max);
+            offset = self.start_next_hydration(ctx, offset, &mut batch, max);
         }
         if let Some(head) = batch.head {
-            self.hydration_copy(head, batch.count);
+            self.hydration_copy(ctx, head, batch.count);
         }
         if offset >= nr {
             offset = 0;

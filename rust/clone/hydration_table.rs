@@ -12,7 +12,7 @@
 
 use crate::dm::{
     mempool::{Mempool, PoolBox},
-    BioList,
+    BioList, Sleepable,
 };
 use crate::DmClone;
 use kernel::prelude::*;
@@ -50,17 +50,21 @@ pub(crate) type HydrationPool = Mempool<Hydration>;
 ///
 /// # Context
 ///
-/// Process context; may sleep (`GFP_NOIO`).
+/// Process context; may sleep (`GFP_NOIO`): `ctx` is the proof.
 pub(crate) fn new_hydration(
     pool: &HydrationPool,
+    ctx: &Sleepable<'_>,
     region: u64,
     waiting: BioList<DmClone>,
 ) -> PoolBox<Hydration> {
-    pool.alloc(Hydration {
-        region,
-        waiting,
-        next: None,
-    })
+    pool.alloc(
+        ctx,
+        Hydration {
+            region,
+            waiting,
+            next: None,
+        },
+    )
 }
 
 /// The table: buckets of chained entries, keyed by region.

@@ -12,7 +12,7 @@
 //! are dirty waits for that commit, and an empty flush is then completed
 //! without a second flush of the destination.
 
-use crate::dm::{self, periodic, BioList, BlkStatus, DmBio};
+use crate::dm::{self, periodic, workqueue::Running, BioList, BlkStatus, DmBio, Sleepable};
 use crate::{dm_err, dm_info, CloneCore, DmClone};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
@@ -78,19 +78,20 @@ impl_has_work! {
 }
 
 impl WorkItem for CloneCore {
-    type Pointer = Arc<CloneCore>;
+    type Pointer = Running<CloneCore>;
 
-    fn run(this: Arc<CloneCore>) {
+    fn run(this: Running<CloneCore>) {
+        let ctx = this.sleepable();
         this.process_deferred_bios();
         this.process_deferred_discards();
-        this.process_deferred_flush_bios();
-        this.do_hydration();
+        this.process_deferred_flush_bios(&ctx);
+        this.do_hydration(&ctx);
     }
 }
 
 impl periodic::Tick for CloneCore {
     /// C's `do_waker`: a commit at least every second.
-    fn tick(this: ArcBorrow<'_, Self>) {
+    fn tick(this: ArcBorrow<'_, Self>, _ctx: &Sleepable<'_>) {
         Arc::from(this).wake();
     }
 }
@@ -104,10 +105,10 @@ impl CloneCore {
     /// one round suffices; the loop is there should it ever start one.
     ///
     /// Process context; sleeps. Not from the worker or a kcopyd callback.
-    pub(crate) fn quiesce(&self) {
+    pub(crate) fn quiesce(&self, ctx: &Sleepable<'_>) {
         loop {
-            self.kcopyd.wait_idle();
-            self.wq.flush();
+            self.kcopyd.wait_idle(ctx);
+            self.wq.flush(ctx);
             if self.kcopyd.jobs_in_flight() == 0 {
                 break;
             }
@@ -117,7 +118,7 @@ impl CloneCore {
     /// Queues the worker (C's `wake_worker`). Callable from any context.
     pub(crate) fn wake(self: &Arc<Self>) {
         // Already queued is fine: the worker will see the new work.
-        let _ = self.wq.queue().enqueue(self.clone());
+        let _ = self.wq.enqueue(self.clone());
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -125,7 +126,7 @@ impl CloneCore {
     }
 
     /// C's `__set_clone_mode`: fail mode is final.
-    pub(crate) fn set_mode(&self, new: Mode) {
+    pub(crate) fn set_mode(&self, ctx: &Sleepable<'_>, new: Mode) {
         let old = self.mode();
         let new = if old == Mode::Fail { Mode::Fail } else { new };
         if new != Mode::Write {
@@ -133,7 +134,7 @@ impl CloneCore {
         }
         self.mode.store(new as u8, Ordering::Release);
         if new != old {
-            self.handle.table_event();
+            self.handle.table_event(ctx);
             dm_info!(
                 "{}: Switching to {} mode",
                 self.handle.device_name(),
@@ -144,7 +145,7 @@ impl CloneCore {
 
     /// C's `__metadata_operation_failed`: abort the transaction, go
     /// read-only, and forget in core what was not committed.
-    fn metadata_operation_failed(&self, op: &str, e: Error) {
+    fn metadata_operation_failed(&self, ctx: &Sleepable<'_>, op: &str, e: Error) {
         let name = self.handle.device_name();
         dm_err!(
             "{}: Metadata operation `{}' failed: error = {}",
@@ -156,15 +157,15 @@ impl CloneCore {
             dm_err!("{}: Aborting current metadata transaction", name);
             if self.md.abort(&self.metadata_dev).is_err() {
                 dm_err!("{}: Failed to abort metadata transaction", name);
-                self.set_mode(Mode::Fail);
+                self.set_mode(ctx, Mode::Fail);
             }
         }
-        self.set_mode(Mode::ReadOnly);
+        self.set_mode(ctx, Mode::ReadOnly);
         if self.mode() != Mode::Fail {
             dm_info!("{}: Reloading on-disk bitmap", name);
             if self.md.reload_in_core_bitset().is_err() {
                 dm_err!("{}: Failed to reload on-disk bitmap", name);
-                self.set_mode(Mode::Fail);
+                self.set_mode(ctx, Mode::Fail);
             }
         }
     }
@@ -172,7 +173,7 @@ impl CloneCore {
     /// Commits the hydrated regions if any changed: swap the dirty map,
     /// flush the destination, commit (C's `commit_metadata`). Returns
     /// whether the destination was flushed.
-    pub(crate) fn commit_metadata(&self) -> Result<bool> {
+    pub(crate) fn commit_metadata(&self, ctx: &Sleepable<'_>) -> Result<bool> {
         let _guard = self.commit_lock.lock();
         if !self.md.changed_this_transaction() {
             return Ok(false);
@@ -180,29 +181,29 @@ impl CloneCore {
         if self.mode() >= Mode::ReadOnly {
             return Err(EPERM);
         }
-        self.md
-            .pre_commit()
-            .inspect_err(|&e| self.metadata_operation_failed("dm_clone_metadata_pre_commit", e))?;
+        self.md.pre_commit().inspect_err(|&e| {
+            self.metadata_operation_failed(ctx, "dm_clone_metadata_pre_commit", e)
+        })?;
         // The order this target exists for: data first, then the record of
         // it. A test build (`clone_commit_before_flush`) swaps the two to
         // show that the crash-consistency test catches the difference.
         #[cfg(not(clone_commit_before_flush))]
-        self.flush_dest()?;
+        self.flush_dest(ctx)?;
         self.md
             .commit()
-            .inspect_err(|&e| self.metadata_operation_failed("dm_clone_metadata_commit", e))?;
+            .inspect_err(|&e| self.metadata_operation_failed(ctx, "dm_clone_metadata_commit", e))?;
         #[cfg(clone_commit_before_flush)]
-        self.flush_dest()?;
+        self.flush_dest(ctx)?;
         if self.md.is_hydration_done() {
-            self.handle.table_event();
+            self.handle.table_event(ctx);
         }
         Ok(true)
     }
 
-    fn flush_dest(&self) -> Result {
+    fn flush_dest(&self, ctx: &Sleepable<'_>) -> Result {
         self.dest
-            .issue_flush()
-            .inspect_err(|&e| self.metadata_operation_failed("flush destination device", e))
+            .issue_flush(ctx)
+            .inspect_err(|&e| self.metadata_operation_failed(ctx, "flush destination device", e))
     }
 
     /// Whether `bio` must wait for a commit: a flush or FUA while regions
@@ -310,14 +311,14 @@ impl CloneCore {
 
     /// Commits for the flushes and FUA writes waiting, or because a second
     /// passed (C's `process_deferred_flush_bios`).
-    fn process_deferred_flush_bios(&self) {
+    fn process_deferred_flush_bios(&self, ctx: &Sleepable<'_>) {
         let mut bios = self.deferred.with(|d| d.flush_bios.take());
         if bios.is_empty()
             && !(self.md.changed_this_transaction() && self.need_commit_due_to_time())
         {
             return;
         }
-        let dest_flushed = match self.commit_metadata() {
+        let dest_flushed = match self.commit_metadata(ctx) {
             Ok(f) => f,
             Err(_) => {
                 while let Some(bio) = bios.pop() {

@@ -8,7 +8,7 @@
 //!   submit or end it (dropping it ends it with an error).
 //! - [`EndIoBio`]: the bio of one `end_io` call, a view; dm core owns it.
 
-use super::{bindings, Device, Operations};
+use super::{bindings, features, Device, Operations, Sleepable};
 use core::{
     marker::PhantomData,
     mem::{ManuallyDrop, MaybeUninit},
@@ -365,6 +365,36 @@ impl<'m, T: Operations> MapBio<'m, T> {
 
     bio_accessors!();
     bio_mutators!();
+
+    /// The proof that this `map` call may sleep, for the length of the call
+    /// (`'m`): to allocate with `GFP_NOIO` from a mempool
+    /// ([`super::mempool::Mempool::alloc`]), as C targets do in `map`
+    /// (dm-clone's `alloc_hydration()`). Never to wait for I/O: the bio
+    /// being mapped may be what that I/O waits for (a deadlock, not a
+    /// crash; the type does not tell waits apart).
+    ///
+    /// Only for a target that does not declare [`features::NOWAIT`]: a
+    /// build error otherwise. The block layer refuses `REQ_NOWAIT` bios
+    /// (whose submitter must not be blocked) on a device whose table has a
+    /// target without `NOWAIT`, and dm core maps a `REQ_NOWAIT` read or
+    /// write only to a `NOWAIT` target (it fails it before `map` for any
+    /// other, `__split_and_process_bio()`). Every other bio it maps under an
+    /// SRCU (sleepable) read lock of the table, having just allocated the
+    /// clone (or, for discards and the like, its clones) with `GFP_NOIO`
+    /// itself.
+    pub fn sleepable(&self) -> Sleepable<'m> {
+        const {
+            assert!(
+                T::FEATURES & features::NOWAIT == 0,
+                "a NOWAIT target's map must not sleep: no Sleepable there"
+            )
+        };
+        // SAFETY: `T` does not support `REQ_NOWAIT` (checked above), so dm
+        // core maps this bio in a context that may sleep, as it just did
+        // (`alloc_tio(GFP_NOIO)`), with only the table's SRCU read lock
+        // held. The token lives for the `map` call `'m` brands.
+        unsafe { Sleepable::new() }
+    }
 
     /// Accepts only the first `sectors` of the bio; dm core sends the rest to
     /// the target in another bio, after this one (`dm_accept_partial_bio()`).

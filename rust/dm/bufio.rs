@@ -351,7 +351,7 @@ impl BufioClient {
     /// May sleep (`_ctx` as in [`BufioClient::read`]).
     pub fn reset(&self, _ctx: &Target) -> Result {
         might_sleep();
-        self.wq.flush();
+        self.wq.drain();
         self.gate
             .compare_exchange(0, RESETTING, Ordering::Acquire, Ordering::Relaxed)
             .map_err(|_| EBUSY)?;
@@ -369,7 +369,7 @@ impl Drop for BufioClient {
     fn drop(&mut self) {
         might_sleep();
         // No prefetch may run on the client once it is gone.
-        self.wq.flush();
+        self.wq.drain();
         // SAFETY: `client` is live and owned (invariant); no buffer is held,
         // since every `Buffer` borrows `self`.
         unsafe { bindings::dm_bufio_client_destroy(self.client.as_ptr()) };

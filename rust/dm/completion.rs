@@ -6,7 +6,8 @@
 //! `try_verify_in_tasklet`).
 
 use super::{
-    bindings, hash::HashInput, Bh, BlkStatus, MapBio, MapResult, Operations, Target, Workqueue,
+    bindings, hash::HashInput, Bh, BlkStatus, MapBio, MapResult, Operations, Sleepable, Target,
+    Workqueue,
 };
 use core::{marker::PhantomData, pin::Pin, ptr::NonNull};
 use kernel::{error::code::EIO, prelude::*, types::Opaque};
@@ -52,9 +53,15 @@ pub trait CompletionHandler: Operations<PerBio = CompletionHook> {
     /// The workqueue the completion work runs on.
     fn completion_queue(&self) -> &Workqueue;
 
-    /// Runs in process context (may sleep) once the underlying device has
-    /// completed `bio`; returns the status the bio completes with.
-    fn bio_completed(&self, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus;
+    /// Runs in process context (may sleep: `ctx` is the proof) once the
+    /// underlying device has completed `bio`; returns the status the bio
+    /// completes with.
+    fn bio_completed(
+        &self,
+        target: &Target,
+        ctx: &Sleepable<'_>,
+        bio: &mut CompletedBio<'_>,
+    ) -> BlkStatus;
 
     /// Whether completions are tried in the BH workqueue first
     /// ([`CompletionHandler::bio_completed_bh`]). Asked in the bio's
@@ -214,7 +221,9 @@ unsafe fn end_intercepted(hook: *mut CompletionHook, status: BlkStatus) {
 /// # Safety
 ///
 /// `work` must be the `work` of the hook of an intercepted bio of a target
-/// of type `T`, queued by `intercepted_end_io`.
+/// of type `T`, queued by `intercepted_end_io` or `bh_completion_work` on the
+/// target's completion queue (a [`Workqueue`]: never `WQ_BH`, so this runs
+/// in process context with no lock held).
 unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::work_struct) {
     // `work` is the first field of the `repr(C)` hook.
     let hook = work.cast::<CompletionHook>();
@@ -228,8 +237,14 @@ unsafe extern "C" fn completion_work<T: CompletionHandler>(work: *mut bindings::
             iter: (*hook).iter,
             _p: PhantomData,
         };
-        let status =
-            super::target::instance::<T>(ti).bio_completed(Target::from_raw(ti), &mut completed);
+        // The completion queue runs work in process context (above); the
+        // token lives for this call.
+        let ctx = Sleepable::new();
+        let status = super::target::instance::<T>(ti).bio_completed(
+            Target::from_raw(ti),
+            &ctx,
+            &mut completed,
+        );
         end_intercepted(hook, status);
     }
 }

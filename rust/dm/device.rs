@@ -53,8 +53,12 @@ impl Anchor {
     ///
     /// # Context
     ///
-    /// Process context (sleeps).
-    pub(super) unsafe fn finish(anchor: NonNull<Anchor>, devs: KVec<NonNull<bindings::dm_dev>>) {
+    /// Process context (sleeps): `ctx` is the proof.
+    pub(super) unsafe fn finish(
+        anchor: NonNull<Anchor>,
+        devs: KVec<NonNull<bindings::dm_dev>>,
+        ctx: &super::Sleepable<'_>,
+    ) {
         // SAFETY: Live until freed below (caller's guarantee).
         let a = unsafe { anchor.as_ref() };
         let n = a.users.get();
@@ -63,7 +67,7 @@ impl Anchor {
                 "device-mapper: waiting for {} handle(s) of a destroyed target\n",
                 n
             );
-            a.users.wait_zero();
+            a.users.wait_zero(ctx);
         }
         for dev in devs {
             // SAFETY: Opened for `ti` and put once, here (caller's
@@ -199,8 +203,8 @@ impl Device {
     ///
     /// # Context
     ///
-    /// Process context (sleeps).
-    pub fn issue_flush(&self) -> Result {
+    /// Process context (sleeps): `_ctx` is the proof.
+    pub fn issue_flush(&self, _ctx: &super::Sleepable<'_>) -> Result {
         super::might_sleep();
         // SAFETY: `bdev()` is a live block device while `self` is held.
         to_result(unsafe { bindings::blkdev_issue_flush(self.bdev()) })

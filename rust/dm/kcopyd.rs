@@ -20,7 +20,7 @@ use super::{
     error::from_err_ptr,
     mempool::{Mempool, PoolBox},
     sync::WaitCount,
-    Device,
+    Device, Sleepable,
 };
 use core::{
     ptr::NonNull,
@@ -36,14 +36,14 @@ use kernel::{
 /// comes back to [`CopyJob::done`]; it is dropped right after that returns.
 pub trait CopyJob: Send + Sized + 'static {
     /// Called once per copy from kcopyd's worker (process context, may
-    /// sleep): whether reading the source or writing the destination
-    /// failed. [`KcopydClient::wait_idle`] returns only once this has
+    /// sleep: `ctx` is the proof): whether reading the source or writing
+    /// the destination failed. [`KcopydClient::wait_idle`] returns only once this has
     /// returned and the job has been dropped.
     ///
     /// Must not drop the last reference to the [`KcopydClient`] that runs
     /// it: the client would have to wait for this very call. If it does,
     /// the client is leaked with a warning rather than deadlock.
-    fn done(&self, read_failed: bool, write_failed: bool);
+    fn done(&self, ctx: &Sleepable<'_>, read_failed: bool, write_failed: bool);
 }
 
 /// A range of sectors of a device.
@@ -157,14 +157,17 @@ impl<J: CopyJob> KcopydClient<J> {
     /// # Context
     ///
     /// Process context; may sleep (`GFP_NOIO`: never waits for I/O other
-    /// than copies in flight).
-    pub fn copy(&self, from: &Region<'_>, to: &Region<'_>, job: J) {
-        let env = self.envelopes.alloc(Envelope {
-            shared: self.shared,
-            job,
-            _devs: [from.dev.clone(), to.dev.clone()],
-            pool: self.envelopes.clone(),
-        });
+    /// than copies in flight): `ctx` is the proof.
+    pub fn copy(&self, ctx: &Sleepable<'_>, from: &Region<'_>, to: &Region<'_>, job: J) {
+        let env = self.envelopes.alloc(
+            ctx,
+            Envelope {
+                shared: self.shared,
+                job,
+                _devs: [from.dev.clone(), to.dev.clone()],
+                pool: self.envelopes.clone(),
+            },
+        );
         let mut src = bindings::dm_io_region {
             bdev: from.dev.bdev(),
             sector: from.sector,
@@ -210,23 +213,25 @@ impl<J: CopyJob> KcopydClient<J> {
     ///
     /// # Context
     ///
-    /// Process context; sleeps. Never from a completion of this client (it
-    /// would wait for itself): that warns once and returns without waiting.
-    pub fn wait_idle(&self) {
+    /// Process context; sleeps (`ctx` is the proof). Never from a completion
+    /// of this client (it would wait for itself): that warns once and
+    /// returns without waiting.
+    pub fn wait_idle(&self, ctx: &Sleepable<'_>) {
         let shared = self.shared();
         if shared.in_callback.load(Ordering::SeqCst) == current_task() {
             // SAFETY: Prints a warning; no precondition.
             unsafe { bindings::rdm_kcopyd_warn_wait_in_callback() };
             return;
         }
-        shared.jobs.wait_zero();
+        shared.jobs.wait_zero(ctx);
     }
 }
 
 /// # Safety
 ///
-/// Called by dm-kcopyd once per copy, from the client's work item, with the
-/// `ctx` given to `dm_kcopyd_copy()` by `copy::<J>`.
+/// Called by dm-kcopyd once per copy, from the client's work item (process
+/// context, no lock held: `run_complete_job()` from kcopyd's `do_work()`),
+/// with the `ctx` given to `dm_kcopyd_copy()` by `copy::<J>`.
 unsafe extern "C" fn notify<J: CopyJob>(read_err: c_int, write_err: c_ulong, ctx: *mut c_void) {
     let ctx = ctx.cast::<Envelope<J>>();
     // SAFETY: `ctx` came from `PoolBox::into_raw` in `copy` and is not
@@ -241,7 +246,10 @@ unsafe extern "C" fn notify<J: CopyJob>(read_err: c_int, write_err: c_ulong, ctx
     let shared = unsafe { env.shared.as_ref() };
     let task = current_task();
     shared.in_callback.store(task, Ordering::SeqCst);
-    env.job.done(read_err != 0, write_err != 0);
+    // SAFETY: kcopyd runs completions from its work item: process context,
+    // no lock held; the token lives for this call only.
+    let sleepable = unsafe { Sleepable::new() };
+    env.job.done(&sleepable, read_err != 0, write_err != 0);
     // The job's drop is part of the completion: it may release the last
     // reference to the client's owner.
     drop(env);

@@ -22,7 +22,7 @@
 //!
 //! C header: [`include/linux/mempool.h`](srctree/include/linux/mempool.h)
 
-use super::bindings;
+use super::{bindings, Sleepable};
 use core::{
     marker::PhantomData,
     mem::{align_of, size_of},
@@ -85,8 +85,9 @@ impl RawPool {
     ///
     /// # Context
     ///
-    /// Process context; may sleep (never to wait for I/O: `GFP_NOIO`).
-    fn alloc(&self) -> NonNull<u8> {
+    /// Process context; may sleep (never to wait for I/O: `GFP_NOIO`): the
+    /// token is the proof.
+    fn alloc(&self, _ctx: &Sleepable<'_>) -> NonNull<u8> {
         super::might_sleep();
         // `mempool_alloc()` with `__GFP_DIRECT_RECLAIM` (part of
         // `GFP_NOIO`) never returns NULL: it waits for an element instead.
@@ -165,11 +166,11 @@ impl<T: Send> Mempool<T> {
     ///
     /// # Context
     ///
-    /// Process context; may sleep, never to wait for I/O (`GFP_NOIO`). A
-    /// caller must not hold all the pool's elements while it waits for
-    /// another, as with C mempools.
-    pub fn alloc(&self, value: T) -> PoolBox<T> {
-        let p = self.raw.alloc().cast::<T>();
+    /// Process context; may sleep, never to wait for I/O (`GFP_NOIO`): `ctx`
+    /// is the proof. A caller must not hold all the pool's elements while it
+    /// waits for another, as with C mempools.
+    pub fn alloc(&self, ctx: &Sleepable<'_>, value: T) -> PoolBox<T> {
+        let p = self.raw.alloc(ctx).cast::<T>();
         // SAFETY: `p` is a fresh element of at least `size_of::<T>()` bytes,
         // aligned for `T` (`RawPool::new`), owned here.
         unsafe { p.as_ptr().write(value) };
@@ -331,9 +332,10 @@ impl BufferPool {
     ///
     /// # Context
     ///
-    /// Process context; may sleep, never to wait for I/O.
-    pub fn alloc(&self) -> PoolBuffer {
-        self.wrap(self.raw.alloc())
+    /// Process context; may sleep, never to wait for I/O: `ctx` is the
+    /// proof.
+    pub fn alloc(&self, ctx: &Sleepable<'_>) -> PoolBuffer {
+        self.wrap(self.raw.alloc(ctx))
     }
 
     /// A zeroed buffer, or `None` if none is free without waiting

@@ -36,7 +36,7 @@ pub mod completion;
 mod context;
 // Every method of the abstraction that may sleep calls it first.
 use context::might_sleep;
-pub use context::Bh;
+pub use context::{Bh, Sleepable};
 mod device;
 pub mod emit;
 mod error;
@@ -57,7 +57,7 @@ pub mod reed_solomon;
 pub mod security;
 pub mod sync;
 mod target;
-mod workqueue;
+pub mod workqueue;
 
 pub use args::Args;
 pub use bio::{with_plug, BioList, BlkStatus, DmBio, EndIoBio, MapBio, MapResult, Op};

@@ -7,7 +7,7 @@
 //!
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 
-use super::bindings;
+use super::{bindings, Sleepable};
 use core::ptr::NonNull;
 use kernel::{
     error::code::ENOMEM,
@@ -27,8 +27,9 @@ pub fn jiffies() -> u64 {
 
 /// What runs periodically.
 pub trait Tick: Send + Sync + 'static {
-    /// Called from a system workqueue (process context) every period.
-    fn tick(this: ArcBorrow<'_, Self>);
+    /// Called from a system workqueue (process context, may sleep: `ctx` is
+    /// the proof) every period, and from [`PeriodicWork::start`].
+    fn tick(this: ArcBorrow<'_, Self>, ctx: &Sleepable<'_>);
 }
 
 /// A periodic call of `T::tick` on a shared `T`. Nothing runs until
@@ -86,9 +87,9 @@ impl<T: Tick> PeriodicWork<T> {
     ///
     /// # Context
     ///
-    /// Process context.
-    pub fn start(&self) {
-        T::tick(self.owner());
+    /// Process context (the first tick runs here): `ctx` is the proof.
+    pub fn start(&self, ctx: &Sleepable<'_>) {
+        T::tick(self.owner(), ctx);
         // SAFETY: `p` is live (invariant).
         unsafe { bindings::rdm_periodic_schedule(self.p.as_ptr()) };
     }
@@ -97,8 +98,8 @@ impl<T: Tick> PeriodicWork<T> {
     ///
     /// # Context
     ///
-    /// Process context (sleeps); not from `tick` itself.
-    pub fn stop(&self) {
+    /// Process context (sleeps: `_ctx` is the proof); not from `tick` itself.
+    pub fn stop(&self, _ctx: &Sleepable<'_>) {
         super::might_sleep();
         // SAFETY: `p` is live (invariant).
         unsafe { bindings::rdm_periodic_cancel_sync(self.p.as_ptr()) };
@@ -106,12 +107,17 @@ impl<T: Tick> PeriodicWork<T> {
 
     /// # Safety
     ///
-    /// Called by the C work item with the `ctx` given at allocation.
+    /// Called by the C work item with the `ctx` given at allocation, from a
+    /// system workqueue (`rdm_periodic_*` in `helpers.c`: process context,
+    /// no lock held).
     unsafe extern "C" fn run(ctx: *mut c_void) {
         // SAFETY: `ctx` came from `Arc::into_raw`, and its reference is held
         // by the `PeriodicWork`, which cancels the work before dropping it.
         let this = unsafe { ArcBorrow::from_raw(ctx.cast::<T>().cast_const()) };
-        T::tick(this);
+        // SAFETY: A work item of a system workqueue (not the BH one), with
+        // no lock held; the token lives for this call only.
+        let sleepable = unsafe { Sleepable::new() };
+        T::tick(this, &sleepable);
     }
 }
 

@@ -18,7 +18,7 @@
 //! C headers: [`include/linux/rslib.h`](srctree/include/linux/rslib.h),
 //! [`include/linux/mempool.h`](srctree/include/linux/mempool.h)
 
-use super::{bindings, context::might_sleep};
+use super::{bindings, context::might_sleep, Sleepable};
 use core::ptr::NonNull;
 use kernel::{error::code::*, prelude::*};
 
@@ -84,8 +84,8 @@ impl RsPool {
     ///
     /// # Context
     ///
-    /// May sleep (process context).
-    pub fn alloc(&self) -> RsDecoder<'_> {
+    /// May sleep (process context): `_ctx` is the proof.
+    pub fn alloc(&self, _ctx: &Sleepable<'_>) -> RsDecoder<'_> {
         might_sleep();
         // `mempool_alloc()` with `__GFP_DIRECT_RECLAIM` (part of
         // `GFP_NOIO`) never returns NULL: it waits for an element instead.

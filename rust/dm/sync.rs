@@ -8,7 +8,7 @@
 //! C header: [`include/linux/spinlock.h`](srctree/include/linux/spinlock.h),
 //! [`include/linux/wait_bit.h`](srctree/include/linux/wait_bit.h)
 
-use super::bindings;
+use super::{bindings, Sleepable};
 use core::sync::atomic::{AtomicI32, Ordering};
 use kernel::{ffi::c_ulong, prelude::*, sync::lock::Backend};
 
@@ -32,7 +32,7 @@ pub struct IrqSpinLock<T> {
     inner: kernel::sync::lock::Lock<T, IrqSaveBackend>,
 }
 
-impl<T> IrqSpinLock<T> {
+impl<T: Send> IrqSpinLock<T> {
     /// The initialiser of a lock protecting `t` (use
     /// [`new_irq_spinlock!`](crate::new_irq_spinlock)).
     pub fn new(
@@ -47,8 +47,12 @@ impl<T> IrqSpinLock<T> {
 
     /// Runs `f` on the protected data with the lock held and local
     /// interrupts disabled.
+    ///
+    /// `f` must be `Send`, and so can the data (`T: Send`): neither can hold
+    /// a [`Sleepable`] token, which is neither `Send` nor `Sync`, so nothing
+    /// that takes one (what may sleep) can be called under the lock.
     #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R + Send) -> R {
         let mut guard = self.inner.lock();
         f(&mut guard)
     }
@@ -164,8 +168,8 @@ impl WaitCount {
     ///
     /// # Context
     ///
-    /// Process context (sleeps).
-    pub fn wait_zero(&self) {
+    /// Process context (sleeps): `_ctx` is the proof.
+    pub fn wait_zero(&self, _ctx: &Sleepable<'_>) {
         super::might_sleep();
         // SAFETY: The pointer is valid while `self` is borrowed; the callee
         // only reads it (atomically, with `READ_ONCE`) and uses it as a key.

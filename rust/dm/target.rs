@@ -8,7 +8,7 @@
 use super::{
     bindings,
     device::{Anchor, TargetRef},
-    Args, BlkStatus, Device, EndIoBio, MapBio, MapResult, QueueLimits, StatusWriter,
+    Args, BlkStatus, Device, EndIoBio, MapBio, MapResult, QueueLimits, Sleepable, StatusWriter,
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
@@ -75,16 +75,26 @@ pub mod features {
 ///
 /// # Context
 ///
-/// - `ctr`, `dtr` (dropping the value), `presuspend`, `presuspend_undo`,
-///   `postsuspend`, `preresume`, `resume`, `message`: process context, may
-///   sleep (dm core holds the device's suspend or table lock).
-/// - `map`: the submitter's context; may sleep only to allocate with
-///   `GFP_NOIO` semantics ([`super::noio`], mempools), never to wait for I/O.
+/// - `ctr`, `dtr`, `presuspend`, `presuspend_undo`, `postsuspend`,
+///   `preresume`, `resume`, `message`, `status`: process context, may sleep
+///   (dm core holds the device's suspend or table mutex, or an SRCU read
+///   lock of the table), which the [`Sleepable`] they get proves
+///   (`ctr`: [`Ctr::sleepable`]). `status` with [`STATUS_NOFLUSH`] must not
+///   cause I/O.
+/// - `map`: the submitter's context, where dm core has just allocated the
+///   clone with `GFP_NOIO`; may sleep only to allocate with `GFP_NOIO`
+///   semantics ([`super::noio`], mempools), never to wait for I/O. A target
+///   that does not declare [`features::NOWAIT`] gets a [`Sleepable`] there
+///   ([`MapBio::sleepable`]); one that does may be mapping a `REQ_NOWAIT`
+///   bio, whose submitter must not be blocked, and gets none.
 /// - `end_io`: bio completion, which may run in hard or soft interrupt
 ///   context: must not sleep. It gets no [`Target`] (whose table events
-///   sleep); locks shared with it must be [`super::sync::IrqSpinLock`]s.
-/// - `status`, `iterate_devices`, `io_hints`: process context, may sleep,
-///   but `status` with [`STATUS_NOFLUSH`] must not cause I/O.
+///   sleep) and no [`Sleepable`]; locks shared with it must be
+///   [`super::sync::IrqSpinLock`]s.
+/// - `iterate_devices`, `io_hints`: process context; they get no
+///   [`Sleepable`] (they have nothing to wait for).
+/// - Dropping the value (after `dtr`): process context, but `Drop` gets no
+///   token.
 #[vtable]
 pub trait Operations: Sized + Send + Sync + 'static {
     /// Target name, as in table lines (`dmsetup create ... --table "0 8 NAME ..."`).
@@ -117,28 +127,37 @@ pub trait Operations: Sized + Send + Sync + 'static {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
+    /// The destructor (C's `dtr`): called once, in process context, before
+    /// the value is dropped, for a target whose constructor succeeded
+    /// (not if construction fails: the value is only dropped then). What
+    /// must wait before the value goes (workers, copies) waits here, with
+    /// the token; `Drop` gets none.
+    fn dtr(&self, _target: &Target, _ctx: &Sleepable<'_>) {
+        kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+
     /// Called before the device is suspended.
-    fn presuspend(&self, _target: &Target) {
+    fn presuspend(&self, _target: &Target, _ctx: &Sleepable<'_>) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Undoes `presuspend` when the suspend is cancelled.
-    fn presuspend_undo(&self, _target: &Target) {
+    fn presuspend_undo(&self, _target: &Target, _ctx: &Sleepable<'_>) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Called once the device is suspended and I/O has drained.
-    fn postsuspend(&self, _target: &Target) {
+    fn postsuspend(&self, _target: &Target, _ctx: &Sleepable<'_>) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Called before the table becomes live; an error cancels the resume.
-    fn preresume(&self, _target: &Target) -> Result {
+    fn preresume(&self, _target: &Target, _ctx: &Sleepable<'_>) -> Result {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
     /// Called once the table is live.
-    fn resume(&self, _target: &Target) {
+    fn resume(&self, _target: &Target, _ctx: &Sleepable<'_>) {
         kernel::build_error(kernel::error::VTABLE_DEFAULT_ERROR)
     }
 
@@ -146,6 +165,7 @@ pub trait Operations: Sized + Send + Sync + 'static {
     fn status(
         &self,
         _target: &Target,
+        _ctx: &Sleepable<'_>,
         _kind: StatusType,
         _flags: u32,
         _out: &mut StatusWriter<'_>,
@@ -158,6 +178,7 @@ pub trait Operations: Sized + Send + Sync + 'static {
     fn message(
         &self,
         _target: &Target,
+        _ctx: &Sleepable<'_>,
         _args: &mut Args<'_>,
         _out: &mut StatusWriter<'_>,
     ) -> Result {
@@ -302,8 +323,8 @@ impl TargetHandle {
     ///
     /// # Context
     ///
-    /// Process context (takes a mutex).
-    pub fn table_event(&self) {
+    /// Process context (takes a mutex): `_ctx` is the proof.
+    pub fn table_event(&self, _ctx: &Sleepable<'_>) {
         self.target().table_event()
     }
 }
@@ -323,7 +344,7 @@ impl core::ops::Deref for Ctr<'_> {
     }
 }
 
-impl Ctr<'_> {
+impl<'a> Ctr<'a> {
     fn raw(&mut self) -> &mut bindings::dm_target {
         // SAFETY: dm core gives the constructor exclusive use of the
         // `dm_target` until it returns; `&mut self` is that exclusivity.
@@ -333,6 +354,15 @@ impl Ctr<'_> {
     fn target_ref(&self) -> TargetRef {
         // SAFETY: The anchor is live and unfinished during the constructor.
         unsafe { TargetRef::new(self.anchor) }
+    }
+
+    /// The proof that the constructor runs in process context with no lock
+    /// held and may sleep, for the length of the constructor call (`'a`).
+    pub fn sleepable(&self) -> Sleepable<'a> {
+        // SAFETY: dm core calls the constructor from the table load ioctl:
+        // process context, no spinlock held. The token lives for `'a`, the
+        // constructor call that got this `Ctr`.
+        unsafe { Sleepable::new() }
     }
 
     /// A handle for the target's workers (see [`TargetHandle`]).
@@ -726,9 +756,13 @@ impl<T: Operations> Vtable<T> {
                 0
             }
             Err(e) => {
+                // SAFETY: dm core constructs in process context (the table
+                // load ioctl), no spinlock held; the token lives for this
+                // call.
+                let ctx = unsafe { Sleepable::new() };
                 // SAFETY: The anchor and devices of this target, not stored
                 // anywhere else; everything the constructor made is dropped.
-                unsafe { Anchor::finish(anchor, devs) };
+                unsafe { Anchor::finish(anchor, devs, &ctx) };
                 e.to_errno()
             }
         }
@@ -743,6 +777,13 @@ impl<T: Operations> Vtable<T> {
         let mut inst =
             unsafe { <Pin<KBox<Instance<T>>> as ForeignOwnable>::from_foreign((*ti).private) };
         let anchor = inst.anchor;
+        // SAFETY: dm core destroys a table in process context, with no lock
+        // held but its own mutexes; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
+        if T::HAS_DTR {
+            // SAFETY: `ti` is live and constructed until this returns.
+            inst.target.dtr(unsafe { Target::from_raw(ti) }, &ctx);
+        }
         // SAFETY: `devs` is not structurally pinned; it is taken, not moved
         // out of the pinned value.
         let devs = core::mem::take(&mut unsafe { inst.as_mut().get_unchecked_mut() }.devs);
@@ -750,7 +791,7 @@ impl<T: Operations> Vtable<T> {
         // where it gave them to workers, when those are done.
         drop(inst);
         // SAFETY: The anchor and devices of this target, finished once.
-        unsafe { Anchor::finish(anchor, devs) };
+        unsafe { Anchor::finish(anchor, devs, &ctx) };
     }
 
     /// # Safety
@@ -799,24 +840,33 @@ impl<T: Operations> Vtable<T> {
     ///
     /// Called by dm core for a constructed target.
     unsafe extern "C" fn presuspend(ti: *mut bindings::dm_target) {
+        // SAFETY: dm core suspends and resumes in process context, under
+        // its suspend mutex; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
         // SAFETY: `ti` is live and constructed.
-        unsafe { Self::this(ti).presuspend(Target::from_raw(ti)) }
+        unsafe { Self::this(ti).presuspend(Target::from_raw(ti), &ctx) }
     }
 
     /// # Safety
     ///
     /// Called by dm core for a constructed target.
     unsafe extern "C" fn presuspend_undo(ti: *mut bindings::dm_target) {
+        // SAFETY: dm core suspends and resumes in process context, under
+        // its suspend mutex; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
         // SAFETY: `ti` is live and constructed.
-        unsafe { Self::this(ti).presuspend_undo(Target::from_raw(ti)) }
+        unsafe { Self::this(ti).presuspend_undo(Target::from_raw(ti), &ctx) }
     }
 
     /// # Safety
     ///
     /// Called by dm core for a constructed target.
     unsafe extern "C" fn postsuspend(ti: *mut bindings::dm_target) {
+        // SAFETY: dm core suspends and resumes in process context, under
+        // its suspend mutex; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
         // SAFETY: `ti` is live and constructed.
-        unsafe { Self::this(ti).postsuspend(Target::from_raw(ti)) }
+        unsafe { Self::this(ti).postsuspend(Target::from_raw(ti), &ctx) }
     }
 
     /// # Safety
@@ -825,15 +875,21 @@ impl<T: Operations> Vtable<T> {
     unsafe extern "C" fn preresume(ti: *mut bindings::dm_target) -> c_int {
         // SAFETY: `ti` is live and constructed.
         let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
-        from_result(|| this.preresume(target).map(|()| 0))
+        // SAFETY: dm core resumes in process context, under its suspend
+        // mutex; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
+        from_result(|| this.preresume(target, &ctx).map(|()| 0))
     }
 
     /// # Safety
     ///
     /// Called by dm core for a constructed target.
     unsafe extern "C" fn resume(ti: *mut bindings::dm_target) {
+        // SAFETY: dm core suspends and resumes in process context, under
+        // its suspend mutex; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
         // SAFETY: `ti` is live and constructed.
-        unsafe { Self::this(ti).resume(Target::from_raw(ti)) }
+        unsafe { Self::this(ti).resume(Target::from_raw(ti), &ctx) }
     }
 
     /// # Safety
@@ -856,7 +912,11 @@ impl<T: Operations> Vtable<T> {
         };
         // SAFETY: `ti` is live and constructed.
         let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
-        this.status(target, kind, flags, &mut out);
+        // SAFETY: dm core asks for the status from an ioctl or a table load
+        // (IMA): process context, at most an SRCU read lock of the table
+        // held; the token lives for this call.
+        let ctx = unsafe { Sleepable::new() };
+        this.status(target, &ctx, kind, flags, &mut out);
     }
 
     /// # Safety
@@ -883,8 +943,12 @@ impl<T: Operations> Vtable<T> {
         let mut out = StatusWriter::new(buf);
         // SAFETY: `ti` is live and constructed.
         let (this, target) = unsafe { (Self::this(ti), Target::from_raw(ti)) };
+        // SAFETY: dm core passes messages from an ioctl: process context, at
+        // most an SRCU read lock of the table held; the token lives for
+        // this call.
+        let ctx = unsafe { Sleepable::new() };
         from_result(|| {
-            this.message(target, &mut args, &mut out)?;
+            this.message(target, &ctx, &mut args, &mut out)?;
             // 1 tells dm-ioctl that `result` holds output for the caller.
             Ok(if out.is_empty() { 0 } else { 1 })
         })

@@ -33,8 +33,8 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
 };
 use dm::{
-    BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations, StatusType,
-    StatusWriter, Target,
+    workqueue::Running, BioList, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations,
+    Sleepable, StatusType, StatusWriter, Target,
 };
 use inflight::Tracker;
 use kernel::{
@@ -58,7 +58,7 @@ module_dm_target! {
     description: "device-mapper era target, in Rust",
 }
 
-/// One era device. Field order is drop order (see `Drop`).
+/// One era device. Field order is drop order (see `Operations::dtr`).
 struct Era {
     wq: Arc<dm::Workqueue>,
     core: Arc<EraCore>,
@@ -92,9 +92,9 @@ impl_has_work! {
 }
 
 impl WorkItem for EraCore {
-    type Pointer = Arc<EraCore>;
+    type Pointer = Running<EraCore>;
 
-    fn run(this: Arc<EraCore>) {
+    fn run(this: Running<EraCore>) {
         this.do_work();
     }
 }
@@ -103,7 +103,7 @@ impl EraCore {
     fn wake(self: &Arc<Self>) {
         if !self.suspended.load(Ordering::SeqCst) {
             // Already queued is fine: it will see the new work.
-            let _ = self.wq.queue().enqueue(self.clone());
+            let _ = self.wq.enqueue(self.clone());
         }
     }
 
@@ -211,15 +211,6 @@ impl EraCore {
     }
 }
 
-impl Drop for Era {
-    fn drop(&mut self) {
-        // No work may run once the devices are gone: stop and drain the
-        // worker before the fields are dropped.
-        self.core.suspended.store(true, Ordering::SeqCst);
-        self.wq.flush();
-    }
-}
-
 #[vtable]
 impl Operations for Era {
     const NAME: &'static CStr = c_str!("era");
@@ -305,6 +296,14 @@ impl Operations for Era {
     // fast path: one call per bio, as C's `era_map` (with the single look in
     // `try_let_through`: 0.5% more 4k rewrites under `-icount`).
     #[inline]
+    /// No work may run once the devices are gone: stop and drain the worker
+    /// before the fields are dropped. (If the constructor fails, the worker
+    /// was never queued: the target is not resumed.)
+    fn dtr(&self, _target: &Target, ctx: &Sleepable<'_>) {
+        self.core.suspended.store(true, Ordering::SeqCst);
+        self.wq.flush(ctx);
+    }
+
     fn map<'m>(&self, target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.origin_dev);
         // Flushes carry no data and no sector: pass them straight through.
@@ -342,7 +341,7 @@ impl Operations for Era {
         EndIoResult::Done
     }
 
-    fn postsuspend(&self, _target: &Target) {
+    fn postsuspend(&self, _target: &Target, ctx: &Sleepable<'_>) {
         // Deferred writes were drained by dm core before this point.
         let mut md = self.core.md.lock();
         if md.archive().is_err() {
@@ -350,13 +349,13 @@ impl Operations for Era {
         }
         self.core.suspended.store(true, Ordering::SeqCst);
         drop(md);
-        self.wq.flush();
+        self.wq.flush(ctx);
         if self.core.md.lock().commit().is_err() {
             dm_err!("era_postsuspend: metadata_commit failed");
         }
     }
 
-    fn preresume(&self, target: &Target) -> Result {
+    fn preresume(&self, target: &Target, _ctx: &Sleepable<'_>) -> Result {
         let spb = self.core.sectors_per_block;
         let new_size = (target.len().div_ceil(spb.get())) as u32;
         let mut md = self.core.md.lock();
@@ -386,7 +385,14 @@ impl Operations for Era {
         Ok(())
     }
 
-    fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        _target: &Target,
+        _ctx: &Sleepable<'_>,
+        kind: StatusType,
+        _flags: u32,
+        out: &mut StatusWriter<'_>,
+    ) {
         // Writes into the bounded buffer cannot fail: they truncate.
         let _ = match kind {
             StatusType::Info => match self.core.md.lock().stats() {
@@ -421,6 +427,7 @@ impl Operations for Era {
     fn message(
         &self,
         _target: &Target,
+        _ctx: &Sleepable<'_>,
         args: &mut dm::Args<'_>,
         _out: &mut StatusWriter<'_>,
     ) -> Result {

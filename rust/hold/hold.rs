@@ -14,12 +14,12 @@
 #[path = "../dm/mod.rs"]
 pub mod dm;
 
-use dm::{MapBio, MapResult, Operations, Target};
+use dm::{workqueue::Running, MapBio, MapResult, Operations, Target};
 use kernel::{
     c_str, new_work,
     prelude::*,
     sync::Arc,
-    workqueue::{self, impl_has_work, Work, WorkItem},
+    workqueue::{impl_has_work, Work, WorkItem},
 };
 
 const DM_MSG_PREFIX: &str = "hold_rs";
@@ -44,12 +44,13 @@ impl_has_work! {
 }
 
 impl WorkItem for Holder {
-    type Pointer = Arc<Holder>;
+    type Pointer = Running<Holder>;
 
-    fn run(this: Arc<Holder>) {
+    fn run(this: Running<Holder>) {
+        let ctx = this.sleepable();
         let mut failed = 0;
         for _ in 0..this.flushes {
-            if this.dev.issue_flush().is_err() {
+            if this.dev.issue_flush(&ctx).is_err() {
                 failed += 1;
             }
         }
@@ -72,7 +73,7 @@ struct Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         dm_info!("destructor: the device goes on in a work item");
-        let _ = workqueue::system().enqueue(self.holder.clone());
+        let _ = dm::workqueue::enqueue_system(self.holder.clone());
     }
 }
 

@@ -69,7 +69,14 @@ impl Operations for Linear {
         bio.remap()
     }
 
-    fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        _target: &Target,
+        _ctx: &dm::Sleepable<'_>,
+        kind: StatusType,
+        _flags: u32,
+        out: &mut StatusWriter<'_>,
+    ) {
         // Formatting into the bounded writer cannot fail: it truncates.
         let _ = match kind {
             StatusType::Info => Ok(()),

@@ -235,11 +235,11 @@ impl<'a> FecIo<'a> {
     /// Takes the decoder and buffers (`fec_alloc_bufs()`): the first buffer
     /// waiting if need be, the others only while at hand, no more than one
     /// pass over the block needs.
-    fn new(fec: &'a Fec) -> Self {
-        let rs = fec.rs_pool.alloc();
+    fn new(fec: &'a Fec, ctx: &crate::dm::Sleepable<'_>) -> Self {
+        let rs = fec.rs_pool.alloc(ctx);
         let mut bufs: [Option<PoolBuffer>; BUF_MAX] = [const { None }; BUF_MAX];
         let wanted = (fec.block_size() >> BUF_RS_BITS).clamp(1, BUF_MAX);
-        bufs[0] = Some(fec.prealloc_pool.alloc());
+        bufs[0] = Some(fec.prealloc_pool.alloc(ctx));
         let mut nbufs = 1;
         while nbufs < wanted {
             let Some(b) = fec.extra_pool.try_alloc() else {
@@ -255,7 +255,7 @@ impl<'a> FecIo<'a> {
             zeroed: true,
             erasures: [0; MAX_RSN],
             neras: 0,
-            output: fec.output_pool.alloc(),
+            output: fec.output_pool.alloc(ctx),
         }
     }
 
@@ -291,6 +291,7 @@ fn codeword<'b>(
 pub(crate) fn decode<'v>(
     v: &'v Verity,
     target: &crate::dm::Target,
+    ctx: &crate::dm::Sleepable<'_>,
     io: &mut IoState,
     kind: BlockType,
     block: u64,
@@ -309,9 +310,10 @@ pub(crate) fn decode<'v>(
     let mut c = Correction {
         v,
         target,
+        ctx,
         fec,
         io,
-        fio: FecIo::new(fec),
+        fio: FecIo::new(fec, ctx),
         rsb,
         offset,
     };
@@ -329,6 +331,7 @@ pub(crate) fn decode<'v>(
 struct Correction<'a, 'i> {
     v: &'a Verity,
     target: &'a crate::dm::Target,
+    ctx: &'a crate::dm::Sleepable<'a>,
     fec: &'a Fec,
     io: &'i mut IoState,
     fio: FecIo<'a>,
@@ -428,7 +431,8 @@ impl Correction<'_, '_> {
             };
             // Locate erasures if the block is on the data device.
             let mut want = [0u8; MAX_DIGEST_SIZE];
-            if on_data && verify::hash_for_block(v, target, block, &mut want, io).is_ok() {
+            if on_data && verify::hash_for_block(v, target, self.ctx, block, &mut want, io).is_ok()
+            {
                 // Known zero blocks are skipped entirely.
                 if v.zero_digest
                     .as_ref()

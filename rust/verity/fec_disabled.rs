@@ -52,6 +52,7 @@ impl Fec {
 pub(crate) fn decode(
     _v: &Verity,
     _target: &Target,
+    _ctx: &crate::dm::Sleepable<'_>,
     _io: &mut IoState,
     _kind: BlockType,
     _block: u64,

@@ -7,7 +7,7 @@ use crate::{
     dm::{
         completion::{BioData, CompletedBio},
         hash::{HashInput, MAX_DIGEST_SIZE},
-        security, BlkStatus, MapBio, MapResult, Target,
+        security, BlkStatus, MapBio, MapResult, Sleepable, Target,
     },
     table::{CorruptionMode, ErrorMode},
     Verity,
@@ -139,7 +139,12 @@ pub(crate) struct IoState {
 }
 
 /// Runs in the verify workqueue once the data device completed a read.
-pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
+pub(crate) fn bio_completed(
+    v: &Verity,
+    target: &Target,
+    ctx: &Sleepable<'_>,
+    bio: &mut CompletedBio<'_>,
+) -> BlkStatus {
     let mut io = IoState {
         io_error: !bio.status().is_ok(),
         ..IoState::default()
@@ -149,7 +154,7 @@ pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<
     let status = if io.io_error && (v.fec.is_none() || bio.is_readahead()) {
         bio.status()
     } else {
-        match verify_io(v, target, bio, &mut io) {
+        match verify_io(v, target, ctx, bio, &mut io) {
             Ok(()) => BlkStatus::OK,
             Err(e) if e == ENOMEM => BlkStatus::RESOURCE,
             Err(_) => BlkStatus::IOERR,
@@ -165,8 +170,14 @@ pub(crate) fn bio_completed(v: &Verity, target: &Target, bio: &mut CompletedBio<
     status
 }
 
-fn verify_io(v: &Verity, target: &Target, bio: &mut CompletedBio<'_>, io: &mut IoState) -> Result {
-    verify_blocks(v, bio, &mut InWorker { v, target, io })
+fn verify_io(
+    v: &Verity,
+    target: &Target,
+    ctx: &Sleepable<'_>,
+    bio: &mut CompletedBio<'_>,
+    io: &mut IoState,
+) -> Result {
+    verify_blocks(v, bio, &mut InWorker { v, target, ctx, io })
 }
 
 /// What verifying a read's blocks does where the two places it runs differ:
@@ -245,6 +256,7 @@ pub(crate) fn verify_blocks<C: BlockChecks>(
 struct InWorker<'a, 'i> {
     v: &'a Verity,
     target: &'a Target,
+    ctx: &'a Sleepable<'a>,
     io: &'i mut IoState,
 }
 
@@ -257,7 +269,7 @@ impl BlockChecks for InWorker<'_, '_> {
     }
 
     fn hash_for_block(&mut self, block: u64, want: &mut [u8; MAX_DIGEST_SIZE]) -> Result {
-        hash_for_block(self.v, self.target, block, want, self.io)
+        hash_for_block(self.v, self.target, self.ctx, block, want, self.io)
     }
 
     fn mismatch(
@@ -273,7 +285,7 @@ impl BlockChecks for InWorker<'_, '_> {
             }
             return Ok(());
         }
-        if let Ok(fixed) = fec::decode(v, target, self.io, BlockType::Data, block, want) {
+        if let Ok(fixed) = fec::decode(v, target, self.ctx, self.io, BlockType::Data, block, want) {
             return data.copy_from_slice(&fixed);
         }
         if self.io.io_error {
@@ -325,17 +337,18 @@ fn recheck(
 pub(crate) fn hash_for_block(
     v: &Verity,
     target: &Target,
+    ctx: &Sleepable<'_>,
     block: u64,
     want: &mut [u8; MAX_DIGEST_SIZE],
     io: &mut IoState,
 ) -> Result {
     let ds = v.digest_size();
-    if v.geo.levels != 0 && verify_level(v, target, block, 0, true, want, io)? {
+    if v.geo.levels != 0 && verify_level(v, target, ctx, block, 0, true, want, io)? {
         return Ok(());
     }
     want[..ds].copy_from_slice(v.root_digest());
     for level in (0..v.geo.levels).rev() {
-        verify_level(v, target, block, level, false, want, io)?;
+        verify_level(v, target, ctx, block, level, false, want, io)?;
     }
     Ok(())
 }
@@ -343,9 +356,11 @@ pub(crate) fn hash_for_block(
 /// Reads the hash block of `block` at `level` and copies the digest it holds
 /// into `want`. A hash block not verified yet is skipped (returns `false`)
 /// when `skip_unverified`, else verified against `want` first.
+#[allow(clippy::too_many_arguments)]
 fn verify_level(
     v: &Verity,
     target: &Target,
+    ctx: &Sleepable<'_>,
     block: u64,
     level: u32,
     skip_unverified: bool,
@@ -369,7 +384,8 @@ fn verify_level(
         v.hash_block(buf.data(), &mut real)?;
         if real[..ds] == want[..ds] {
             buf.state().store(1, Ordering::Release);
-        } else if let Ok(fixed) = fec::decode(v, target, io, BlockType::Metadata, hash_block, want)
+        } else if let Ok(fixed) =
+            fec::decode(v, target, ctx, io, BlockType::Metadata, hash_block, want)
         {
             // The cached block stays as read (it is shared, and not ours to
             // write): the digest comes from the corrected copy, which FEC

@@ -356,7 +356,7 @@ impl Operations for Verity {
         verify::map(self, target, bio)
     }
 
-    fn postsuspend(&self, target: &Target) {
+    fn postsuspend(&self, target: &Target, _ctx: &dm::Sleepable<'_>) {
         // Flushes kverityd, then empties the cache; refused (nothing to undo)
         // if a buffer is still held, which a suspended table never does.
         if self.bufio.reset(target).is_err() {
@@ -364,7 +364,7 @@ impl Operations for Verity {
         }
     }
 
-    fn preresume(&self, target: &Target) -> Result {
+    fn preresume(&self, target: &Target, _ctx: &dm::Sleepable<'_>) -> Result {
         let root = security::VerityRootHash {
             alg: self.hash.alg_name(),
             digest: self.root_digest(),
@@ -384,7 +384,14 @@ impl Operations for Verity {
         r
     }
 
-    fn status(&self, _target: &Target, kind: StatusType, _flags: u32, out: &mut StatusWriter<'_>) {
+    fn status(
+        &self,
+        _target: &Target,
+        _ctx: &dm::Sleepable<'_>,
+        kind: StatusType,
+        _flags: u32,
+        out: &mut StatusWriter<'_>,
+    ) {
         // Writes into the bounded buffer cannot fail: they truncate.
         let _ = match kind {
             StatusType::Info => out.write_char(
@@ -423,9 +430,10 @@ impl CompletionHandler for Verity {
     fn bio_completed(
         &self,
         target: &Target,
+        ctx: &dm::Sleepable<'_>,
         bio: &mut dm::completion::CompletedBio<'_>,
     ) -> BlkStatus {
-        verify::bio_completed(self, target, bio)
+        verify::bio_completed(self, target, ctx, bio)
     }
 
     fn try_bh(&self) -> bool {

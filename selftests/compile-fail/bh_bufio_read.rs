@@ -56,7 +56,12 @@ impl CompletionHandler for Case {
         self.bufio.workqueue()
     }
 
-    fn bio_completed(&self, _target: &Target, _bio: &mut CompletedBio<'_>) -> BlkStatus {
+    fn bio_completed(
+        &self,
+        _target: &Target,
+        _ctx: &dm::Sleepable<'_>,
+        _bio: &mut CompletedBio<'_>,
+    ) -> BlkStatus {
         BlkStatus::OK
     }
 

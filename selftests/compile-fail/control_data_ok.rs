@@ -31,7 +31,12 @@ impl CompletionHandler for Case {
         &self.wq
     }
 
-    fn bio_completed(&self, _target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
+    fn bio_completed(
+        &self,
+        _target: &Target,
+        _ctx: &dm::Sleepable<'_>,
+        bio: &mut CompletedBio<'_>,
+    ) -> BlkStatus {
         let mut block = [0u8; 512];
         while bio.remaining() >= 512 {
             let r = bio.next_block(512, |data| -> Result {

@@ -47,11 +47,11 @@ cf_target! {
         EndIoResult::Done
     }
 
-    fn presuspend(&self, _target: &Target) {
+    fn presuspend(&self, _target: &Target, _ctx: &dm::Sleepable<'_>) {
         self.kept.with(|list| list.take()).submit_all();
     }
 
-    fn postsuspend(&self, _target: &Target) {
+    fn postsuspend(&self, _target: &Target, _ctx: &dm::Sleepable<'_>) {
         while let Some(bio) = self.kept.with(|list| list.pop()) {
             bio.end(BlkStatus::IOERR);
         }

@@ -25,7 +25,12 @@ impl CompletionHandler for Case {
         &self.wq
     }
 
-    fn bio_completed(&self, _target: &Target, bio: &mut CompletedBio<'_>) -> BlkStatus {
+    fn bio_completed(
+        &self,
+        _target: &Target,
+        _ctx: &dm::Sleepable<'_>,
+        bio: &mut CompletedBio<'_>,
+    ) -> BlkStatus {
         match bio.next_block(512, |data| {
             data[0] = 1; //~ ERROR
         }) {
