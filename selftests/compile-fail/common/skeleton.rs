@@ -21,6 +21,19 @@
 //               made in the constructor; `PerBio` is `()`
 //   completion  a workqueue `wq` for the `CompletionHandler` that the case
 //               implements; `PerBio` is `CompletionHook`
+//   sleepable   what waits, and so takes a `Sleepable` token: a pool
+//               `pool: Mempool<u64>` (`alloc`) and `in_flight: WaitCount`
+//               (`wait_zero`); and `state: IrqSpinLock<u64>`, under which
+//               nothing may wait; `PerBio` is `()`
+//   worker      `core: Arc<Core>`, a work item: `Core` holds only its
+//               `work: Work<Core>`, and the case implements `WorkItem` for
+//               it (`Pointer = Running<Core>`); `PerBio` is `()`
+// A case whose point is its target's shape or its constructor gives, instead
+// of a kind, `type: Case` (before `per_bio`), and declares `Case` itself
+// with `Case::new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl
+// PinInit<Self, Error>>`, which the constructor calls once it has `dev`
+// (the kinds' `Case::new` is the same). An error about the type (e.g. that
+// it is not `Send`) then points at the case's `type:` line.
 // Without hooks, `map` sends every bio to `dev`: remapped, or for kind
 // completion, intercepted (`submit_intercepted`). With hooks, the case
 // gives `map` and they start with `fn` (no attribute or doc comment first).
@@ -34,9 +47,6 @@
 use dm::{MapBio, MapResult, Operations, Target};
 use kernel::{c_str, prelude::*};
 
-// A case that needs a target of its own shape (bh_bufio_read) has no use for
-// it.
-#[allow(unused_macros)]
 macro_rules! cf_target {
     // `Case` and its constructor, by kind.
     (@case $name:tt,) => {
@@ -45,7 +55,7 @@ macro_rules! cf_target {
         }
 
         impl Case {
-            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+            fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
                 Ok(Case { dev })
             }
         }
@@ -59,7 +69,7 @@ macro_rules! cf_target {
         }
 
         impl Case {
-            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+            fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
                 Ok(try_pin_init!(Case {
                     dev,
                     kept <- new_irq_spinlock!(dm::BioList::new()),
@@ -74,9 +84,54 @@ macro_rules! cf_target {
         }
 
         impl Case {
-            fn new(dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+            fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
                 let wq = dm::Workqueue::new(c_str!($name), 0, 1)?;
                 Ok(Case { dev, wq })
+            }
+        }
+    };
+    (@case $name:tt, sleepable) => {
+        #[pin_data]
+        struct Case {
+            dev: dm::Device,
+            pool: dm::mempool::Mempool<u64>,
+            in_flight: dm::sync::WaitCount,
+            #[pin]
+            state: dm::sync::IrqSpinLock<u64>,
+        }
+
+        impl Case {
+            fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+                Ok(try_pin_init!(Case {
+                    dev,
+                    pool: dm::mempool::Mempool::new(4)?,
+                    in_flight: dm::sync::WaitCount::new(),
+                    state <- new_irq_spinlock!(0),
+                }? Error))
+            }
+        }
+    };
+    (@case $name:tt, worker) => {
+        struct Case {
+            dev: dm::Device,
+            core: kernel::sync::Arc<Core>,
+        }
+
+        #[pin_data]
+        struct Core {
+            #[pin]
+            work: kernel::workqueue::Work<Core>,
+        }
+
+        kernel::impl_has_work! {
+            impl HasWork<Self> for Core { self.work }
+        }
+
+        impl Case {
+            fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+                let work = kernel::new_work!("Core::work");
+                let core = kernel::sync::Arc::pin_init(pin_init!(Core { work <- work }), GFP_KERNEL)?;
+                Ok(Case { dev, core })
             }
         }
     };
@@ -90,18 +145,25 @@ macro_rules! cf_target {
     (@send completion, $bio:ident) => { $bio.submit_intercepted() };
     (@send $($kind:ident)?, $bio:ident) => { $bio.remap() };
 
-    // A case with hooks.
-    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)? fn $($hook:tt)*) => {
+    // The module and the `Operations` of target `$ty`, around the hooks, or
+    // without hooks around the default `map`.
+    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?),) => {
+        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?),
+            fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
+                bio.set_dev(&self.dev);
+                cf_target!(@send $($kind)?, bio)
+            }
+        );
+    };
+    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?), fn $($hook:tt)*) => {
         module_dm_target! {
-            type: Case,
+            type: $ty,
             name: $name,
             description: "compile-fail case",
         }
 
-        cf_target!(@case $name, $($kind)?);
-
         #[vtable]
-        impl Operations for Case {
+        impl Operations for $ty {
             const NAME: &'static CStr = c_str!($name);
             const VERSION: [u32; 3] = [1, 0, 0];
 
@@ -113,24 +175,19 @@ macro_rules! cf_target {
             ) -> Result<impl PinInit<Self, Error>> {
                 let path = args.next_str(c_str!("Invalid argument count"))?;
                 let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-                Case::new(dev)
+                $ty::new(target, dev)
             }
 
             fn $($hook)*
         }
     };
 
-    // A case without hooks: the default `map`.
-    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)?) => {
-        cf_target! {
-            name: $name,
-            $(kind: $kind,)?
-            $(per_bio: $per_bio,)?
-
-            fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-                bio.set_dev(&self.dev);
-                cf_target!(@send $($kind)?, bio)
-            }
-        }
+    // A case: its own target type, or a kind's `Case`.
+    (name: $name:tt, type: $ty:ident, $(per_bio: $per_bio:ty,)? $(fn $($hook:tt)*)?) => {
+        cf_target!(@target $name, $ty, (), ($($per_bio)?), $(fn $($hook)*)?);
+    };
+    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)? $(fn $($hook:tt)*)?) => {
+        cf_target!(@case $name, $($kind)?);
+        cf_target!(@target $name, Case, ($($kind)?), ($($per_bio)?), $(fn $($hook)*)?);
     };
 }
