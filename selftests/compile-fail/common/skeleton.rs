@@ -28,12 +28,13 @@
 //   worker      `core: Arc<Core>`, a work item: `Core` holds only its
 //               `work: Work<Core>`, and the case implements `WorkItem` for
 //               it (`Pointer = Running<Core>`); `PerBio` is `()`
-// A case whose point is its target's shape or its constructor gives, instead
-// of a kind, `type: Case` (before `per_bio`), and declares `Case` itself
+// A case whose point is its target's shape or its constructor gives
+// `type: Case` (after the kind, before `per_bio`) and declares `Case` itself,
 // with `Case::new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl
-// PinInit<Self, Error>>`, which the constructor calls once it has `dev`
-// (the kinds' `Case::new` is the same). An error about the type (e.g. that
-// it is not `Send`) then points at the case's `type:` line.
+// PinInit<Self, Error>>`, which the constructor calls once it has `dev` (as
+// it calls a kind's `Case::new`); a kind given too then gives only `PerBio`
+// and the default `map`. An error about the type (e.g. that it is not
+// `Send`) then points at the case's `type:` line.
 // Without hooks, `map` sends every bio to `dev`: remapped, or for kind
 // completion, intercepted (`submit_intercepted`). With hooks, the case
 // gives `map` and they start with `fn` (no attribute or doc comment first).
@@ -129,8 +130,10 @@ macro_rules! cf_target {
 
         impl Case {
             fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
-                let work = kernel::new_work!("Core::work");
-                let core = kernel::sync::Arc::pin_init(pin_init!(Core { work <- work }), GFP_KERNEL)?;
+                let core = pin_init!(Core {
+                    work <- kernel::new_work!("Core::work"),
+                });
+                let core = kernel::sync::Arc::pin_init(core, GFP_KERNEL)?;
                 Ok(Case { dev, core })
             }
         }
@@ -183,8 +186,14 @@ macro_rules! cf_target {
     };
 
     // A case: its own target type, or a kind's `Case`.
-    (name: $name:tt, type: $ty:ident, $(per_bio: $per_bio:ty,)? $(fn $($hook:tt)*)?) => {
-        cf_target!(@target $name, $ty, (), ($($per_bio)?), $(fn $($hook)*)?);
+    (
+        name: $name:tt,
+        $(kind: $kind:ident,)?
+        type: $ty:ident,
+        $(per_bio: $per_bio:ty,)?
+        $(fn $($hook:tt)*)?
+    ) => {
+        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?), $(fn $($hook)*)?);
     };
     (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)? $(fn $($hook:tt)*)?) => {
         cf_target!(@case $name, $($kind)?);
