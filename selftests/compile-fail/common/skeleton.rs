@@ -9,6 +9,7 @@
 //     cf_target! {
 //         name: "cf_NAME",     // the module's and the target's name
 //         kind: kept,          // optional: what `Case` holds, below
+//         type: Case,          // optional: the case's own target type
 //         per_bio: u32,        // optional: `Operations::PerBio`
 //
 //         fn map<'m>(...) -> MapResult<'m> { ... }   // optional: the case's
@@ -29,12 +30,13 @@
 //               `work: Work<Core>`, and the case implements `WorkItem` for
 //               it (`Pointer = Running<Core>`); `PerBio` is `()`
 // A case whose point is its target's shape or its constructor gives
-// `type: Case` (after the kind, before `per_bio`) and declares `Case` itself,
-// with `Case::new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl
-// PinInit<Self, Error>>`, which the constructor calls once it has `dev` (as
-// it calls a kind's `Case::new`); a kind given too then gives only `PerBio`
-// and the default `map`. An error about the type (e.g. that it is not
-// `Send`) then points at the case's `type:` line.
+// `type: Case` (any name; after the kind, before `per_bio`) and declares
+// the type itself, with `Case::new(target: &mut dm::Ctr<'_>, dev:
+// dm::Device) -> Result<impl PinInit<Self, Error>>`, which the constructor
+// calls once it has `dev` (as it calls a kind's `Case::new`); a kind given
+// too then gives only `PerBio` and the default `map` (which needs a `dev`
+// field). An error about the type (e.g. that it is not `Send`) then points
+// at the case's `type:` line.
 // Without hooks, `map` sends every bio to `dev`: remapped, or for kind
 // completion, intercepted (`submit_intercepted`). With hooks, the case
 // gives `map` and they start with `fn` (no attribute or doc comment first).
