@@ -20,8 +20,10 @@
 //   (none)      nothing more; `PerBio` is `()`
 //   kept        a list of kept bios, `kept: IrqSpinLock<BioList<Case>>`,
 //               made in the constructor; `PerBio` is `()`
-//   completion  a workqueue `wq` for the `CompletionHandler` that the case
-//               implements; `PerBio` is `CompletionHook`
+//   completion  a workqueue `wq`, and the `CompletionHandler` on it, whose
+//               `bio_completed` calls the case's `Case::completed(&self,
+//               bio: &mut CompletedBio<'_>) -> BlkStatus`; `PerBio` is
+//               `CompletionHook`
 //   sleepable   what waits, and so takes a `Sleepable` token: a pool
 //               `pool: Mempool<u64>` (`alloc`) and `in_flight: WaitCount`
 //               (`wait_zero`); and `state: IrqSpinLock<u64>`, under which
@@ -90,6 +92,21 @@ macro_rules! cf_target {
             fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
                 let wq = dm::Workqueue::new(c_str!($name), 0, 1)?;
                 Ok(Case { dev, wq })
+            }
+        }
+
+        impl dm::completion::CompletionHandler for Case {
+            fn completion_queue(&self) -> &dm::Workqueue {
+                &self.wq
+            }
+
+            fn bio_completed(
+                &self,
+                _: &Target,
+                _: &dm::Sleepable<'_>,
+                bio: &mut dm::completion::CompletedBio<'_>,
+            ) -> dm::BlkStatus {
+                self.completed(bio)
             }
         }
     };
