@@ -15,14 +15,14 @@ pub mod dm;
 include!("common/skeleton.rs");
 use dm::{
     bufio::BufioClient,
-    completion::{BhOutcome, CompletedBio, CompletionHandler, CompletionHook},
+    completion::{BhOutcome, CompletedBio, CompletionHandler},
     Bh, BlkStatus,
 };
 
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_bh_bufio_read",
-    description: "compile-fail case",
+    kind: completion,
+    type: Case,
 }
 
 struct Case {
@@ -30,24 +30,11 @@ struct Case {
     dev: dm::Device,
 }
 
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_bh_bufio_read");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = CompletionHook;
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
+impl Case {
+    fn new(_: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
         let wq = dm::Workqueue::new(c_str!("cf_bh_bufio_read"), 0, 1)?;
         let bufio = BufioClient::new_no_sleep(&dev, 4096, 1, wq)?;
         Ok(Case { bufio, dev })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.submit_intercepted()
     }
 }
 

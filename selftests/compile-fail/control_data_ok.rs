@@ -16,7 +16,7 @@ pub mod dm;
 include!("common/skeleton.rs");
 use dm::{
     bufio::BufioClient,
-    completion::{CompletedBio, CompletionHandler},
+    completion::CompletedBio,
     pdata::{BlockValidator, TransactionManager, Validator},
     BlkStatus,
 };
@@ -26,17 +26,8 @@ cf_target! {
     kind: completion,
 }
 
-impl CompletionHandler for Case {
-    fn completion_queue(&self) -> &dm::Workqueue {
-        &self.wq
-    }
-
-    fn bio_completed(
-        &self,
-        _target: &Target,
-        _ctx: &dm::Sleepable<'_>,
-        bio: &mut CompletedBio<'_>,
-    ) -> BlkStatus {
+impl Case {
+    fn completed(&self, bio: &mut CompletedBio<'_>) -> BlkStatus {
         let mut block = [0u8; 512];
         while bio.remaining() >= 512 {
             let r = bio.next_block(512, |data| -> Result {

@@ -13,27 +13,20 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
-
+include!("common/skeleton.rs");
 use dm::{
     kcopyd::{CopyJob, KcopydClient, Region},
     mempool::{BufferPool, Mempool},
     periodic::{PeriodicWork, Tick},
     sync::{IrqSpinLock, WaitCount},
     workqueue::Running,
-    MapBio, MapResult, Operations, Sleepable, Target,
+    Sleepable,
 };
 use kernel::{
-    c_str, new_work,
-    prelude::*,
+    new_work,
     sync::{Arc, ArcBorrow},
     workqueue::{impl_has_work, Work, WorkItem},
 };
-
-module_dm_target! {
-    type: Control,
-    name: "cf_control_sleepable_ok",
-    description: "compile-fail control: correct uses of the Sleepable token",
-}
 
 /// What the worker, the copies and the ticks share.
 #[pin_data]
@@ -89,44 +82,9 @@ impl CopyJob for Job {
     }
 }
 
-struct Control {
-    core: Arc<Core>,
-    kcopyd: KcopydClient<Job>,
-    ticks: PeriodicWork<Core>,
-}
-
-#[vtable]
-impl Operations for Control {
-    const NAME: &'static CStr = c_str!("cf_control_sleepable_ok");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let ctx = target.sleepable();
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        let pool = Mempool::new(4)?;
-        let _first = pool.alloc(&ctx, 0);
-        let core = Arc::pin_init(
-            try_pin_init!(Core {
-                dev,
-                pool,
-                buffers: BufferPool::new(1, 512)?,
-                in_flight: WaitCount::new(),
-                counts <- crate::new_irq_spinlock!(KVec::new()),
-                wq: dm::Workqueue::new(c_str!("cf_control_sleepable_ok"), 0, 1)?,
-                work <- new_work!("Core::work"),
-            }? Error),
-            GFP_KERNEL,
-        )?;
-        let ticks = PeriodicWork::new(core.clone(), 100)?;
-        Ok(Control {
-            core,
-            kcopyd: KcopydClient::new()?,
-            ticks,
-        })
-    }
+cf_target! {
+    name: "cf_control_sleepable_ok",
+    type: Control,
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         // Not `NOWAIT`: `map` may wait for a pool's element (`GFP_NOIO`).
@@ -161,5 +119,37 @@ impl Operations for Control {
         self.kcopyd.copy(ctx, &from, &to, Job(self.core.clone()));
         self.ticks.start(ctx);
         let _ = self.core.wq.enqueue(self.core.clone());
+    }
+}
+
+struct Control {
+    core: Arc<Core>,
+    kcopyd: KcopydClient<Job>,
+    ticks: PeriodicWork<Core>,
+}
+
+impl Control {
+    fn new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+        let ctx = target.sleepable();
+        let pool = Mempool::new(4)?;
+        let _first = pool.alloc(&ctx, 0);
+        let core = Arc::pin_init(
+            try_pin_init!(Core {
+                dev,
+                pool,
+                buffers: BufferPool::new(1, 512)?,
+                in_flight: WaitCount::new(),
+                counts <- crate::new_irq_spinlock!(KVec::new()),
+                wq: dm::Workqueue::new(c_str!("cf_control_sleepable_ok"), 0, 1)?,
+                work <- new_work!("Core::work"),
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        let ticks = PeriodicWork::new(core.clone(), 100)?;
+        Ok(Control {
+            core,
+            kcopyd: KcopydClient::new()?,
+            ticks,
+        })
     }
 }

@@ -10,27 +10,15 @@
 #[path = "../dm/mod.rs"]
 pub mod dm;
 include!("common/skeleton.rs");
-use dm::{
-    completion::{CompletedBio, CompletionHandler},
-    BlkStatus,
-};
+use dm::{completion::CompletedBio, BlkStatus};
 
 cf_target! {
     name: "cf_next_block_slice_write",
     kind: completion,
 }
 
-impl CompletionHandler for Case {
-    fn completion_queue(&self) -> &dm::Workqueue {
-        &self.wq
-    }
-
-    fn bio_completed(
-        &self,
-        _target: &Target,
-        _ctx: &dm::Sleepable<'_>,
-        bio: &mut CompletedBio<'_>,
-    ) -> BlkStatus {
+impl Case {
+    fn completed(&self, bio: &mut CompletedBio<'_>) -> BlkStatus {
         match bio.next_block(512, |data| {
             data[0] = 1; //~ ERROR
         }) {

@@ -9,38 +9,12 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::{BlkStatus, EndIoBio, EndIoResult};
 
-use dm::{
-    mempool::Mempool, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations, Target,
-};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_alloc_in_end_io",
-    description: "compile-fail case",
-}
-
-struct Case {
-    dev: dm::Device,
-    pool: Mempool<u64>,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_alloc_in_end_io");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(Case {
-            dev,
-            pool: Mempool::new(4)?,
-        })
-    }
+    kind: sleepable,
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);

@@ -10,39 +10,12 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::{BlkStatus, EndIoBio, EndIoResult, Sleepable};
 
-use dm::{
-    sync::WaitCount, BlkStatus, EndIoBio, EndIoResult, MapBio, MapResult, Operations, Sleepable,
-    Target,
-};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_forged",
-    description: "compile-fail case",
-}
-
-struct Case {
-    dev: dm::Device,
-    in_flight: WaitCount,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_forged");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(Case {
-            dev,
-            in_flight: WaitCount::new(),
-        })
-    }
+    kind: sleepable,
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);

@@ -10,29 +10,13 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::workqueue::Running;
+use kernel::workqueue::{self, WorkItem};
 
-use dm::{workqueue::Running, MapBio, MapResult, Operations, Target};
-use kernel::{
-    c_str, new_work,
-    prelude::*,
-    sync::Arc,
-    workqueue::{self, impl_has_work, Work, WorkItem},
-};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_running_escapes",
-    description: "compile-fail case",
-}
-
-#[pin_data]
-struct Core {
-    #[pin]
-    work: Work<Core>,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Core { self.work }
+    kind: worker,
 }
 
 impl WorkItem for Core {
@@ -40,35 +24,5 @@ impl WorkItem for Core {
 
     fn run(this: Running<Core>) {
         let _ = workqueue::system().enqueue(this); //~ ERROR
-    }
-}
-
-struct Case {
-    dev: dm::Device,
-    _core: Arc<Core>,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_running_escapes");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        let core = Arc::pin_init(
-            pin_init!(Core {
-                work <- new_work!("Core::work"),
-            }),
-            GFP_KERNEL,
-        )?;
-        Ok(Case { dev, _core: core })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.remap()
     }
 }

@@ -10,43 +10,27 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::mempool::Mempool;
+use kernel::workqueue;
 
-use dm::{mempool::Mempool, MapBio, MapResult, Operations, Target};
-use kernel::{c_str, prelude::*, workqueue};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_sent",
-    description: "compile-fail case",
+    type: Case,
 }
 
 struct Case {
     dev: dm::Device,
-    pool: Mempool<u64>,
 }
 
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_sent");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        let pool = Mempool::new(4)?;
+impl Case {
+    fn new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
+        let pool = Mempool::<u64>::new(4)?;
         let ctx = target.sleepable();
-        let theirs = pool.clone();
         let later = move || {
-            let _n = theirs.alloc(&ctx, 1);
+            let _n = pool.alloc(&ctx, 1);
         };
         let _ = workqueue::system().try_spawn(GFP_KERNEL, later); //~ ERROR
-        Ok(Case { dev, pool })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        bio.set_dev(&self.dev);
-        bio.remap()
+        Ok(Case { dev })
     }
 }

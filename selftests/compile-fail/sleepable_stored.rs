@@ -11,14 +11,18 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::Sleepable;
 
-use dm::{MapBio, MapResult, Operations, Sleepable, Target};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_stored",
-    description: "compile-fail case",
+    type: Case, //~ ERROR
+
+    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
+        let _ctx = &self.ctx;
+        bio.set_dev(&self.dev);
+        bio.remap()
+    }
 }
 
 struct Case {
@@ -26,23 +30,9 @@ struct Case {
     ctx: Sleepable<'static>,
 }
 
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_stored");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
+impl Case {
+    fn new(target: &mut dm::Ctr<'_>, dev: dm::Device) -> Result<impl PinInit<Self, Error>> {
         let ctx = target.sleepable();
         Ok(Case { dev, ctx })
-    }
-
-    fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
-        let _ctx = &self.ctx;
-        bio.set_dev(&self.dev);
-        bio.remap()
     }
 }

@@ -10,43 +10,12 @@
 
 #[path = "../dm/mod.rs"]
 pub mod dm;
+include!("common/skeleton.rs");
+use dm::Sleepable;
 
-use dm::{
-    sync::{IrqSpinLock, WaitCount},
-    MapBio, MapResult, Operations, Sleepable, Target,
-};
-use kernel::{c_str, prelude::*};
-
-module_dm_target! {
-    type: Case,
+cf_target! {
     name: "cf_sleepable_wait_under_irq_spinlock",
-    description: "compile-fail case",
-}
-
-#[pin_data]
-struct Case {
-    dev: dm::Device,
-    in_flight: WaitCount,
-    #[pin]
-    state: IrqSpinLock<u64>,
-}
-
-#[vtable]
-impl Operations for Case {
-    const NAME: &'static CStr = c_str!("cf_sleepable_wait_under_irq_spinlock");
-    const VERSION: [u32; 3] = [1, 0, 0];
-
-    type PerBio = ();
-
-    fn ctr(target: &mut dm::Ctr<'_>, args: &mut dm::Args<'_>) -> Result<impl PinInit<Self, Error>> {
-        let path = args.next_str(c_str!("Invalid argument count"))?;
-        let dev = target.get_device(path, c_str!("Device lookup failed"))?;
-        Ok(try_pin_init!(Case {
-            dev,
-            in_flight: WaitCount::new(),
-            state <- crate::new_irq_spinlock!(0),
-        }? Error))
-    }
+    kind: sleepable,
 
     fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
         bio.set_dev(&self.dev);
