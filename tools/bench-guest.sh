@@ -52,11 +52,13 @@
 #                    a list ("20 30" percent; an extension, C has no such
 #                    argument; 0: no policy windows)
 #   BENCH_CLONE_SRC_DELAY
-#                    clone: milliseconds dm-delay adds to every I/O of the
-#                    source in the hydration-under-load windows (0: the
-#                    RAM disk itself); a source that is far away (network,
-#                    slow disk) is clone's real use: its copies wait on
-#                    latency, not on the CPU
+#                    clone: the sources of the hydration-under-load
+#                    windows, a list of milliseconds dm-delay adds to
+#                    every I/O of the source ("0 1"; 0: the RAM disk
+#                    itself, rows of target "clone"; D: rows of target
+#                    "clone src+Dms"); a source that is far away
+#                    (network, slow disk) is clone's real use: its copies
+#                    wait on latency, not on the CPU
 #   BENCH_VERITY_RUNS
 #                    verity: the runs, in order, each PROFILE[:KIND]
 #                    (randread-4k or seqread-1m; KIND: none = cold pass
@@ -103,7 +105,7 @@ CLONE_LOAD_QDS=${BENCH_CLONE_LOAD_QDS:-1 16}
 CLONE_LOAD_BASE=${BENCH_CLONE_LOAD_BASE:-1}
 CLONE_LOAD_WINDOW=${BENCH_CLONE_LOAD_WINDOW:-4}
 CLONE_SHARE=${BENCH_CLONE_SHARE:-20 30}
-CLONE_SRC_DELAY=${BENCH_CLONE_SRC_DELAY:-0}
+CLONE_SRC_DELAY=${BENCH_CLONE_SRC_DELAY:-0 1}
 VERITY_RUNS=${BENCH_VERITY_RUNS:-randread-4k seqread-1m randread-4k:bh randread-4k:fec seqread-1m:fec randread-4k:fec-corrupt seqread-1m:fec-corrupt}
 VERITY_FEC_ROOTS=${BENCH_VERITY_FEC_ROOTS:-2}
 VERITY_FEC_RUNTIME=${BENCH_VERITY_FEC_RUNTIME:-$((3 * RUNTIME))}
@@ -1249,10 +1251,11 @@ clone_rw_create() {
 	fi
 }
 
-# clone_load_rows IMPL REP MOD: the idle hydration and the
-# hydration-under-load windows (see above; loads.tsv).
+# clone_load_rows IMPL REP MOD DELAY: the idle hydration and the
+# hydration-under-load windows (see above; loads.tsv), from the RAM disk
+# (DELAY 0) or from dm-delay over it (DELAY ms per I/O).
 clone_load_rows() {
-	local impl=$1 rep=$2 mod=$3 tuned_t tuned_b core ext prof qd pol cap i pid rc out
+	local impl=$1 rep=$2 mod=$3 delay=$4 target=clone tuned_t tuned_b core ext prof qd pol cap i pid rc out
 	local -a items=() runs=()
 	read -r tuned_t tuned_b <<<"$CLONE_TUNED"
 	core="4 hydration_threshold $tuned_t hydration_batch_size $tuned_b"
@@ -1278,13 +1281,14 @@ clone_load_rows() {
 	rm -f "$W"/clone-load*
 	# The source of these windows: the RAM disk, or dm-delay over it.
 	local src=$CLONE_SRC
-	if [ "$CLONE_SRC_DELAY" != 0 ]; then
+	if [ "$delay" != 0 ]; then
+		target="clone src+${delay}ms"
 		modprobe dm-delay || { log "FAILED: modprobe dm-delay"; FAILED=$((FAILED + 1)); return 1; }
 		dmsetup create bench-clone-src \
-			--table "0 $CLONE_SECTORS delay $CLONE_SRC 0 $CLONE_SRC_DELAY" ||
+			--table "0 $CLONE_SECTORS delay $CLONE_SRC 0 $delay" ||
 			{ log "FAILED: dm-delay over $CLONE_SRC"; FAILED=$((FAILED + 1)); return 1; }
 		src=/dev/mapper/bench-clone-src
-		log "    source: $src, $CLONE_SRC with $CLONE_SRC_DELAY ms per I/O (dm-delay)"
+		log "    source: $src, $CLONE_SRC with $delay ms per I/O (dm-delay)"
 	fi
 	timeout 1800 python3 -c "$CLONE_PY" load "$W/clone-load-ready" "$W/clone-load-done" \
 		"${items[@]}" >"$W/clone-load.out" 2>&1 &
@@ -1303,7 +1307,7 @@ clone_load_rows() {
 			break
 		fi
 		served=$(served_by bench-clone-l "$mod")
-		log "    load window $i: $prof qd $qd policy $pol; served by: $served"
+		log "    load window $i ($target): $prof qd $qd policy $pol; served by: $served"
 		if [ "$prof" = idle ]; then
 			touch "$tag-go"
 		else
@@ -1340,10 +1344,10 @@ clone_load_rows() {
 		# Idle and policy windows must finish; C's policy is measured over
 		# a capped window.
 		if [ "$pol" != idle-only ] || [ "$prof" = idle ]; then
-			[ "$state" = done ] || { ok=1; log "FAILED: $prof qd $qd $pol: not hydrated in the window ($impl, rep $rep)"; FAILED=$((FAILED + 1)); }
+			[ "$state" = done ] || { ok=1; log "FAILED: $target $prof qd $qd $pol: not hydrated in the window ($impl, rep $rep)"; FAILED=$((FAILED + 1)); }
 		fi
-		log "    load: $prof qd $qd $pol: base ${bs}s $((br + bw)) I/Os; hydration ${ws}s $h0 -> $h of $n ($state), $((wr + ww)) I/Os"
-		load_line clone "$prof" "$qd" "$pol" "$impl" "$rep" "$bs" "$((br + bw))" "$((h0 - hb0))" \
+		log "    load ($target): $prof qd $qd $pol: base ${bs}s $((br + bw)) I/Os; hydration ${ws}s $h0 -> $h of $n ($state), $((wr + ww)) I/Os"
+		load_line "$target" "$prof" "$qd" "$pol" "$impl" "$rep" "$bs" "$((br + bw))" "$((h0 - hb0))" \
 			"$ws" "$((wr + ww))" "$((h - h0))" "$n" "$state" "$ok" "$served"
 	done <<<"$out"
 	rm -f "$W"/clone-load* "$W"/*.prerun.txt
@@ -1352,7 +1356,7 @@ clone_load_rows() {
 
 clone_round() { # IMPL REP WITH_RAW
 	local impl=$1 rep=$2 with_raw=$3 mod served served_r served_w out rc
-	local tuned_t tuned_b metric h0 h n th te polls ok name what wlen pid i core profile
+	local tuned_t tuned_b metric h0 h n th te polls ok name what wlen pid i core profile delay
 	mod=$(clone_mod "$impl")
 	read -r tuned_t tuned_b <<<"$CLONE_TUNED"
 	if grep -qE '^dm_clone(_rs)?(_unordered)? ' /proc/modules; then
@@ -1363,7 +1367,7 @@ clone_round() { # IMPL REP WITH_RAW
 	clone_load "$impl" || { log "FAILED: loading $mod"; FAILED=$((FAILED + 1)); return 1; }
 	log "clone: $impl rep $rep: loaded: $(loaded_modules 'clone|persistent|bufio')"
 	if [ "$CLONE_ROWS" = load ]; then
-		clone_load_rows "$impl" "$rep" "$mod"
+		for delay in $CLONE_SRC_DELAY; do clone_load_rows "$impl" "$rep" "$mod" "$delay"; done
 		log "    end: $(loaded_modules 'clone|persistent|bufio')"
 		clone_unload "$impl"
 		return 0
@@ -1511,7 +1515,7 @@ clone_round() { # IMPL REP WITH_RAW
 		"randwrite-4k during, then hydrated: destination = source + fio's pattern blocks below $((wlen >> 20)) MiB"
 	dmsetup remove bench-clone-r
 	dmsetup remove bench-clone-w
-	clone_load_rows "$impl" "$rep" "$mod"
+	for delay in $CLONE_SRC_DELAY; do clone_load_rows "$impl" "$rep" "$mod" "$delay"; done
 	if [ "$CLONE_UNHYDRATED" != 1 ]; then
 		log "    end: $(loaded_modules 'clone|persistent|bufio')"
 		clone_unload "$impl"
