@@ -36,7 +36,7 @@ use crate::dm::{
     BioList, BlkStatus, DmBio, Sleepable,
 };
 use crate::dm_err_limit;
-use crate::hydration_table::new_hydration;
+use crate::hydration_table::{new_hydration, RemovedEntries};
 use crate::worker::Mode;
 use crate::{CloneCore, DmClone};
 use core::sync::atomic::Ordering;
@@ -101,15 +101,18 @@ impl CloneCore {
             Ok(())
         };
         let mut waiting = BioList::new();
+        let mut removed = RemovedEntries::default();
         self.hydrating.with(|h| {
             for region in first..first.saturating_add(count) {
-                if let Some(mut bios) = h.remove(region) {
+                if let Some(mut bios) = h.remove(region, &mut removed) {
                     while let Some(bio) = bios.pop() {
                         waiting.push(bio);
                     }
                 }
             }
         });
+        // Back to the pool with interrupts on.
+        drop(removed);
         let result = match r {
             Ok(()) if status.is_ok() => {
                 self.issue_deferred_bios(waiting);

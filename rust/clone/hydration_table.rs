@@ -137,13 +137,39 @@ impl HydrationTable {
         true
     }
 
-    /// Removes `region`'s entry and returns its waiting bios (the entry goes
-    /// back to its pool).
-    pub(crate) fn remove(&mut self, region: u64) -> Option<BioList<DmClone>> {
+    /// Removes `region`'s entry and returns its waiting bios; the entry
+    /// joins `removed`, to go back to its pool once the table's lock is
+    /// released.
+    pub(crate) fn remove(
+        &mut self,
+        region: u64,
+        removed: &mut RemovedEntries,
+    ) -> Option<BioList<DmClone>> {
         let link = self.find(region)?;
         let mut entry = link.take()?;
         *link = entry.next.take();
-        Some(core::mem::take(&mut entry.waiting))
+        let waiting = core::mem::take(&mut entry.waiting);
+        entry.next = removed.0.take();
+        removed.0 = Some(entry);
+        Some(waiting)
+    }
+}
+
+/// Entries taken out of the table, chained through themselves: dropped
+/// after the table's lock, so that giving them back to their pool (a
+/// `kfree` when the pool is full) runs with interrupts on, as C's
+/// `free_hydration()` runs after `clone->lock`.
+#[derive(Default)]
+pub(crate) struct RemovedEntries(Option<PoolBox<Hydration>>);
+
+impl Drop for RemovedEntries {
+    /// One entry at a time (a recursive drop of a long chain could
+    /// overflow the stack).
+    fn drop(&mut self) {
+        let mut next = self.0.take();
+        while let Some(mut entry) = next {
+            next = entry.next.take();
+        }
     }
 }
 
