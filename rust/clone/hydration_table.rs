@@ -174,15 +174,12 @@ impl Drop for RemovedEntries {
 }
 
 impl Drop for HydrationTable {
-    /// Unlinks the chains one entry at a time (a recursive drop of a long
-    /// chain could overflow the stack). The table is empty when a clone is
-    /// destroyed; this is for the failure paths.
+    /// Unlinks the chains one entry at a time, as [`RemovedEntries`] does.
+    /// The table is empty when a clone is destroyed; this is for the
+    /// failure paths.
     fn drop(&mut self) {
         for bucket in self.buckets.iter_mut() {
-            let mut next = bucket.take();
-            while let Some(mut entry) = next {
-                next = entry.next.take();
-            }
+            drop(RemovedEntries(bucket.take()));
         }
     }
 }
