@@ -941,15 +941,24 @@ clone_load() { slot_load clone "$1" "$CLONE_RS_MOD"; } # c|rust
 # Devices are read with O_DIRECT (the page cache of a brd device would not
 # see what dm wrote underneath).
 CLONE_PY='
-import mmap, os, sys, time
+import fcntl, mmap, os, sys, time
 import dmio
 BLK, CHUNK = 4096, 1 << 20
 ctl = os.open("/dev/mapper/control", os.O_RDWR)
 now = time.monotonic
 
+STATUS_REQ = {}
+
 def status(name):
-    """(event_nr, hydrated, total, line); DM_NOFLUSH_FLAG: no commit."""
-    b = dmio.ioctl(ctl, dmio.TSTATUS, name, dmio.F_NOFLUSH, room=16384)
+    """(event_nr, hydrated, total, line); DM_NOFLUSH_FLAG: no commit.
+    One request per device, built once and copied afresh for each poll: a
+    poll must cost little next to what it measures (a new 16 KiB request
+    per poll took about 1.5 ms of guest time under TCG)."""
+    if name not in STATUS_REQ:
+        STATUS_REQ[name] = dmio.request(dmio.TSTATUS, name, dmio.F_NOFLUSH, room=1024)
+    code, template = STATUS_REQ[name]
+    b = bytearray(template)
+    fcntl.ioctl(ctl, code, b, True)
     start, count, opens, flags, event = dmio.header(b)
     if flags & dmio.F_BUFFER_FULL or count != 1:
         raise OSError("status of %s: %d targets, flags %#x" % (name, count, flags))
