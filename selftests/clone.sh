@@ -1608,8 +1608,9 @@ exp_from_pool() { # LEN OFF POOL-OFF
 # loop devices under the clone a bio is nearly always in flight under such a
 # load, so hydration creeps (C: only when its 1 s waker or a completing copy
 # finds the device idle). Ours: the extension core argument
-# hydration_share_under_io 30 lets one batch of copies at a time take 30%
-# of the time while user I/O goes on: the whole device must be hydrated
+# hydration_share_under_io 30 lets one batch of copies at a time go on
+# while user I/O does, paced to cost the load at most 30% of its
+# completions: the whole device must be hydrated
 # while the load still runs, within a deadline (120 s, scaled), and hold the
 # source's data. C refuses the argument ("Invalid number of core
 # arguments": 6) and the message; how far C gets under the same load in

@@ -49,7 +49,7 @@
 #                    enabled (1), and at most with it (4)
 #   BENCH_CLONE_SHARE
 #                    clone: hydration_share_under_io of our policy windows,
-#                    a list ("20 30" percent; an extension, C has no such
+#                    a list ("15 20" percent; an extension, C has no such
 #                    argument; 0: no policy windows)
 #   BENCH_CLONE_SRC_DELAY
 #                    clone: the sources of the hydration-under-load
@@ -104,7 +104,7 @@ CLONE_ROWS=${BENCH_CLONE_ROWS:-all}
 CLONE_LOAD_QDS=${BENCH_CLONE_LOAD_QDS:-1 16}
 CLONE_LOAD_BASE=${BENCH_CLONE_LOAD_BASE:-1}
 CLONE_LOAD_WINDOW=${BENCH_CLONE_LOAD_WINDOW:-4}
-CLONE_SHARE=${BENCH_CLONE_SHARE:-20 30}
+CLONE_SHARE=${BENCH_CLONE_SHARE:-15 20}
 CLONE_SRC_DELAY=${BENCH_CLONE_SRC_DELAY:-0 1}
 VERITY_RUNS=${BENCH_VERITY_RUNS:-randread-4k seqread-1m randread-4k:bh randread-4k:fec seqread-1m:fec randread-4k:fec-corrupt seqread-1m:fec-corrupt}
 VERITY_FEC_ROOTS=${BENCH_VERITY_FEC_ROOTS:-2}
@@ -893,7 +893,7 @@ $sz $sz linear /dev/ram5 0" || { skip era "dmsetup create bench-era-origin faile
 #                      implementations' default, C's: no background copy
 #                      starts while a bio is in flight) and, ours only,
 #                      "share=P" (the extension core argument
-#                      hydration_share_under_io P, BENCH_CLONE_SHARE, "20 30";
+#                      hydration_share_under_io P, BENCH_CLONE_SHARE, "15 20";
 #                      measured until done, up to 120 s). The write
 #                      load writes the first 8 MiB only: a 4k write to an
 #                      unhydrated region hydrates its region itself, and

@@ -16,10 +16,11 @@
 //! in flight, or one mapped since the worker last looked) one copy of up to
 //! `hydration_threshold` contiguous regions is made at a time (one kcopyd
 //! job instead of threshold / batch size of them), each followed by a pause
-//! that makes copies P% of the time (a copy that took t waits
-//! t * (100 - P) / P), and at the device's
-//! first idle moment the usual `hydration_threshold` applies: the copy
-//! always makes progress, at a bounded share of the device.
+//! that holds the copies' cost to the load at P% of its completions (a copy
+//! that took t while the load completed a fraction 1 - L of its rate alone
+//! waits t * (100 L - P) / P, at least t / 8), and at the device's first
+//! idle moment the usual `hydration_threshold` applies: the copy always
+//! makes progress, at a bounded cost to the load.
 //!
 //! Wake-ups (where C's worker looks for regions to copy: its 1 s waker, and
 //! a copy that completes while no bio is in flight): here also the
@@ -42,6 +43,9 @@ use crate::{CloneCore, DmClone};
 use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc, time::Ktime};
 
+/// Nanoseconds in a second.
+const NSEC_PER_SEC: u64 = 1_000_000_000;
+
 /// The monotonic clock, ns.
 fn now_ns() -> i64 {
     Ktime::ktime_get().to_ns()
@@ -53,6 +57,8 @@ pub(crate) struct Copy {
     first: u64,
     count: u64,
     start_ns: i64,
+    /// `ios_completed` when the copy started (with `start_ns`).
+    start_ios: u64,
 }
 
 impl CopyJob for Copy {
@@ -69,7 +75,7 @@ impl CopyJob for Copy {
         };
         core.hydration_complete(self.first, self.count, status);
         if core.settings.hydration_enabled.load(Ordering::Relaxed) {
-            core.continue_hydration(self.start_ns);
+            core.continue_hydration(self.start_ns, self.start_ios);
         }
     }
 }
@@ -156,6 +162,7 @@ impl CloneCore {
             first,
             count,
             start_ns: if paced { now_ns() } else { 0 },
+            start_ios: self.ios_completed.load(Ordering::Relaxed),
         };
         // Never fails: the job waits for an earlier copy when memory is short.
         self.kcopyd.copy(
@@ -324,14 +331,14 @@ impl CloneCore {
         offset
     }
 
-    /// A copy started at `start_ns` (0: not timed) completed with
-    /// hydration enabled. C's
-    /// policy: queue the worker to start more if it may now (no bio in
-    /// flight), or have the next bio completion that leaves none in flight
-    /// queue it. With `hydration_share_under_io P`: set the pause that
-    /// makes this copy P% of its period (the worker keeps it only under
-    /// load), and queue the worker.
-    fn continue_hydration(self: &Arc<Self>, start_ns: i64) {
+    /// A copy started at `start_ns` (0: not timed), when `start_ios` bios
+    /// had completed, completed with hydration enabled. C's policy: queue
+    /// the worker to start more if it may now (no bio in flight), or have
+    /// the next bio completion that leaves none in flight queue it. With
+    /// `hydration_share_under_io P`: set the pause that holds the copies'
+    /// cost to the load at P% of its completions (the worker keeps it only
+    /// under load; `load_pause_ns`), and queue the worker.
+    fn continue_hydration(self: &Arc<Self>, start_ns: i64, start_ios: u64) {
         let share = i64::from(
             self.settings
                 .hydration_share_under_io
@@ -346,7 +353,10 @@ impl CloneCore {
                 } else {
                     0
                 };
-                let pause = took.saturating_mul(100 - share) / share;
+                let ios = self.ios_completed.load(Ordering::Relaxed);
+                let pause = self.load_pause_ns(share, took, ios.wrapping_sub(start_ios));
+                self.pause_start_ios.store(ios, Ordering::Relaxed);
+                self.pause_start_ns.store(now, Ordering::Relaxed);
                 self.hydration_resume_ns
                     .store(now.saturating_add(pause), Ordering::Relaxed);
             }
@@ -356,6 +366,51 @@ impl CloneCore {
         } else {
             self.hydration_stall();
         }
+    }
+
+    /// The pause after a copy that took `took` ns while `ios` bios of the
+    /// load completed, so that copies cost the load at most `share`
+    /// percent of its completions (`hydration_share_under_io`). The copy's
+    /// cost is how much fewer bios completed during it than at the load's
+    /// rate alone (`load_rate_alone`, measured in the pauses; unknown: the
+    /// whole load, as if the copy had stopped it). Copying a fraction f of
+    /// the time at a loss of L costs the load f * L: the pause is
+    /// `took * (100 * L - share) / share`, at least an eighth of `took`
+    /// (a pause to measure the load alone in).
+    fn load_pause_ns(&self, share: i64, took: i64, ios: u64) -> i64 {
+        let alone = self.load_rate_alone.load(Ordering::Relaxed);
+        let loss = if took > 0 && alone > 0 {
+            // Completions per second during the copy; `took` > 0.
+            let during = ios.saturating_mul(NSEC_PER_SEC) / took as u64;
+            100 - (during.saturating_mul(100) / alone).min(100) as i64
+        } else {
+            100
+        };
+        (took.saturating_mul(loss - share) / share).max(took / 8)
+    }
+
+    /// Under load, a copy is about to start after a pause: the load's rate
+    /// in that pause (no copy running) goes into `load_rate_alone` (a
+    /// moving average, a quarter for the new pause).
+    fn pause_ended(&self, now: i64) {
+        let from = self.pause_start_ns.load(Ordering::Relaxed);
+        let took = now.saturating_sub(from);
+        if from <= 0 || took <= 0 {
+            return;
+        }
+        let ios = self
+            .ios_completed
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.pause_start_ios.load(Ordering::Relaxed));
+        let rate = ios.saturating_mul(NSEC_PER_SEC) / took as u64;
+        let old = self.load_rate_alone.load(Ordering::Relaxed);
+        let avg = if old == 0 {
+            rate
+        } else {
+            (old.saturating_mul(3).saturating_add(rate)) / 4
+        };
+        self.load_rate_alone.store(avg, Ordering::Relaxed);
+        self.pause_start_ns.store(0, Ordering::Relaxed);
     }
 
     /// Background hydration stopped because bios are in flight: the
@@ -385,6 +440,7 @@ impl CloneCore {
     /// context (bio completion).
     #[inline]
     pub(crate) fn io_completed(self: &Arc<Self>) {
+        self.ios_completed.fetch_add(1, Ordering::Relaxed);
         if self.ios_in_flight.fetch_sub(1, Ordering::SeqCst) == 1
             && self.hydration_stalled.load(Ordering::Relaxed)
             && self.hydration_stalled.swap(false, Ordering::SeqCst)
@@ -445,11 +501,13 @@ impl CloneCore {
                     if self.hydrations_in_flight.get() > 1 {
                         break;
                     }
-                    if batch.count == 0
-                        && now_ns() < self.hydration_resume_ns.load(Ordering::Relaxed)
-                    {
-                        paced = true;
-                        break;
+                    if batch.count == 0 {
+                        let now = now_ns();
+                        if now < self.hydration_resume_ns.load(Ordering::Relaxed) {
+                            paced = true;
+                            break;
+                        }
+                        self.pause_ended(now);
                     }
                     // Of up to `hydration_threshold` contiguous regions
                     // (what an idle device has in flight): one kcopyd job,

@@ -66,10 +66,11 @@ pub(crate) struct Settings {
     pub(crate) discard_passdown: AtomicBool,
     pub(crate) hydration_threshold: AtomicU32,
     pub(crate) hydration_batch_size: AtomicU32,
-    /// Percent of the time background copies may be in flight while user
-    /// I/O goes on, 0 to 100 (an extension, core argument and message
-    /// `hydration_share_under_io`). 0, the default, is C's policy: no
-    /// background copy starts while a bio is in flight.
+    /// Percent of the load's completions background copies may cost while
+    /// user I/O goes on, 0 to 100 (an extension, core argument and message
+    /// `hydration_share_under_io`; 100: copy regardless of the load). 0,
+    /// the default, is C's policy: no background copy starts while a bio is
+    /// in flight.
     pub(crate) hydration_share_under_io: AtomicU32,
 }
 
