@@ -169,8 +169,8 @@ pub(crate) struct CloneCore {
     /// Background hydration waits for `hydration_resume_ns`: the first
     /// `end_io` after it queues the worker.
     pub(crate) hydration_paced: AtomicBool,
-    /// Bios mapped and completed, ever (wraps): the load's rate, for the
-    /// extension's pacing.
+    /// Bios mapped and completed while `hydration_share_under_io` is set
+    /// (wraps): the load's rate, for the extension's pacing.
     pub(crate) ios_completed: AtomicU64,
     /// With `hydration_share_under_io`: when the last pause began (ns,
     /// `ktime_get`; 0: none yet) and `ios_completed` then.

@@ -440,7 +440,16 @@ impl CloneCore {
     /// context (bio completion).
     #[inline]
     pub(crate) fn io_completed(self: &Arc<Self>) {
-        self.ios_completed.fetch_add(1, Ordering::Relaxed);
+        // Counted for the extension's pacing only: C's policy keeps one
+        // atomic write per bio.
+        if self
+            .settings
+            .hydration_share_under_io
+            .load(Ordering::Relaxed)
+            != 0
+        {
+            self.ios_completed.fetch_add(1, Ordering::Relaxed);
+        }
         if self.ios_in_flight.fetch_sub(1, Ordering::SeqCst) == 1
             && self.hydration_stalled.load(Ordering::Relaxed)
             && self.hydration_stalled.swap(false, Ordering::SeqCst)
