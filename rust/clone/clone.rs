@@ -454,8 +454,12 @@ impl Operations for DmClone {
 
         let md = Metadata::open(&metadata_dev, regions)
             .map_err(|e| args.fail(c_str!("Failed to load metadata"), e))?;
+        // Unbound (C's is per-CPU): the worker is also queued from `end_io`
+        // (a pause or a stall ended), on the CPU that completed the user's
+        // bio; unbound, it and the kcopyd jobs it starts (queued on its
+        // CPU) may run on another CPU of the pod than the user's I/O.
         let wq = Arc::new(
-            dm::Workqueue::new(c_str!("dm-clone"), dm::WQ_MEM_RECLAIM, 0)
+            dm::Workqueue::new(c_str!("dm-clone"), dm::WQ_MEM_RECLAIM | dm::WQ_UNBOUND, 0)
                 .map_err(|e| args.fail(c_str!("Failed to allocate workqueue"), e))?,
             GFP_KERNEL,
         )?;

@@ -35,11 +35,15 @@ use kernel::{
 pub const WQ_MEM_RECLAIM: u32 = bindings::WQ_MEM_RECLAIM;
 /// `WQ_HIGHPRI`: run work on the high-priority worker pool.
 pub const WQ_HIGHPRI: u32 = bindings::WQ_HIGHPRI;
+/// `WQ_UNBOUND`: run work on a worker of the queueing CPU's affinity pod
+/// (by default the CPUs sharing its last-level cache) that the scheduler
+/// may place on any CPU of it, rather than on the queueing CPU itself.
+pub const WQ_UNBOUND: u32 = bindings::WQ_UNBOUND;
 
 /// The flags a [`Workqueue`] may have: none that would run its work
 /// outside process context (`WQ_BH`).
 fn check_flags(flags: u32) -> Result {
-    if flags & !(WQ_MEM_RECLAIM | WQ_HIGHPRI) != 0 {
+    if flags & !(WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND) != 0 {
         return Err(EINVAL);
     }
     Ok(())
@@ -63,9 +67,9 @@ unsafe impl Sync for Workqueue {}
 
 impl Workqueue {
     /// Allocates a workqueue named `name` (copied) with `WQ_*` `flags`:
-    /// [`WQ_MEM_RECLAIM`] and [`WQ_HIGHPRI`], nothing else (`EINVAL`): its
-    /// work must run in process context (never `WQ_BH`), as [`Running`]
-    /// and the completion work promise.
+    /// [`WQ_MEM_RECLAIM`], [`WQ_HIGHPRI`] and [`WQ_UNBOUND`], nothing else
+    /// (`EINVAL`): its work must run in process context (never `WQ_BH`), as
+    /// [`Running`] and the completion work promise.
     pub fn new(name: &CStr, flags: u32, max_active: i32) -> Result<Self> {
         check_flags(flags)?;
         // SAFETY: `name` is a valid string; the callee copies it.
