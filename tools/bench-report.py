@@ -801,10 +801,19 @@ def load_rows(doc):
 def policy_target(doc):
     """The policy's target: under sustained 4k random reads, hydration
     done within 5x the idle hydration time, the reads keeping at least 80%
-    of their IOPS."""
+    of their IOPS; both medians over the repetitions. The least
+    repetition's "kept" is shown beside, and C's under its own policy in
+    the same windows (it copies little under load): in real time under
+    TCG a window's IOPS against the window before it moves by 10-20% with
+    no copy at all, so one repetition does not decide; by instruction
+    count (-icount) the repetitions agree to a point or two."""
     loads = doc.get("loads", [])
     # Each source (target) against its own idle hydration.
     idles = {l["target"]: l for l in loads if l["profile"] == "idle"}
+    # C's figures under its policy, for the same source, load and depth.
+    c_rows = {(l["target"], l["iodepth"]): l["impls"].get("c") or {}
+              for l in loads if l["profile"] == "randread-4k" and l["policy"] == "idle-only"}
+    pct = lambda v: "-" if v is None else "%.0f%%" % (100 * v)
     out = []
     for l in loads:
         if l["profile"] != "randread-4k" or l["policy"] == "idle-only":
@@ -813,15 +822,15 @@ def policy_target(doc):
         rs = l["impls"].get("rust") or {}
         ci = idle and (idle["impls"].get("c") or {}).get("done_s")
         ri = idle and (idle["impls"].get("rust") or {}).get("done_s")
-        done, kept = rs.get("done_s"), rs.get("kept_min")
+        done, kept = rs.get("done_s"), rs.get("kept")
         ok = bool(done and ri and done <= 5 * ri and kept is not None and kept >= 0.8)
+        c = c_rows.get((l["target"], l["iodepth"])) or {}
         out.append("Policy target (%s, %s, randread-4k 1x%d): hydration done in %s s (slowest "
                    "%s s) against %s s idle (C idle: %s s): %s x idle (<= 5); reads kept %s "
-                   "(least %s; >= 80%%): %s." % (
+                   "(>= 80%%; least %s; C's, idle-only, %s): %s." % (
                        row_target(l), l["policy"], l["iodepth"], fmt_time(done), fmt_time(rs.get("done_max_s")),
                        fmt_time(ri), fmt_time(ci), fmt(done / ri if done and ri else None, ".1f"),
-                       "-" if rs.get("kept") is None else "%.0f%%" % (100 * rs["kept"]),
-                       "-" if kept is None else "%.0f%%" % (100 * kept),
+                       pct(kept), pct(rs.get("kept_min")), pct(c.get("kept")),
                        "met" if ok else "NOT met"))
     return out
 
@@ -1039,8 +1048,9 @@ def self_test():
     column of every table, and every ratio in results.json, reads > 1 in
     the first and < 1 in the second, that the legend saying so is printed
     once, that the policy target of each clone source is measured
-    against that source's idle hydration, and that a load row in which C
-    hydrated nothing reads "C: 0", with no ratio."""
+    against that source's idle hydration and decided on the medians, and
+    that a load row in which C hydrated nothing reads "C: 0", with no
+    ratio."""
     checked, bad = 0, []
     for better in (True, False):
         f = 2.0 if better else 0.5
@@ -1141,6 +1151,22 @@ def self_test():
             checked += 1
             if len(got) != 1 or want not in got[0]:
                 bad.append("policy target of %s: %r, wanted one line with %r" % (target, got, want))
+        # The target is decided on the medians (a repetition below 80%
+        # does not decide it), and missed by either median.
+        for done, kept, want in ((0.9, 0.85, "met."), (0.9, 0.79, "NOT met."),
+                                 (1.1, 0.85, "NOT met.")):
+            t = {"loads": [
+                {"target": "clone", "profile": "idle", "policy": "idle-only", "iodepth": 0,
+                 "impls": {"c": {"done_s": 0.2}, "rust": {"done_s": 0.2}}},
+                {"target": "clone", "profile": "randread-4k", "policy": "share=15", "iodepth": 1,
+                 "selftest_c_as_rust": False,
+                 "impls": {"rust": {"done_s": done, "done_max_s": 1.2, "kept": kept,
+                                    "kept_min": 0.7}}}]}
+            got = policy_target(t)
+            checked += 1
+            if len(got) != 1 or not got[0].endswith(": " + want):
+                bad.append("policy target, done %s s of 0.2 s idle, kept %s: %r, wanted %r"
+                           % (done, kept, got, want))
         for where, text in (("summary", summary_text(doc)), ("table", text_table(doc))):
             n = " ".join(text.split()).count(" ".join(RATIO_LEGEND.split()))
             if n != 1:
