@@ -48,7 +48,7 @@ use dm::{
     DmBio, EndIoBio, EndIoResult, MapBio, MapResult, Op, Operations, Sleepable, StatusType,
     StatusWriter, Target, TargetHandle,
 };
-use hydration::{Copy, Pacing};
+use hydration::Copy;
 use hydration_table::{HydrationPool, HydrationTable, MIN_HYDRATIONS};
 use kernel::{
     c_str,
@@ -169,9 +169,16 @@ pub(crate) struct CloneCore {
     /// Background hydration waits for `hydration_resume_ns`: the first
     /// `end_io` after it queues the worker.
     pub(crate) hydration_paced: AtomicBool,
-    /// With `hydration_share_under_io`: the load's completions and what the
-    /// pauses between copies measured of it.
-    pub(crate) pacing: Pacing,
+    /// Bios mapped and completed while `hydration_share_under_io` is set
+    /// (wraps): the load's rate, for the extension's pacing.
+    pub(crate) ios_completed: AtomicU64,
+    /// With `hydration_share_under_io`: when the last pause began (ns,
+    /// `ktime_get`; 0: none yet) and `ios_completed` then.
+    pub(crate) pause_start_ns: AtomicI64,
+    pub(crate) pause_start_ios: AtomicU64,
+    /// With `hydration_share_under_io`: the load's completions per second
+    /// while no copy ran (a moving average over the pauses; 0: not known).
+    pub(crate) load_rate_alone: AtomicU64,
     /// Regions being hydrated (plus one while the worker starts more).
     pub(crate) hydrations_in_flight: dm::sync::WaitCount,
     last_commit: AtomicU64,
@@ -216,7 +223,10 @@ impl CloneCore {
             io_seen: AtomicBool::new(false),
             hydration_resume_ns: AtomicI64::new(0),
             hydration_paced: AtomicBool::new(false),
-            pacing: Pacing::default(),
+            ios_completed: AtomicU64::new(0),
+            pause_start_ns: AtomicI64::new(0),
+            pause_start_ios: AtomicU64::new(0),
+            load_rate_alone: AtomicU64::new(0),
             hydrations_in_flight: dm::sync::WaitCount::new(),
             last_commit: AtomicU64::new(periodic::jiffies()),
         }? Error)

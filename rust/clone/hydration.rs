@@ -16,9 +16,9 @@
 //! in flight, or one mapped since the worker last looked) one copy of up to
 //! `hydration_threshold` contiguous regions is made at a time (one kcopyd
 //! job instead of threshold / batch size of them), each followed by a pause
-//! that holds the copies' cost to the load at P% of its completions (the
-//! completions it would have made alone and did not, during the copy and
-//! the copy's tail; `Pacing`), and at the device's first
+//! that holds the copies' cost to the load at P% of its completions (a copy
+//! that took t while the load completed a fraction 1 - L of its rate alone
+//! waits t * (100 L - P) / P, at least t / 8), and at the device's first
 //! idle moment the usual `hydration_threshold` applies: the copy always
 //! makes progress, at a bounded cost to the load.
 //!
@@ -40,7 +40,7 @@ use crate::dm_err_limit;
 use crate::hydration_table::{new_hydration, RemovedEntries};
 use crate::worker::Mode;
 use crate::{CloneCore, DmClone};
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::{prelude::*, sync::Arc, time::Ktime};
 
 /// Nanoseconds in a second.
@@ -51,155 +51,13 @@ fn now_ns() -> i64 {
     Ktime::ktime_get().to_ns()
 }
 
-/// The extension's pacing (`hydration_share_under_io P`): what the load
-/// does while a copy runs and in the pauses between copies.
-///
-/// A copy costs the load the completions it would have made at its rate
-/// alone and did not, during the copy and in the first half of the pause
-/// after it (the copy's tail: its completion and the worker's pass). The
-/// rate alone is measured in the second half of each pause; the tail's
-/// cost is carried from the pauses before. Each pause is made long enough
-/// that the cost of the copy before it is P% of the completions the load
-/// would have made in the copy and the pause together.
-///
-/// All fields are written by one copy's completion or the worker at a time
-/// (one copy at a time under load), and sampled by `end_io`s: a race costs
-/// one sample of a moving average, never a bio.
-#[derive(Default)]
-pub(crate) struct Pacing {
-    /// The load's completions while the extension is set (wraps).
-    ios: AtomicU64,
-    /// The pause now running: when it began (ns, `ktime_get`; 0: none)
-    /// and `ios` then.
-    start_ns: AtomicI64,
-    start_ios: AtomicU64,
-    /// Its middle: when (ns) and `ios` then, sampled by the first `end_io`
-    /// from `mid_ns` on (while `mid_pending`).
-    mid_ns: AtomicI64,
-    mid_pending: AtomicBool,
-    mid_at_ns: AtomicI64,
-    mid_ios: AtomicU64,
-    /// The load's completions per second alone (a moving average over the
-    /// second halves of the pauses; 0: not known yet).
-    rate_alone: AtomicU64,
-    /// The completions the copies' tails cost the load in the first halves
-    /// of the pauses (a moving average).
-    tail_loss: AtomicU64,
-}
-
-impl Pacing {
-    /// `ios` now.
-    fn ios(&self) -> u64 {
-        self.ios.load(Ordering::Relaxed)
-    }
-
-    /// A bio of the load completed (`end_io`). Callable from any context.
-    #[inline]
-    fn io_completed(&self) {
-        let ios = self.ios.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        if self.mid_pending.load(Ordering::Relaxed) {
-            let now = now_ns();
-            if now >= self.mid_ns.load(Ordering::Relaxed)
-                && self.mid_pending.swap(false, Ordering::Relaxed)
-            {
-                self.mid_ios.store(ios, Ordering::Relaxed);
-                self.mid_at_ns.store(now, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// A copy that started at `start_ns` (0: not timed) when `ios` was
-    /// `start_ios` completed at `now`: returns the pause to hold before the
-    /// next, so that its cost to the load is `share` percent (0 < `share`
-    /// < 100) of what the load would complete alone in the copy and the
-    /// pause (at least an eighth of the copy: a pause to measure the load
-    /// alone in), and starts measuring that pause. Before the load's rate
-    /// alone is known: as if the copy had stopped the load.
-    fn pause_after_copy(&self, share: i64, start_ns: i64, start_ios: u64, now: i64) -> i64 {
-        let took = if start_ns > 0 {
-            now.saturating_sub(start_ns).max(0)
-        } else {
-            0
-        };
-        let ios = self.ios();
-        let alone = self.rate_alone.load(Ordering::Relaxed);
-        let pause = if took > 0 && alone > 0 {
-            // The completions the copy cost: those the load makes alone in
-            // `took`, less those it made, and the tail's after it.
-            let expected = alone.saturating_mul(took as u64) / NSEC_PER_SEC;
-            let loss = expected
-                .saturating_sub(ios.wrapping_sub(start_ios))
-                .saturating_add(self.tail_loss.load(Ordering::Relaxed));
-            // loss = share% of alone * (took + pause).
-            let cycle = loss.saturating_mul(NSEC_PER_SEC).saturating_mul(100)
-                / alone.saturating_mul(share as u64).max(1);
-            i64::try_from(cycle)
-                .unwrap_or(i64::MAX)
-                .saturating_sub(took)
-        } else {
-            took.saturating_mul(100 - share) / share
-        };
-        let pause = pause.max(took / 8);
-        self.start_ios.store(ios, Ordering::Relaxed);
-        self.start_ns.store(now, Ordering::Relaxed);
-        self.mid_ns
-            .store(now.saturating_add(pause / 2), Ordering::Relaxed);
-        self.mid_pending.store(true, Ordering::Relaxed);
-        pause
-    }
-
-    /// A pause ended at `now` (a copy is about to start): its second half
-    /// gives the load's rate alone, and against that its first half gives
-    /// what the copy's tail cost (both into moving averages, a quarter for
-    /// the new pause). A pause without a sample of its middle (no
-    /// completion after it) counts whole, for the rate only.
-    fn pause_ended(&self, now: i64) {
-        let from = self.start_ns.load(Ordering::Relaxed);
-        if from <= 0 || now <= from {
-            return;
-        }
-        self.start_ns.store(0, Ordering::Relaxed);
-        let start_ios = self.start_ios.load(Ordering::Relaxed);
-        let ios = self.ios();
-        let sampled = !self.mid_pending.swap(false, Ordering::Relaxed);
-        let mid = self.mid_at_ns.load(Ordering::Relaxed);
-        let (rate, tail) = if sampled && mid > from && now > mid {
-            let mid_ios = self.mid_ios.load(Ordering::Relaxed);
-            let rate = ios.wrapping_sub(mid_ios).saturating_mul(NSEC_PER_SEC) / (now - mid) as u64;
-            let expected = rate.saturating_mul((mid - from) as u64) / NSEC_PER_SEC;
-            (
-                rate,
-                Some(expected.saturating_sub(mid_ios.wrapping_sub(start_ios))),
-            )
-        } else {
-            (
-                ios.wrapping_sub(start_ios).saturating_mul(NSEC_PER_SEC) / (now - from) as u64,
-                None,
-            )
-        };
-        let average = |field: &AtomicU64, new: u64| {
-            let old = field.load(Ordering::Relaxed);
-            let avg = if old == 0 {
-                new
-            } else {
-                old.saturating_mul(3).saturating_add(new) / 4
-            };
-            field.store(avg, Ordering::Relaxed);
-        };
-        average(&self.rate_alone, rate);
-        if let Some(tail) = tail {
-            average(&self.tail_loss, tail);
-        }
-    }
-}
-
 /// A kcopyd copy of `count` regions from `first`, started at `start_ns`.
 pub(crate) struct Copy {
     core: Arc<CloneCore>,
     first: u64,
     count: u64,
     start_ns: i64,
-    /// The load's completions (`Pacing`) when the copy started.
+    /// `ios_completed` when the copy started (with `start_ns`).
     start_ios: u64,
 }
 
@@ -304,7 +162,7 @@ impl CloneCore {
             first,
             count,
             start_ns: if paced { now_ns() } else { 0 },
-            start_ios: self.pacing.ios(),
+            start_ios: self.ios_completed.load(Ordering::Relaxed),
         };
         // Never fails: the job waits for an earlier copy when memory is short.
         self.kcopyd.copy(
@@ -473,14 +331,13 @@ impl CloneCore {
         offset
     }
 
-    /// A copy started at `start_ns` (0: not timed), when the load had
-    /// completed `start_ios` bios, completed with hydration enabled. C's
-    /// policy: queue the worker to start more if it may now (no bio in
-    /// flight), or have the next bio completion that leaves none in flight
-    /// queue it. With `hydration_share_under_io P`: set the pause that
-    /// holds the copies' cost to the load at P% of its completions (the
-    /// worker keeps it only under load; `Pacing::pause_after_copy`), and
-    /// queue the worker.
+    /// A copy started at `start_ns` (0: not timed), when `start_ios` bios
+    /// had completed, completed with hydration enabled. C's policy: queue
+    /// the worker to start more if it may now (no bio in flight), or have
+    /// the next bio completion that leaves none in flight queue it. With
+    /// `hydration_share_under_io P`: set the pause that holds the copies'
+    /// cost to the load at P% of its completions (the worker keeps it only
+    /// under load; `load_pause_ns`), and queue the worker.
     fn continue_hydration(self: &Arc<Self>, start_ns: i64, start_ios: u64) {
         let share = i64::from(
             self.settings
@@ -490,9 +347,16 @@ impl CloneCore {
         if share > 0 {
             if share < 100 {
                 let now = now_ns();
-                let pause = self
-                    .pacing
-                    .pause_after_copy(share, start_ns, start_ios, now);
+                // 0: started before the extension was set (not timed).
+                let took = if start_ns > 0 {
+                    now.saturating_sub(start_ns).max(0)
+                } else {
+                    0
+                };
+                let ios = self.ios_completed.load(Ordering::Relaxed);
+                let pause = self.load_pause_ns(share, took, ios.wrapping_sub(start_ios));
+                self.pause_start_ios.store(ios, Ordering::Relaxed);
+                self.pause_start_ns.store(now, Ordering::Relaxed);
                 self.hydration_resume_ns
                     .store(now.saturating_add(pause), Ordering::Relaxed);
             }
@@ -502,6 +366,51 @@ impl CloneCore {
         } else {
             self.hydration_stall();
         }
+    }
+
+    /// The pause after a copy that took `took` ns while `ios` bios of the
+    /// load completed, so that copies cost the load at most `share`
+    /// percent of its completions (`hydration_share_under_io`). The copy's
+    /// cost is how much fewer bios completed during it than at the load's
+    /// rate alone (`load_rate_alone`, measured in the pauses; unknown: the
+    /// whole load, as if the copy had stopped it). Copying a fraction f of
+    /// the time at a loss of L costs the load f * L: the pause is
+    /// `took * (100 * L - share) / share`, at least an eighth of `took`
+    /// (a pause to measure the load alone in).
+    fn load_pause_ns(&self, share: i64, took: i64, ios: u64) -> i64 {
+        let alone = self.load_rate_alone.load(Ordering::Relaxed);
+        let loss = if took > 0 && alone > 0 {
+            // Completions per second during the copy; `took` > 0.
+            let during = ios.saturating_mul(NSEC_PER_SEC) / took as u64;
+            100 - (during.saturating_mul(100) / alone).min(100) as i64
+        } else {
+            100
+        };
+        (took.saturating_mul(loss - share) / share).max(took / 8)
+    }
+
+    /// Under load, a copy is about to start after a pause: the load's rate
+    /// in that pause (no copy running) goes into `load_rate_alone` (a
+    /// moving average, a quarter for the new pause).
+    fn pause_ended(&self, now: i64) {
+        let from = self.pause_start_ns.load(Ordering::Relaxed);
+        let took = now.saturating_sub(from);
+        if from <= 0 || took <= 0 {
+            return;
+        }
+        let ios = self
+            .ios_completed
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.pause_start_ios.load(Ordering::Relaxed));
+        let rate = ios.saturating_mul(NSEC_PER_SEC) / took as u64;
+        let old = self.load_rate_alone.load(Ordering::Relaxed);
+        let avg = if old == 0 {
+            rate
+        } else {
+            (old.saturating_mul(3).saturating_add(rate)) / 4
+        };
+        self.load_rate_alone.store(avg, Ordering::Relaxed);
+        self.pause_start_ns.store(0, Ordering::Relaxed);
     }
 
     /// Background hydration stopped because bios are in flight: the
@@ -539,7 +448,7 @@ impl CloneCore {
             .load(Ordering::Relaxed)
             != 0
         {
-            self.pacing.io_completed();
+            self.ios_completed.fetch_add(1, Ordering::Relaxed);
         }
         if self.ios_in_flight.fetch_sub(1, Ordering::SeqCst) == 1
             && self.hydration_stalled.load(Ordering::Relaxed)
@@ -607,7 +516,7 @@ impl CloneCore {
                             paced = true;
                             break;
                         }
-                        self.pacing.pause_ended(now);
+                        self.pause_ended(now);
                     }
                     // Of up to `hydration_threshold` contiguous regions
                     // (what an idle device has in flight): one kcopyd job,
