@@ -30,6 +30,10 @@
 # chains are printed too, for each implementation.
 # CLONE_HYD_IMPLS: what to compare, "c rust" by default; NAME=PATH.ko is a
 # Rust build of another tree, reported as NAME (one module at a time).
+# CLONE_HYD_SRC_DELAY=MS (0: none): the source is dm-delay over ram0 adding
+# MS milliseconds to every read (a far source, as make bench's
+# "clone src+1ms" rows), so that the time includes the copies' wake-ups
+# from the source's completions, not only their CPU cost.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 export DM_DISABLE_UDEV=1 PYTHONPATH=$TOP/selftests/lib
@@ -38,6 +42,14 @@ dd if=/dev/urandom of=/dev/ram0 bs=1M count=512 status=none
 dd if=/dev/zero of=/dev/ram1 bs=1M count=512 status=none
 modprobe dm-persistent-data
 S=$((512 * 2048))
+SRC=/dev/ram0
+if [ "${CLONE_HYD_SRC_DELAY:-0}" != 0 ]; then
+	modprobe dm-delay &&
+		dmsetup create pc-src --table "0 $S delay /dev/ram0 0 $CLONE_HYD_SRC_DELAY" ||
+		{ echo "FAILED: dm-delay source" >&2; exit 1; }
+	SRC=/dev/mapper/pc-src
+	echo "SOURCE $SRC: /dev/ram0 with $CLONE_HYD_SRC_DELAY ms per I/O"
+fi
 # hydrate NAME: enable hydration, poll until done; prints "SECONDS POLLS".
 hydrate() {
 	python3 - "$1" <<'EOF'
@@ -68,7 +80,7 @@ EOF
 # create TB: a new clone "pc" with threshold/batch TB, hydration off.
 create() {
 	dd if=/dev/zero of=/dev/ram2 bs=4k count=16 status=none
-	dmsetup create pc --table "0 $S clone /dev/ram2 /dev/ram1 /dev/ram0 128 1 no_hydration 4 hydration_threshold ${1%/*} hydration_batch_size ${1#*/}"
+	dmsetup create pc --table "0 $S clone /dev/ram2 /dev/ram1 $SRC 128 1 no_hydration 4 hydration_threshold ${1%/*} hydration_batch_size ${1#*/}"
 }
 load() { # impl|name=path.ko; sets MOD
 	local impl=${1%%=*} ko=$TOP/dm-clone-rs.ko
@@ -100,7 +112,7 @@ for i in "${impls[@]}"; do
 	load "$i" || exit 1
 	perf record -q -a -g -o /tmp/hyd-$MOD.data -- bash -c "
 		$(declare -f create hydrate)
-		S=$S
+		S=$S SRC=$SRC
 		for ((k = 0; k < $n; k++)); do create ${tbs[0]} && hydrate pc && dmsetup remove pc; done" >/tmp/hyd-times 2>&1
 	echo "PERF ${i%%=*} tb=${tbs[0]} hydrations: $(cut -d' ' -f1 /tmp/hyd-times | tr '\n' ' ')"
 	perf report -q -i /tmp/hyd-$MOD.data --no-children -g none --sort dso -F sample,dso 2>/dev/null | head -8

@@ -454,12 +454,20 @@ impl Operations for DmClone {
 
         let md = Metadata::open(&metadata_dev, regions)
             .map_err(|e| args.fail(c_str!("Failed to load metadata"), e))?;
-        // Unbound (C's is per-CPU): the worker is also queued from `end_io`
-        // (a pause or a stall ended), on the CPU that completed the user's
-        // bio; unbound, it and the kcopyd jobs it starts (queued on its
-        // CPU) may run on another CPU of the pod than the user's I/O.
+        // Unbound with more than one CPU online (C's is per-CPU): the worker
+        // is also queued from `end_io` (a pause or a stall ended), on the CPU
+        // that completed the user's bio; unbound, it and the kcopyd jobs it
+        // starts (queued on its CPU) may run on another CPU of the pod than
+        // the user's I/O. With one CPU there is no other to run on, and a
+        // second worker pool only costs a kworker wake-up per completed copy
+        // that the per-CPU pool saves (kcopyd's kworker runs the worker next).
+        let wq_flags = if dm::num_online_cpus() > 1 {
+            dm::WQ_MEM_RECLAIM | dm::WQ_UNBOUND
+        } else {
+            dm::WQ_MEM_RECLAIM
+        };
         let wq = Arc::new(
-            dm::Workqueue::new(c_str!("dm-clone"), dm::WQ_MEM_RECLAIM | dm::WQ_UNBOUND, 0)
+            dm::Workqueue::new(c_str!("dm-clone"), wq_flags, 0)
                 .map_err(|e| args.fail(c_str!("Failed to allocate workqueue"), e))?,
             GFP_KERNEL,
         )?;

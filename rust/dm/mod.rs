@@ -70,7 +70,7 @@ pub use target::{
     features, Ctr, DeviceCallout, EndIoResult, Operations, Registration, StatusType, Target,
     TargetHandle, STATUS_NOFLUSH,
 };
-pub use workqueue::{Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND};
+pub use workqueue::{num_online_cpus, Workqueue, WQ_HIGHPRI, WQ_MEM_RECLAIM, WQ_UNBOUND};
 
 /// Logs an error with dm's prefix: `device-mapper: <DM_MSG_PREFIX>: ...`.
 ///

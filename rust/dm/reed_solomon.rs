@@ -27,10 +27,7 @@ pub const RS_CODEWORD: usize = 255;
 
 /// The number of online CPUs: the reserve of a pool that each worker of an
 /// unbound workqueue may draw from at once.
-pub fn num_online_cpus() -> u32 {
-    // SAFETY: Reads a counter; no precondition.
-    unsafe { bindings::rdm_num_online_cpus() }
-}
+pub use super::workqueue::num_online_cpus;
 
 /// A pool of Reed-Solomon decoders with `roots` parity symbols, each usable
 /// by one thread at a time (a decoder has its own work buffers).

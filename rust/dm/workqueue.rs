@@ -40,6 +40,13 @@ pub const WQ_HIGHPRI: u32 = bindings::WQ_HIGHPRI;
 /// may place on any CPU of it, rather than on the queueing CPU itself.
 pub const WQ_UNBOUND: u32 = bindings::WQ_UNBOUND;
 
+/// The number of CPUs online now (`num_online_cpus()`): how many an unbound
+/// workqueue may spread its work over.
+pub fn num_online_cpus() -> u32 {
+    // SAFETY: Reads a counter; no precondition.
+    unsafe { bindings::rdm_num_online_cpus() }
+}
+
 /// The flags a [`Workqueue`] may have: none that would run its work
 /// outside process context (`WQ_BH`).
 fn check_flags(flags: u32) -> Result {
