@@ -33,6 +33,8 @@
 # matches an error line, every error line matches an expect-error or
 # allow-error regex (no other failure), and an expected error points at a
 # `//~ ERROR` line of the case (or, without a marker, at the case's file).
+# An error raised while instantiating the abstraction's generic code (its
+# `const` assertions) points where rustc says it was instantiated.
 # A case that builds, or fails for any other reason, fails. The controls are
 # built first: if they do not build, nothing can be shown to fail for its
 # reason, and every case fails.
@@ -184,9 +186,14 @@ check_case() {
 		return 1
 	fi
 	# Each error with where it points: "LINE<TAB>FILE:ROW<TAB>MESSAGE".
+	# An error raised while instantiating a generic (a `const` assertion
+	# in the abstraction) points into rust/dm; rustc's note then says
+	# where it was instantiated: that place counts as the error's too.
 	awk '
-		/^error(\[E[0-9]+\])?: / && !/^error: aborting due to/ { if (msg != "") print NR "\t?\t" msg; msg = $0; next }
+		/^error(\[E[0-9]+\])?: / && !/^error: aborting due to/ { if (msg != "") print NR "\t?\t" msg; msg = $0; last = $0; inst = 0; next }
 		msg != "" && /^ *--> / { sub(/^ *--> /, ""); print NR "\t" $0 "\t" msg; msg = ""; next }
+		/^note: the above error was encountered while instantiating/ { inst = 1; next }
+		inst && /^ *--> / { sub(/^ *--> /, ""); print NR "\t" $0 "\t" last; inst = 0; next }
 		END { if (msg != "") print NR "\t?\t" msg }
 	' "$log" >"$errs"
 	if [ ! -s "$errs" ]; then

@@ -11,6 +11,7 @@
 //         kind: kept,          // optional: what `Case` holds, below
 //         type: Case,          // optional: the case's own target type
 //         per_bio: u32,        // optional: `Operations::PerBio`
+//         features: dm::features::NOWAIT,   // optional: `Operations::FEATURES`
 //
 //         fn map<'m>(...) -> MapResult<'m> { ... }   // optional: the case's
 //         fn end_io(...) -> EndIoResult { ... }      // `Operations` hooks
@@ -169,15 +170,15 @@ macro_rules! cf_target {
 
     // The module and the `Operations` of target `$ty`, around the hooks, or
     // without hooks around the default `map`.
-    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?),) => {
-        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?),
+    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?), ($($features:expr)?),) => {
+        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?), ($($features)?),
             fn map<'m>(&self, _target: &Target, mut bio: MapBio<'m, Self>) -> MapResult<'m> {
                 bio.set_dev(&self.dev);
                 cf_target!(@send $($kind)?, bio)
             }
         );
     };
-    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?), fn $($hook:tt)*) => {
+    (@target $name:tt, $ty:ident, ($($kind:ident)?), ($($per_bio:ty)?), ($($features:expr)?), fn $($hook:tt)*) => {
         module_dm_target! {
             type: $ty,
             name: $name,
@@ -190,6 +191,7 @@ macro_rules! cf_target {
             const VERSION: [u32; 3] = [1, 0, 0];
 
             type PerBio = cf_target!(@per_bio $($kind)?; $($per_bio)?);
+            $(const FEATURES: u64 = $features;)?
 
             fn ctr(
                 target: &mut dm::Ctr<'_>,
@@ -210,12 +212,19 @@ macro_rules! cf_target {
         $(kind: $kind:ident,)?
         type: $ty:ident,
         $(per_bio: $per_bio:ty,)?
+        $(features: $features:expr,)?
         $(fn $($hook:tt)*)?
     ) => {
-        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?), $(fn $($hook)*)?);
+        cf_target!(@target $name, $ty, ($($kind)?), ($($per_bio)?), ($($features)?), $(fn $($hook)*)?);
     };
-    (name: $name:tt, $(kind: $kind:ident,)? $(per_bio: $per_bio:ty,)? $(fn $($hook:tt)*)?) => {
+    (
+        name: $name:tt,
+        $(kind: $kind:ident,)?
+        $(per_bio: $per_bio:ty,)?
+        $(features: $features:expr,)?
+        $(fn $($hook:tt)*)?
+    ) => {
         cf_target!(@case $name, $($kind)?);
-        cf_target!(@target $name, Case, ($($kind)?), ($($per_bio)?), $(fn $($hook)*)?);
+        cf_target!(@target $name, Case, ($($kind)?), ($($per_bio)?), ($($features)?), $(fn $($hook)*)?);
     };
 }
